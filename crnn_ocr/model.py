@@ -1,0 +1,242 @@
+"""The CRNN family: a convolutional trunk, a BiLSTM sequence model and a linear layer to the classes.
+
+Every architecture maps images ``(N, C_in, H, W)`` to logits ``(N, T, num_classes)``; loss and
+decoding live elsewhere. The number of frames ``T`` depends on the width only (``output_length``):
+
+==============  ===================  =========  ====================================================
+arch            T(W)                 min W      trunk
+==============  ===================  =========  ====================================================
+crnn            W // 4 + 1           4          the paper's 7 convs 64-128-256-256-512-512-512 (BN on
+                                                each), ~8.3M parameters at 37 classes, H' = H//16 - 1
+crnn_compact    W // 4 + 1           4          the same at half width everywhere (channels and LSTM
+                                                hidden size halved): about a quarter of the parameters
+resnet          (W // 2 + 1) // 2    2          torchvision resnet18 trunk (``resnet34`` also
+                                                accepted), 3x3 stride-1 stem, 2x2 max-pool, stride
+                                                (2, 1) in layer3/layer4: H' = H // 16
+mobilenetv3     (W + 3) // 4         1          torchvision mobilenet_v3_small features
+                                                (``mobilenetv3_large`` also accepted), strides after
+                                                the first two set to (2, 1): H' = ceil(H / 32)
+==============  ===================  =========  ====================================================
+
+Heights: the trunk reduces the height to ``H'``. When ``H' > 1`` (e.g. 64 px music staves, 80 mel
+bins of speech) the ``C x H'`` features of each column are flattened and projected linearly back to
+``C`` before the LSTM, so vertical (frequency) information is kept rather than pooled away. The
+crnn trunks need ``H >= 32``. Torchvision trunks are built with ``weights=None``: nothing is
+downloaded, ever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+ARCHS = ("crnn", "crnn_compact", "resnet", "resnet18", "resnet34", "mobilenetv3", "mobilenetv3_small", "mobilenetv3_large")
+
+# Smallest input width each trunk accepts (a narrower image must be padded first).
+_MIN_WIDTH = {"crnn": 4, "resnet": 2, "mobilenetv3": 1}
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a CRNN model (saved inside checkpoints)."""
+
+    num_classes: int
+    arch: str = "crnn"  # see the table in the module docstring
+    in_channels: int = 1  # 1 gray, 3 RGB
+    height: int = 32
+    hidden_size: int = 256  # per LSTM direction (halved by crnn_compact)
+    lstm_layers: int = 2
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Inverse of ``to_dict``; unknown keys (from a newer version) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _family(arch: str) -> str:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch.startswith("crnn"):
+        return "crnn"
+    return "resnet" if arch.startswith("resnet") else "mobilenetv3"
+
+
+def output_length(width: int | Tensor, config: ModelConfig) -> int | Tensor:
+    """Frames ``T`` the model emits for an input of width ``width`` (an int or a LongTensor)."""
+    family = _family(config.arch)
+    if family == "crnn":
+        return width // 4 + 1
+    if family == "resnet":
+        return (width // 2 + 1) // 2
+    return (width + 3) // 4
+
+
+def output_lengths(widths: Tensor, config: ModelConfig) -> Tensor:
+    """Vectorized ``output_length``: true widths ``(N,)`` -> CTC input lengths ``(N,)`` long."""
+    return output_length(widths.long(), config)
+
+
+def min_input_width(config: ModelConfig) -> int:
+    """Narrowest image the model accepts."""
+    return _MIN_WIDTH[_family(config.arch)]
+
+
+# ---------------------------------------------------------------------------------------- trunks
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, padding: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, 1, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _crnn_trunk(in_channels: int, scale: float) -> nn.Sequential:
+    """The paper's 7-conv trunk (channels times ``scale``): (N, C_in, H, W) -> (N, 512s, H//16-1, W//4+1)."""
+    c = [max(8, int(round(n * scale))) for n in (64, 128, 256, 256, 512, 512, 512)]
+    return nn.Sequential(
+        *_conv_bn_relu(in_channels, c[0]),
+        nn.MaxPool2d(2, 2),  # H/2, W/2
+        *_conv_bn_relu(c[0], c[1]),
+        nn.MaxPool2d(2, 2),  # H/4, W/4
+        *_conv_bn_relu(c[1], c[2]),
+        *_conv_bn_relu(c[2], c[3]),
+        nn.MaxPool2d((2, 2), (2, 1), (0, 1)),  # H/8, W/4 + 1
+        *_conv_bn_relu(c[3], c[4]),
+        *_conv_bn_relu(c[4], c[5]),
+        nn.MaxPool2d((2, 2), (2, 1), (0, 1)),  # H/16, W/4 + 2
+        *_conv_bn_relu(c[5], c[6], kernel=2, padding=0),  # H/16 - 1, W/4 + 1
+    )
+
+
+def _resnet_trunk(arch: str, in_channels: int) -> nn.Sequential:
+    """torchvision ResNet-18/34 body: (N, C_in, H, W) -> (N, 512, H//16, (W//2+1)//2)."""
+    from torchvision.models import resnet18, resnet34
+
+    net = (resnet34 if arch == "resnet34" else resnet18)(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)  # no early downsampling at 32 px
+    net.maxpool = nn.MaxPool2d(2, 2)  # H/2, W/2
+    for layer in (net.layer3, net.layer4):  # keep the width resolution: stride (2, 1)
+        block = layer[0]
+        block.conv1.stride = (2, 1)
+        if block.downsample is not None:
+            block.downsample[0].stride = (2, 1)
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+
+
+def _mobilenet_trunk(arch: str, in_channels: int) -> nn.Sequential:
+    """torchvision MobileNetV3 features: (N, C_in, H, W) -> (N, 576|960, ceil(H/32), ceil(W/4))."""
+    from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
+
+    features = (mobilenet_v3_large if arch == "mobilenetv3_large" else mobilenet_v3_small)(weights=None).features
+    first = features[0][0]
+    features[0][0] = nn.Conv2d(in_channels, first.out_channels, 3, 2, 1, bias=False)
+    strided = 0
+    for module in features.modules():  # the first two stride-2 convs stay, the rest halve the height only
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            strided += 1
+            if strided > 2:
+                module.stride = (2, 1)
+    return features
+
+
+class BidirectionalLSTM(nn.Module):
+    """BiLSTM plus a linear layer: (N, T, D_in) -> (N, T, D_out), as in the reference CRNN."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True)
+        self.linear = nn.Linear(2 * hidden_size, output_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, _ = self.rnn(x)  # (N, T, D_in) -> (N, T, 2*hidden)
+        return self.linear(x)  # (N, T, D_out)
+
+
+class CRNN(nn.Module):
+    """Conv trunk -> column features -> stacked BiLSTMs -> logits ``(N, T, num_classes)``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        family = _family(config.arch)
+        if config.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (blank + one symbol), got {config.num_classes}")
+        if config.lstm_layers < 1:
+            raise ValueError(f"lstm_layers must be at least 1, got {config.lstm_layers}")
+        self.config = config
+        hidden = config.hidden_size
+        if family == "crnn":
+            compact = config.arch == "crnn_compact"
+            self.cnn = _crnn_trunk(config.in_channels, 0.5 if compact else 1.0)
+            hidden = max(1, hidden // 2) if compact else hidden
+        elif family == "resnet":
+            self.cnn = _resnet_trunk(config.arch, config.in_channels)
+        else:
+            self.cnn = _mobilenet_trunk(config.arch, config.in_channels)
+
+        channels, feature_height = self._probe_trunk(config)
+        # (N, T, C*H') -> (N, T, C): keeps what each row of a tall feature map saw
+        self.project = nn.Linear(channels * feature_height, channels) if feature_height > 1 else nn.Identity()
+        self.feature_height = feature_height
+        self.dropout = nn.Dropout(config.dropout)
+        layers: list[nn.Module] = []
+        size = channels
+        for i in range(config.lstm_layers):
+            last = i == config.lstm_layers - 1
+            layers.append(BidirectionalLSTM(size, hidden, config.num_classes if last else hidden))
+            if not last and config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            size = hidden
+        self.rnn = nn.Sequential(*layers)
+
+    @torch.no_grad()
+    def _probe_trunk(self, config: ModelConfig) -> tuple[int, int]:
+        """Channels and height H' of the trunk's output for this config's input height."""
+        was_training = self.cnn.training
+        self.cnn.eval()  # no running-stat updates from the probe
+        try:
+            probe = torch.zeros(1, config.in_channels, config.height, 64)
+            out = self.cnn(probe)  # (1, C, H', T)
+        except RuntimeError as e:
+            raise ValueError(f"height {config.height} is too small for arch {config.arch!r}: {e}") from None
+        finally:
+            self.cnn.train(was_training)
+        if out.shape[2] < 1:
+            raise ValueError(f"height {config.height} is too small for arch {config.arch!r}")
+        return int(out.shape[1]), int(out.shape[2])
+
+    def output_length(self, width: int | Tensor) -> int | Tensor:
+        """Frames emitted for width ``width`` (int or LongTensor); see the module docstring."""
+        return output_length(width, self.config)
+
+    def output_lengths(self, widths: Tensor) -> Tensor:
+        return output_lengths(widths, self.config)
+
+    @property
+    def min_width(self) -> int:
+        return min_input_width(self.config)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(N, C_in, H, W) float images in [-1, 1] -> (N, T, num_classes) logits, T = output_length(W)."""
+        if images.dim() != 4:
+            raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+        _, c, h, w = images.shape
+        if c != self.config.in_channels or h != self.config.height:
+            raise ValueError(
+                f"expected {self.config.in_channels} channel(s) of height {self.config.height}, got {c} x {h}"
+            )
+        if w < self.min_width:
+            raise ValueError(f"width {w} is below the minimum {self.min_width} of arch {self.config.arch!r}; pad it")
+        x = self.cnn(images)  # (N, C_in, H, W) -> (N, C, H', T)
+        n, c, h, t = x.shape
+        x = x.permute(0, 3, 1, 2).reshape(n, t, c * h)  # (N, T, C*H')
+        x = self.dropout(self.project(x))  # (N, T, D)
+        return self.rnn(x)  # (N, T, num_classes)
+
+
+def build_model(config: ModelConfig) -> CRNN:
+    """The model for ``config`` (randomly initialized; nothing is downloaded)."""
+    return CRNN(config)

@@ -1,0 +1,372 @@
+"""Synthetic word images rendered straight into a standard-layout LMDB.
+
+    python datasets/synth_text.py --out data/synth --count 20000 --seed 0 [--words FILE]
+        [--alphabet alphanumeric] [--fonts DIR_OR_FILE ...] [--height 32] [--gray]
+
+Words come from ``--words`` (one per line), else wordfreq's 30,000 most frequent English words
+(when wordfreq is installed), else /usr/share/dict/words, mixed with random strings over the
+alphabet (digits, mixed case, punctuation where the alphabet has it). Only text the alphabet can
+encode is used, and each label is exactly the rendered text.
+
+Fonts are found offline: ``--fonts``, else the system's (/usr/share/fonts, ...) plus the DejaVu
+and STIX fonts bundled inside matplotlib, filtered to those whose character map covers the
+alphabet; Pillow's built-in scalable font is the last resort. Each word varies font, size, stroke
+weight, colours (text/background luminance contrast of at least 100/255 everywhere before noise), background
+(flat, gradient, noise texture), padding, rotation, perspective, blur and noise. Output depends
+only on the seed (and the fonts installed): sample ``i`` is drawn from ``default_rng([seed, i])``.
+``labels.txt`` beside the LMDB lists the labels in order (usable as a lexicon).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import re
+import string
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.data import write_lmdb
+from crnn_ocr.preprocessing import resize_to_height
+
+DEFAULT_FONT = "<pillow-default>"
+"""Stands for Pillow's built-in scalable font (``ImageFont.load_default(size)``)."""
+
+SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+# Fallback/symbol/display fonts whose ASCII code points do not draw ordinary letters.
+_EXCLUDED_FONTS = re.compile(r"LastResort|STIXNonUni|STIXSiz|Display|^cm[a-z]+10\.", re.IGNORECASE)
+_MIN_CONTRAST = 100  # luminance units (0..255) between text and any background pixel
+
+
+# ------------------------------------------------------------------------------------ fonts
+def _font_dirs() -> list[Path]:
+    dirs = [Path(d).expanduser() for d in SYSTEM_FONT_DIRS]
+    try:
+        import matplotlib
+
+        dirs.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+    except ImportError:
+        pass
+    return dirs
+
+
+@functools.lru_cache(maxsize=None)
+def _font_charset(path: str) -> frozenset[str]:
+    from fontTools.ttLib import TTFont
+
+    try:
+        with TTFont(path, lazy=True, fontNumber=0) as font:
+            return frozenset(chr(c) for c in (font.getBestCmap() or {}))
+    except Exception:  # unreadable font file: treat as covering nothing
+        return frozenset()
+
+
+def find_fonts(sources: Sequence[str | os.PathLike] | None = None, charset: str = "") -> list[str]:
+    """Font files (sorted, one per file name) under ``sources`` (files or dirs) that draw every char of ``charset``.
+
+    With no sources: system font folders plus matplotlib's bundled fonts. Returns
+    ``[DEFAULT_FONT]`` when nothing usable is found.
+    """
+    candidates: list[Path] = []
+    for src in [Path(s) for s in sources] if sources else _font_dirs():
+        if src.is_file():
+            candidates.append(src)
+        elif src.is_dir():
+            candidates.extend(p for p in src.rglob("*") if p.suffix.lower() in (".ttf", ".otf"))
+    needed = set(charset) - set(string.whitespace)
+    fonts: dict[str, str] = {}
+    for path in sorted(candidates, key=lambda p: (p.name, str(p))):
+        if path.name in fonts or _EXCLUDED_FONTS.search(path.name):
+            continue
+        try:
+            if needed <= _font_charset(str(path)):
+                fonts[path.name] = str(path)
+        except ImportError:  # no fontTools: trust the file
+            fonts[path.name] = str(path)
+    return sorted(fonts.values()) or [DEFAULT_FONT]
+
+
+@functools.lru_cache(maxsize=4096)
+def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    if path == DEFAULT_FONT:
+        return ImageFont.load_default(size)
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+
+
+# ------------------------------------------------------------------------------------ words
+def load_words(path: str | os.PathLike | None = None) -> list[str]:
+    """The word list: ``path`` (one per line), else wordfreq's top 30,000 English words, else the system dictionary."""
+    if path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read word list: {e}") from None
+        return [w.strip() for w in lines if w.strip()]
+    try:
+        import wordfreq
+
+        return list(wordfreq.top_n_list("en", 30000))
+    except ImportError:
+        pass
+    try:
+        return [w.strip() for w in Path("/usr/share/dict/words").read_text(encoding="utf-8").splitlines() if w.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _usable(text: str, alphabet: Alphabet, max_length: int) -> bool:
+    return (
+        0 < len(text) <= max_length
+        and text == text.strip()
+        and "  " not in text
+        and alphabet.try_encode(text) is not None
+    )
+
+
+class TextSource:
+    """Draws texts: words (in lower, Title or UPPER case) and random strings over the alphabet."""
+
+    def __init__(self, alphabet: Alphabet, words: Sequence[str], *, word_ratio: float = 0.7, max_length: int = 16) -> None:
+        if alphabet.is_tokenized:
+            raise ValueError("synthetic text needs a character alphabet, not a token alphabet")
+        chars = set(alphabet.symbols)
+        if alphabet.ignore_case:
+            chars |= {c.upper() for c in chars}
+        chars = {c for c in chars if alphabet.try_encode(c) is not None}
+        self.alphabet = alphabet
+        self.max_length = max_length
+        self.words = [w for w in dict.fromkeys(words) if _usable(w, alphabet, max_length)]
+        self.word_ratio = word_ratio if self.words else 0.0
+        self.digits = "".join(sorted(c for c in chars if c in string.digits))
+        self.letters = "".join(sorted(c for c in chars if c.isalpha()))
+        self.punct = "".join(sorted(c for c in chars if not c.isalnum() and not c.isspace()))
+        self.space = " " in chars
+        self.all = "".join(sorted(c for c in chars if not c.isspace()))
+        if not self.all:
+            raise ValueError("the alphabet has no drawable characters")
+
+    def __call__(self, rng: np.random.Generator) -> str:
+        if rng.random() < self.word_ratio:
+            word = self.words[int(rng.integers(len(self.words)))]
+            variant = rng.choice(3, p=[0.5, 0.3, 0.2])
+            cased = (word, word.title(), word.upper())[variant]
+            return cased if _usable(cased, self.alphabet, self.max_length) else word
+        return self._random_string(rng)
+
+    def _random_string(self, rng: np.random.Generator) -> str:
+        length = int(rng.integers(1, min(self.max_length, 12) + 1))
+        kind = rng.random()
+        if kind < 0.25 and self.digits:
+            pool = self.digits
+        elif kind < 0.75 or not self.punct:
+            pool = (self.letters + self.digits) or self.all
+        else:
+            pool = self.all
+        text = "".join(pool[int(i)] for i in rng.integers(len(pool), size=length))
+        if self.space and length >= 3 and rng.random() < 0.1:  # one inner space, never at the ends
+            k = int(rng.integers(1, length - 1))
+            text = text[:k] + " " + text[k + 1 :]
+        return text
+
+
+# ------------------------------------------------------------------------------------ rendering
+def _luminance(rgb: np.ndarray) -> float:
+    return float(rgb @ np.array([0.299, 0.587, 0.114]))
+
+
+def _color_with_luminance(rng: np.random.Generator, lum: float, chroma: float) -> np.ndarray:
+    """An RGB colour of roughly luminance ``lum``, tinted by up to ``chroma``."""
+    tint = rng.uniform(-chroma, chroma, size=3)
+    rgb = np.clip(lum + tint - _luminance(tint), 0, 255)
+    return np.clip(rgb + (lum - _luminance(rgb)), 0, 255)
+
+
+def _pick_luminances(rng: np.random.Generator, gap: float) -> tuple[float, float]:
+    """Background and text luminance at least ``gap`` apart (dark text on light 80% of the time)."""
+    bg = rng.uniform(0, 255)
+    dark_text = bg >= gap and (bg + gap > 255 or rng.random() < 0.8)
+    if not dark_text and bg + gap > 255:  # neither side has room: move the background to an end
+        bg = 255.0 if bg > 127.5 else 0.0
+        dark_text = bg == 255.0
+    return (bg, rng.uniform(0, bg - gap)) if dark_text else (bg, rng.uniform(bg + gap, 255))
+
+
+def _background(rng: np.random.Generator, h: int, w: int, base: np.ndarray, spread: float) -> np.ndarray:
+    """(h, w, 3) float background around colour ``base``, its luminance varying by at most ``spread``."""
+    kind = rng.random()
+    if kind < 0.45 or spread == 0:
+        return np.broadcast_to(base, (h, w, 3)).astype(np.float32)
+    if kind < 0.75:  # linear gradient along a random direction
+        angle = rng.uniform(0, 2 * math.pi)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = xs * math.cos(angle) + ys * math.sin(angle)
+        ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6) * 2 - 1  # [-1, 1]
+        return (base + ramp[:, :, None] * spread).astype(np.float32)
+    noise = rng.normal(0, 1, size=(max(1, h // 4), max(1, w // 4))).astype(np.float32)
+    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)  # soft texture
+    noise = np.clip(noise / 2.5, -1, 1)
+    return (base + noise[:, :, None] * spread).astype(np.float32)
+
+
+def render_word(
+    text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3
+) -> np.ndarray:
+    """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1)."""
+    size = int(rng.integers(max(8, int(height * 0.7)), int(height * 1.6) + 1))
+    font = _load_font(font_path, size)
+    stroke = 1 if size >= 28 and rng.random() < 0.15 else 0
+    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    ascent, descent = font.getmetrics()
+    v_top, v_bottom = min(0, top), max(ascent + descent, bottom)  # line box, widened for tall glyphs
+    text_w, line_h = max(1, right - left), v_bottom - v_top
+
+    angle = rng.uniform(-3, 3) if rng.random() < 0.4 else 0.0
+    lift = math.ceil(text_w / 2 * abs(math.sin(math.radians(angle))))  # room so rotation never clips
+    pad_l, pad_r = (int(line_h * rng.uniform(0.02, 0.35)) + 1 for _ in range(2))
+    pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.2)) + lift + 1 for _ in range(2))
+    w, h = text_w + pad_l + pad_r, line_h + pad_t + pad_b
+
+    mask_img = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask_img).text((pad_l - left, pad_t - v_top), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    mask = np.asarray(mask_img, dtype=np.float32)[:, :, None] / 255.0  # (h, w, 1) coverage
+
+    spread = float(rng.choice([0.0, 20.0, 35.0]))  # background luminance variation
+    gap = _MIN_CONTRAST + spread
+    bg_lum, fg_lum = _pick_luminances(rng, gap)
+    paper, ink = _color_with_luminance(rng, bg_lum, chroma=60), _color_with_luminance(rng, fg_lum, chroma=80)
+    if abs(_luminance(paper) - _luminance(ink)) < gap:  # tint clipping ate the contrast: use grays
+        paper, ink = np.full(3, bg_lum), np.full(3, fg_lum)
+    background = _background(rng, h, w, paper, spread)  # (h, w, 3)
+    ink = ink.astype(np.float32)
+    img = background * (1.0 - mask) + ink * mask  # (h, w, 3)
+
+    if angle:
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        img = cv2.warpAffine(img, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.3:  # perspective: corners only move inwards, so nothing leaves the frame
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        jitter = rng.uniform(0, 1, size=(4, 2)) * np.float32([w * 0.03, h * 0.08])
+        dst = (src + jitter * np.float32([[1, 1], [-1, 1], [-1, -1], [1, -1]])).astype(np.float32)
+        img = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.9) * size / height)
+    if rng.random() < 0.4:
+        img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(2, 10))
+    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    out = resize_to_height(out, height, min_width=1)  # (height, w', 3)
+    return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if channels == 1 else out
+
+
+def encode_image(img: np.ndarray, image_format: str = "png") -> bytes:
+    """uint8 gray or RGB image -> PNG (fast compression) or JPEG (quality 95) bytes."""
+    bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    if image_format == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif image_format in ("jpg", "jpeg"):
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    else:
+        raise ValueError(f"unknown image format {image_format!r}; use png or jpg")
+    if not ok:
+        raise RuntimeError("image encoding failed")
+    return buf.tobytes()
+
+
+def iter_samples(
+    count: int,
+    *,
+    seed: int = 0,
+    alphabet: str | Alphabet = "alphanumeric",
+    words: str | os.PathLike | Sequence[str] | None = None,
+    fonts: Sequence[str | os.PathLike] | None = None,
+    height: int = 32,
+    channels: int = 3,
+    word_ratio: float = 0.7,
+    max_length: int = 16,
+) -> Iterator[tuple[np.ndarray, str]]:
+    """Yield ``count`` (image, label) pairs; sample ``i`` depends only on ``(seed, i)`` and the fonts."""
+    alphabet = Alphabet.resolve(alphabet)
+    word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
+    source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length)
+    charset = source.all + (" " if source.space else "")
+    font_paths = find_fonts(fonts, charset)
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        text = source(rng)
+        font = font_paths[int(rng.integers(len(font_paths)))]
+        yield render_word(text, font, rng, height=height, channels=channels), text
+
+
+def generate(
+    out: str | os.PathLike,
+    count: int,
+    *,
+    seed: int = 0,
+    alphabet: str | Alphabet = "alphanumeric",
+    words: str | os.PathLike | Sequence[str] | None = None,
+    fonts: Sequence[str | os.PathLike] | None = None,
+    height: int = 32,
+    channels: int = 3,
+    word_ratio: float = 0.7,
+    max_length: int = 16,
+    image_format: str = "png",
+    overwrite: bool = False,
+) -> int:
+    """Render ``count`` words into an LMDB at ``out`` (plus ``out/labels.txt``); returns the count."""
+    if count < 1:
+        raise ValueError(f"count must be positive, got {count}")
+    labels: list[str] = []
+
+    def samples() -> Iterator[tuple[bytes, str]]:
+        for img, text in iter_samples(
+            count, seed=seed, alphabet=alphabet, words=words, fonts=fonts, height=height,
+            channels=channels, word_ratio=word_ratio, max_length=max_length,
+        ):  # fmt: skip
+            labels.append(text)
+            yield encode_image(img, image_format), text
+
+    written = write_lmdb(out, samples(), overwrite=overwrite)
+    (Path(out) / "labels.txt").write_text("".join(t + "\n" for t in labels), encoding="utf-8")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Render synthetic word images into an LMDB.")
+    p.add_argument("--out", required=True, help="output LMDB folder")
+    p.add_argument("--count", type=int, required=True, help="number of word images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--words", help="word list, one per line (default: wordfreq English top 30k)")
+    p.add_argument("--alphabet", default="alphanumeric", help="preset name or alphabet file")
+    p.add_argument("--fonts", nargs="+", help="font files or folders (default: system + matplotlib fonts)")
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--gray", action="store_true", help="store grayscale images")
+    p.add_argument("--word-ratio", type=float, default=0.7, help="share of dictionary words (rest: random strings)")
+    p.add_argument("--max-length", type=int, default=16)
+    p.add_argument("--format", default="png", choices=("png", "jpg"))
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        n = generate(
+            a.out, a.count, seed=a.seed, alphabet=a.alphabet, words=a.words, fonts=a.fonts, height=a.height,
+            channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length,
+            image_format=a.format, overwrite=a.overwrite,
+        )  # fmt: skip
+    except (ValueError, OSError) as e:
+        print(f"synth_text: error: {e}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    print(f"wrote {n} samples to {a.out} in {elapsed:.1f}s ({n / elapsed:.0f} words/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Synthetic word generator: labels match, images decode, output is deterministic, fonts work offline."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.data import LmdbDataset
+from crnn_ocr.preprocessing import decode_image
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("synth_text", ROOT / "datasets" / "synth_text.py")
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+
+def test_generate_writes_matching_labels(tmp_path):
+    out = tmp_path / "synth"
+    assert synth.generate(out, 12, seed=3, alphabet="alphanumeric_cased") == 12
+    labels = (out / "labels.txt").read_text().splitlines()
+    alphabet = Alphabet.preset("alphanumeric_cased")
+    ds = LmdbDataset(out, alphabet, channels=3)
+    assert len(ds) == 12 and ds.summary() == "skipped 0 of 12"
+    for i, label in enumerate(labels):
+        item = ds[i]
+        assert item is not None and item["label"] == label and item["image"].shape[:2] == (3, 32)
+
+
+def test_deterministic_given_seed():
+    def run(seed):
+        return list(synth.iter_samples(6, seed=seed, alphabet="printable"))
+
+    a, b, c = run(7), run(7), run(8)
+    assert [t for _, t in a] == [t for _, t in b]
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(a, b))
+    assert [t for _, t in a] != [t for _, t in c]
+
+
+def test_texts_stay_inside_the_alphabet():
+    digits = Alphabet.preset("digits")
+    texts = [t for _, t in synth.iter_samples(20, seed=1, alphabet=digits, height=24, channels=1)]
+    assert all(t and digits.try_encode(t) is not None for t in texts)
+    source = synth.TextSource(Alphabet.preset("printable"), ["hello", " pad", "a  b", "ok"], word_ratio=0.5)
+    assert source.words == ["hello", "ok"]  # no invisible leading spaces or ambiguous double spaces
+    rng = np.random.default_rng(0)
+    assert all(t == t.strip() and "  " not in t for t in (source(rng) for _ in range(300)))
+
+
+def test_render_word_shapes_and_fonts(tmp_path):
+    fonts = synth.find_fonts(charset="abcXYZ019")
+    assert fonts and not any(("LastResort" in f or "/cmsy10" in f) for f in fonts)
+    rng = np.random.default_rng(0)
+    for font in (fonts[0], synth.DEFAULT_FONT):
+        img = synth.render_word("Wordy", font, rng, height=32)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[0] == 32 and img.shape[1] > 32
+        gray = synth.render_word("Wordy", font, rng, height=32, channels=1)
+        assert gray.ndim == 2 and gray.max() - gray.min() > 60  # the text stands out from the background
+        assert decode_image(synth.encode_image(gray)).shape == gray.shape
+    assert synth.find_fonts([tmp_path]) == [synth.DEFAULT_FONT]  # no fonts there: Pillow's own
+
+
+def test_cli(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("alpha\nbeta\n")
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "datasets" / "synth_text.py"), "--out", str(tmp_path / "db"), "--count", "5",
+         "--seed", "1", "--words", str(words), "--gray"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"wrote 5 samples to {tmp_path / 'db'}")
+    ds = LmdbDataset(tmp_path / "db", Alphabet.preset("alphanumeric"))
+    assert len(ds) == 5
+    assert synth.main(["--out", str(tmp_path / "x"), "--count", "0"]) == 2  # bad input: status 2, no traceback
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_encode_formats(fmt):
+    img = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    assert decode_image(synth.encode_image(img, fmt), 3).shape == (32, 40, 3)
