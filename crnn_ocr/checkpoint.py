@@ -1,0 +1,85 @@
+"""Checkpoints: written atomically, loaded without executing code.
+
+A checkpoint is a plain dict saved with ``torch.save``. Everything but tensors is plain data
+(str, int, float, bool, list, dict), so ``torch.load(weights_only=True)`` reads it and a file
+crafted to run code on unpickling is refused. It carries its own model config, alphabet and
+preprocessing settings, so a checkpoint path is all inference needs.
+
+Keys: ``format``, ``kind`` ("text", "score", "speech"), ``model_config`` (dict),
+``alphabet`` (dict), ``preprocess`` (dict), ``model`` (state dict) and, for training
+checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
+``batches_in_epoch``, ``rng``, ``train_config``, ``best_metric``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "crnn_ocr/1"
+REQUIRED_KEYS = ("format", "model_config", "alphabet", "model")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, unsafe or not a crnn_ocr checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    A run killed mid-write leaves the previous file intact (and at worst a stray ``.tmp``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a crnn_ocr checkpoint with ``weights_only=True``; ``CheckpointError`` on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain data "
+            f"(loading it could run code): {first}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path}: not a crnn_ocr checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state)})")
+    if state["format"] != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {state['format']!r} (expected {FORMAT!r})")
+    return state

@@ -1,0 +1,78 @@
+"""Shared plumbing for the thin CLIs in ``tools/``: one-line errors and exit code 2 on misuse."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+
+class UsageError(ValueError):
+    """Bad input from the command line (a missing file, a wrong argument): exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (``prog: error: ...``) and exits with 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run ``main``; turn expected errors into one line on stderr and exit code 2.
+
+    ``ValueError`` (bad data or arguments, checkpoint errors), ``FileNotFoundError`` and
+    ``PermissionError`` are user errors; anything else is a bug and keeps its traceback.
+    """
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "crnn_ocr"
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        sys.exit(130)
+    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sys.stderr.write(f"{prog}: error: {msg}\n")
+        sys.exit(2)
+    sys.exit(code or 0)
+
+
+def existing_file(path: str, what: str = "file") -> str:
+    """Return ``path`` if it is a readable file, else raise a one-line ``UsageError``."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: {what} not found")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, expected a {what}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path}: {what} is not readable")
+    return path
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
+
+
+def expand_inputs(patterns: list[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS, what: str = "image") -> list[str]:
+    """Files named by ``patterns``: files as given, folders (their files with ``extensions``,
+    sorted) and glob patterns. ``UsageError`` for a name that matches nothing."""
+    import glob
+
+    out: list[str] = []
+    for pat in patterns:
+        if os.path.isdir(pat):
+            found = sorted(os.path.join(pat, f) for f in os.listdir(pat) if f.lower().endswith(extensions))
+            if not found:
+                raise UsageError(f"{pat}: folder holds no {what} files ({', '.join(extensions)})")
+            out += found
+        elif os.path.exists(pat):
+            out.append(existing_file(pat, what))
+        elif glob.has_magic(pat):
+            found = sorted(p for p in glob.glob(pat, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise UsageError(f"{pat}: no files match")
+            out += found
+        else:
+            raise UsageError(f"{pat}: {what} not found")
+    return out

@@ -1,0 +1,115 @@
+"""The trainer: it learns, resumes on the same curve, adapts to a new alphabet, runs under DDP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import WORDS, make_word_lmdb
+from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.checkpoint import load_checkpoint
+from crnn_ocr.training import TrainConfig, resize_output_layer, train
+
+
+def _cfg(tmp_path: Path, data: Path, **kw) -> TrainConfig:
+    base = dict(data=[str(data)], alphabet="alphanumeric", arch="crnn_compact", batch_size=10, max_steps=6,
+                out_dir=str(tmp_path / "run"), num_workers=0, augment=False, progress=False, log_every=1,
+                val_every=1000, save_every=1000, seed=3, schedule="constant", lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
+
+
+def test_compact_model_overfits_twenty_words(tmp_path, word_lmdb):
+    torch.set_num_threads(2)
+    cfg = _cfg(tmp_path, word_lmdb, val=[str(word_lmdb)], batch_size=20, max_steps=400, lr=5e-3,
+               schedule="onecycle", val_every=100, log_every=50)
+    result = train(cfg)
+    assert result.best_metric == 1.0  # every one of the 20 words read back exactly
+    state = load_checkpoint(result.best_checkpoint)
+    assert state["alphabet"] == Alphabet.preset("alphanumeric").to_dict()
+    assert (Path(cfg.out_dir) / "curves.png").stat().st_size > 0
+
+
+def test_resume_continues_the_same_loss_curve(tmp_path, word_lmdb):
+    torch.set_num_threads(1)
+    full = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "full"), max_steps=8, batch_size=4))
+    part = _cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "part"), max_steps=3, batch_size=4)
+    train(part)
+    resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "part"), max_steps=8, batch_size=4, resume="auto"))
+    assert resumed.step == full.step == 8
+    a, b = _losses(tmp_path / "full"), _losses(tmp_path / "part")
+    assert len(a) == len(b) == 8
+    assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+    for pa, pb in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_init_from_resizes_output_layer(tmp_path, word_lmdb):
+    first = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "a"), max_steps=2))
+    old = Alphabet.preset("alphanumeric")
+    new = Alphabet("abcdefghijklmnopqrstuvwxyz!")  # digits dropped, "!" added
+    lmdb2 = make_word_lmdb(tmp_path / "bang", [w + "!" for w in WORDS])
+    second = train(_cfg(tmp_path, lmdb2, out_dir=str(tmp_path / "b"), max_steps=1, lr=0.0,
+                        init_from=first.last_checkpoint, alphabet=str(_write(tmp_path / "abc.txt", new))))
+    w_old = load_checkpoint(first.last_checkpoint)["model"]
+    w_new = second.model.state_dict()
+    changed = [k for k in w_new if w_new[k].shape != w_old[k].shape]
+    assert changed and all(w_new[k].shape[0] == new.num_classes for k in changed)
+    for k in changed:
+        assert torch.equal(w_new[k][0], w_old[k][0])  # blank row kept
+        assert torch.equal(w_new[k][new.id_of("q")], w_old[k][old.id_of("q")])  # shared symbol kept
+
+
+def _write(path: Path, alphabet: Alphabet) -> Path:
+    alphabet.save(path)
+    return path
+
+
+def test_resize_output_layer_rejects_other_shapes():
+    a = Alphabet("ab")
+    model = torch.nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="cannot adapt layer weight"):
+        resize_output_layer({"weight": torch.zeros(5, 5), "bias": torch.zeros(3)}, a, a, model)
+
+
+def test_everything_filtered_is_an_error(tmp_path):
+    lmdb = make_word_lmdb(tmp_path / "caps", ["ABC", "DEF"])
+    with pytest.raises(ValueError):
+        train(_cfg(tmp_path, lmdb, alphabet="digits"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    result = train(cfg)
+    # parameters only: BatchNorm running statistics are per rank on CPU (no SyncBatchNorm kernel)
+    torch.save({k: v.detach().clone() for k, v in result.model.named_parameters()}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_ranks_keep_identical_parameters(tmp_path, word_lmdb):
+    cfg = _cfg(tmp_path, word_lmdb, max_steps=2, batch_size=4, device="cpu")
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    init = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert init["step"] == 2
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    assert any(not torch.equal(r0[k], torch.zeros_like(r0[k])) for k in r0)

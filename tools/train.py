@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Train a CRNN with CTC on one or more LMDBs in the standard layout.
+
+    python tools/train.py --data lmdb/ --val val_lmdb/ --alphabet alphanumeric --max-steps 20000
+    torchrun --nproc_per_node=2 tools/train.py --data lmdb/ ...   # DistributedDataParallel
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from crnn_ocr.cli import ArgumentParser, run_cli  # noqa: E402
+
+
+def parse_args(argv: list[str] | None):
+    p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", required=True, help="training LMDB folder(s)")
+    p.add_argument("--data-ratios", nargs="+", type=float, help="sampling ratio per --data LMDB (default: by size)")
+    p.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s)")
+    p.add_argument("--alphabet", default="alphanumeric", help="preset (digits, alphanumeric, alphanumeric_cased, printable) or a file, one symbol per line")
+    p.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3"])
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
+    p.add_argument("--max-width", type=int, default=400)
+    p.add_argument("--hidden-size", type=int, help="LSTM units per direction (default: the arch's)")
+    p.add_argument("--kind", default="text", choices=["text", "score", "speech"], help="what the model reads (stored in the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adadelta"])
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3 AdamW, 1.0 Adadelta)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "constant"])
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm (0 disables)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--out", default="runs/crnn", help="output folder: last.pt, best.pt, log.csv, curves.png")
+    p.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint (default: OUT/last.pt)")
+    p.add_argument("--init-from", help="start from a checkpoint's weights (output layer resized to --alphabet)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-amp", action="store_true", help="disable float16 autocast on CUDA")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.max_steps is None and args.epochs is None:
+        p.error("give --max-steps or --epochs")
+    for flag in ("batch_size", "max_steps", "epochs", "height", "max_width", "val_every", "save_every", "log_every"):
+        v = getattr(args, flag)
+        if v is not None and v <= 0:
+            p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
+    if args.data_ratios and len(args.data_ratios) != len(args.data):
+        p.error(f"--data-ratios: {len(args.data_ratios)} ratios for {len(args.data)} --data LMDBs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from crnn_ocr.training import Interrupted, TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
+        height=args.height, channels=args.channels, max_width=args.max_width, hidden_size=args.hidden_size,
+        kind=args.kind, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
+        grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
+        save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
+        init_from=args.init_from, seed=args.seed, num_workers=args.workers, augment=not args.no_augment,
+        amp=not args.no_amp, bf16=args.bf16, device=args.device, progress=not args.no_progress,
+    )
+    try:
+        result = train(cfg)
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return 128 + e.signum
+    best = f", best {result.best_checkpoint} (val word accuracy {result.best_metric:.4f})" if result.best_checkpoint else ""
+    print(f"done: {result.step} steps, final loss {result.final_loss:.4f}; last {result.last_checkpoint}{best}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
