@@ -94,15 +94,19 @@ class Alphabet:
                 lines = f.read().split("\n")
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: cannot read alphabet file: {e}") from None
-        symbols = [ln.rstrip("\r") for ln in lines]
-        symbols = [s if s.strip() == "" else s.strip() for s in symbols if s != ""]
+        symbols: list[str] = []
+        first_line: dict[str, int] = {}
+        for lineno, line in enumerate(lines, 1):
+            line = line.rstrip("\r")
+            if line == "":
+                continue
+            sym = line if line.strip() == "" else line.strip()
+            if sym in first_line:
+                raise ValueError(f"{path}:{lineno}: symbol {sym!r} is listed twice (first on line {first_line[sym]})")
+            first_line[sym] = lineno
+            symbols.append(sym)
         if not symbols:
             raise ValueError(f"{path}: alphabet file holds no symbols")
-        seen: set[str] = set()
-        for lineno, sym in enumerate(symbols, 1):
-            if sym in seen:
-                raise ValueError(f"{path}: symbol {sym!r} is listed twice")
-            seen.add(sym)
         return cls(symbols, ignore_case=ignore_case, separator=separator)
 
     @classmethod
