@@ -319,11 +319,18 @@ def generate(
     max_length: int = 16,
     image_format: str = "png",
     overwrite: bool = False,
+    image_dir: str | os.PathLike | None = None,
 ) -> int:
-    """Render ``count`` words into an LMDB at ``out`` (plus ``out/labels.txt``); returns the count."""
+    """Render ``count`` words into an LMDB at ``out`` (plus ``out/labels.txt``); returns the count.
+
+    ``image_dir``: also write each image there as ``000000001.png`` ... (numbered like the LMDB
+    keys) with a ``gt.txt`` of ``name<TAB>label`` lines, for inference demos and folder tools.
+    """
     if count < 1:
         raise ValueError(f"count must be positive, got {count}")
     labels: list[str] = []
+    if image_dir is not None:
+        Path(image_dir).mkdir(parents=True, exist_ok=True)
 
     def samples() -> Iterator[tuple[bytes, str]]:
         for img, text in iter_samples(
@@ -331,10 +338,16 @@ def generate(
             channels=channels, word_ratio=word_ratio, max_length=max_length,
         ):  # fmt: skip
             labels.append(text)
-            yield encode_image(img, image_format), text
+            data = encode_image(img, image_format)
+            if image_dir is not None:
+                (Path(image_dir) / f"{len(labels):09d}.{image_format}").write_bytes(data)
+            yield data, text
 
     written = write_lmdb(out, samples(), overwrite=overwrite)
     (Path(out) / "labels.txt").write_text("".join(t + "\n" for t in labels), encoding="utf-8")
+    if image_dir is not None:
+        gt = "".join(f"{i:09d}.{image_format}\t{t}\n" for i, t in enumerate(labels, 1))
+        (Path(image_dir) / "gt.txt").write_text(gt, encoding="utf-8")
     return written
 
 
@@ -352,13 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=16)
     p.add_argument("--format", default="png", choices=("png", "jpg"))
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--png-dir", help="also write the images to this folder, with a gt.txt (name<TAB>label)")
     a = p.parse_args(argv)
     start = time.perf_counter()
     try:
         n = generate(
             a.out, a.count, seed=a.seed, alphabet=a.alphabet, words=a.words, fonts=a.fonts, height=a.height,
             channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length,
-            image_format=a.format, overwrite=a.overwrite,
+            image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
         )  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"synth_text: error: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.data import LmdbDataset
+from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.preprocessing import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +70,17 @@ def test_cli(tmp_path):
     words.write_text("alpha\nbeta\n")
     res = subprocess.run(
         [sys.executable, str(ROOT / "datasets" / "synth_text.py"), "--out", str(tmp_path / "db"), "--count", "5",
-         "--seed", "1", "--words", str(words), "--gray"],
+         "--seed", "1", "--words", str(words), "--gray", "--png-dir", str(tmp_path / "png")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"wrote 5 samples to {tmp_path / 'db'}")
     ds = LmdbDataset(tmp_path / "db", Alphabet.preset("alphanumeric"))
     assert len(ds) == 5
+    gt = (tmp_path / "png" / "gt.txt").read_text().splitlines()
+    assert gt == [f"{i:09d}.png\t{w}" for i, w in enumerate((tmp_path / "db" / "labels.txt").read_text().split(), 1)]
+    for (_, data, label), line in zip(iter_lmdb_samples(tmp_path / "db"), gt):  # the same bytes as the LMDB
+        assert (tmp_path / "png" / line.split("\t")[0]).read_bytes() == data and line.endswith(label)
     assert synth.main(["--out", str(tmp_path / "x"), "--count", "0"]) == 2  # bad input: status 2, no traceback
 
 

@@ -1,0 +1,118 @@
+"""The CLIs end to end, and their one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT, render_word
+
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / name), *map(str, args)],
+                          capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A checkpoint from two steps of tools/train.py (the tools smoke test)."""
+    from conftest import WORDS, make_word_lmdb
+
+    tmp = tmp_path_factory.mktemp("trained")
+    lmdb = make_word_lmdb(tmp / "lmdb", WORDS)
+    r = run_tool("train.py", "--data", lmdb, "--val", lmdb, "--max-steps", 2, "--batch-size", 8, "--workers", 0,
+                 "--arch", "crnn_compact", "--out", tmp / "run", "--no-progress", "--val-every", 2)
+    assert r.returncode == 0, r.stderr
+    assert "done: 2 steps" in r.stdout
+    assert "skipped 0 of 20" in r.stdout
+    return tmp
+
+
+def test_train_writes_checkpoints_log_and_plot(trained):
+    run = trained / "run"
+    assert {"last.pt", "best.pt", "log.csv", "curves.png", "alphabet.txt"} <= {p.name for p in run.iterdir()}
+
+
+def test_infer_prints_text_and_confidence(trained, tmp_path):
+    img = tmp_path / "word.png"
+    cv2.imwrite(str(img), render_word("cat"))
+    r = run_tool("infer.py", "--image", img, "--checkpoint", trained / "run" / "last.pt")
+    assert r.returncode == 0, r.stderr
+    path, text, conf = r.stdout.strip().split("\t")
+    assert path == str(img) and set(text) <= set("0123456789abcdefghijklmnopqrstuvwxyz") and 0 <= float(conf) <= 1
+
+
+def test_infer_json_folder_and_visualize(trained, tmp_path):
+    for w in ("dog", "sun"):
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w))
+    r = run_tool("infer.py", "--image", tmp_path, "--checkpoint", trained / "run" / "last.pt", "--json",
+                 "--beam", 5, "--visualize", tmp_path / "vis")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [Path(row["path"]).name for row in rows] == ["dog.png", "sun.png"]
+    for row in rows:
+        assert len(row["spans"]) == len(row["token_ids"]) and 0 <= row["confidence"] <= 1
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["dog.png", "sun.png"]
+
+
+def test_infer_with_lexicon_returns_a_lexicon_word(trained, tmp_path):
+    img = tmp_path / "word.png"
+    cv2.imwrite(str(img), render_word("cat"))
+    lex = tmp_path / "lex.txt"
+    lex.write_text("cat\ndog\nsun\n")
+    r = run_tool("infer.py", "--image", img, "--checkpoint", trained / "run" / "last.pt", "--lexicon", lex)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\t")[1] in {"cat", "dog", "sun"}
+
+
+def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_cli_errors_are_one_line_exit_2(trained, tmp_path):
+    ck = trained / "run" / "last.pt"
+    img = tmp_path / "w.png"
+    cv2.imwrite(str(img), render_word("cat"))
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is not a picture")
+    _one_line_error(run_tool("infer.py", "--image", tmp_path / "missing.png", "--checkpoint", ck), "missing.png", "not found")
+    _one_line_error(run_tool("infer.py", "--image", not_image, "--checkpoint", ck), "notes.png")
+    _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", tmp_path), "is a directory")
+    _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", not_image), "notes.png")
+    _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", ck, "--beam", 0), "--beam")
+    _one_line_error(run_tool("infer.py", "--image", img), "--checkpoint")
+    _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", ck, "--bogus"), "--bogus")
+    _one_line_error(run_tool("train.py", "--data", tmp_path / "nope", "--max-steps", 1, "--out", tmp_path / "o"), "nope")
+    _one_line_error(run_tool("train.py", "--data", trained / "lmdb"), "--max-steps")
+    _one_line_error(run_tool("train.py", "--data", trained / "lmdb", "--max-steps", 1, "--alphabet", "klingon",
+                             "--out", tmp_path / "o"), "klingon")
+
+
+def test_evaluate_on_lmdb_and_label_file(trained, tmp_path):
+    ck = trained / "run" / "last.pt"
+    r = run_tool("evaluate.py", "--checkpoint", ck, "--data", trained / "lmdb", "--predictions", tmp_path / "p.tsv")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("20 samples: word accuracy ")
+    rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()]
+    assert len(rows) == 20 and rows[0][1] == "cat"  # name, reference, prediction, confidence
+    for w in ("cat", "dog"):
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w))
+    (tmp_path / "gt.txt").write_text("cat.png\tcat\ndog.png\tDog\n")
+    r = run_tool("evaluate.py", "--checkpoint", ck, "--labels", tmp_path / "gt.txt", "--lexicon", tmp_path / "gt.txt")
+    assert r.returncode == 2 and "gt.txt" in r.stderr  # a lexicon line with a tab is not a word
+    (tmp_path / "lex.txt").write_text("cat\ndog\n")
+    r = run_tool("evaluate.py", "--checkpoint", ck, "--labels", tmp_path / "gt.txt", "--lexicon", tmp_path / "lex.txt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("2 samples: word accuracy ")

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint on labelled images: word accuracy, CER, 1-NED, ms per image.
+
+    python tools/evaluate.py --checkpoint best.pt --data lmdb/val
+    python tools/evaluate.py --checkpoint best.pt --labels gt.txt --root images/ --lexicon words.txt
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from crnn_ocr.cli import ArgumentParser, existing_file, run_cli  # noqa: E402
+
+
+def parse_args(argv: list[str] | None):
+    p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="an LMDB in the standard layout")
+    src.add_argument("--labels", help="a path<TAB>label file")
+    p.add_argument("--root", help="folder the --labels paths are relative to (default: the label file's folder)")
+    p.add_argument("--lexicon", help="word list: constrain output to these words")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    p.add_argument("--predictions", help="write name, reference, prediction, confidence as TSV here")
+    p.add_argument("--device")
+    args = p.parse_args(argv)
+    if args.beam < 1:
+        p.error(f"--beam must be at least 1, got {args.beam}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    existing_file(args.checkpoint, "checkpoint")
+    if args.lexicon:
+        existing_file(args.lexicon, "lexicon")
+    import itertools
+
+    from crnn_ocr.data import iter_lmdb_samples, read_label_file
+    from crnn_ocr.evaluation import evaluate
+    from crnn_ocr.recognizer import Recognizer
+
+    if args.data:
+        samples = ((f"{args.data}#{i}", img, label) for i, img, label in iter_lmdb_samples(args.data))
+    else:
+        samples = ((str(path), path, label) for path, label in read_label_file(args.labels, args.root))
+    if args.limit:
+        samples = itertools.islice(samples, args.limit)
+    rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, beam_width=args.beam, lexicon=args.lexicon)
+    result = evaluate(rec, samples, batch_size=args.batch_size)
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            for name, ref, pred, conf in result.predictions:
+                f.write(f"{name}\t{ref}\t{pred}\t{conf:.4f}\n")
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
