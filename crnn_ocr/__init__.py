@@ -17,6 +17,8 @@ _LAZY = {
     "CTCDecoder": "crnn_ocr.decoding",
     "DecodeResult": "crnn_ocr.decoding",
     "Recognizer": "crnn_ocr.recognizer",
+    "load_recognizer": "crnn_ocr.recognizer",
+    "OnnxRecognizer": "crnn_ocr.onnx_backend",
     "CRNN": "crnn_ocr.model",
     "ModelConfig": "crnn_ocr.model",
     "LmdbDataset": "crnn_ocr.data",

@@ -7,6 +7,9 @@ same pixels:
         --resize_to_height--> uint8 (height, w) --image_to_tensor--> float (C, height, w) in [-1, 1]
         --pad_batch--> (N, C, height, W_max)
 
+``images_to_batch`` does the last two steps in numpy (same values, bit for bit) for the torch-free
+ONNX deployment path: this module imports torch only inside the two torch functions.
+
 Padding choice: narrow images (``min_width``) and batches are padded on the right by repeating
 the last column, as deep-text-recognition-benchmark does. The last column of a word crop is
 almost always background, so this adapts to dark-on-light and light-on-dark alike, where a
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MIN_WIDTH = 16
 """Narrow crops (a lone "1" or "i") are padded to this width; it covers every arch's minimum."""
@@ -152,6 +158,8 @@ def resize_to_height(
 
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) or (H, W, C) -> float32 (C, H, W) in [-1, 1]."""
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(img))
     t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)  # (C, H, W)
     return t.float().div_(127.5).sub_(1.0).contiguous()
@@ -159,6 +167,8 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
 
 def pad_batch(images: list[torch.Tensor], *, width: int | None = None) -> torch.Tensor:
     """[(C, H, w_i)] -> (N, C, H, W) with W = max(w_i) (or ``width``), right-padded by repeating the last column."""
+    import torch
+
     if not images:
         raise ValueError("pad_batch needs at least one image")
     c, h = images[0].shape[:2]
@@ -171,4 +181,33 @@ def pad_batch(images: list[torch.Tensor], *, width: int | None = None) -> torch.
         out[i, :, :, :w] = im
         if w < total:
             out[i, :, :, w:] = im[:, :, w - 1 : w]  # (C, H, 1) broadcast over the padding
+    return out
+
+
+# uint8 value -> float32 in [-1, 1], the exact values image_to_tensor computes (x / 127.5 - 1)
+_UINT8_TO_UNIT = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def images_to_batch(images: list[np.ndarray], *, width: int | None = None) -> np.ndarray:
+    """Numpy twin of ``pad_batch([image_to_tensor(im) ...])``, without torch.
+
+    [uint8 (H, w_i) or (H, w_i, C)] -> float32 (N, C, H, W) in [-1, 1], W = max(w_i) (or ``width``),
+    right-padded by repeating the last column.
+    """
+    if not images:
+        raise ValueError("images_to_batch needs at least one image")
+    first = images[0]
+    h, c = first.shape[0], 1 if first.ndim == 2 else first.shape[2]
+    widths = [int(im.shape[1]) for im in images]
+    total = max(widths) if width is None else width
+    if total < max(widths):
+        raise ValueError(f"width {total} is smaller than the widest image ({max(widths)})")
+    out = np.empty((len(images), c, h, total), dtype=np.float32)
+    for i, (im, w) in enumerate(zip(images, widths)):
+        if im.dtype != np.uint8 or im.shape[0] != h or (1 if im.ndim == 2 else im.shape[2]) != c:
+            raise ValueError(f"image {i}: expected uint8 of height {h} with {c} channel(s), got {im.dtype} {im.shape}")
+        chw = im[None] if im.ndim == 2 else im.transpose(2, 0, 1)  # (C, H, w)
+        out[i, :, :, :w] = _UINT8_TO_UNIT[chw]
+        if w < total:
+            out[i, :, :, w:] = out[i, :, :, w - 1 : w]  # (C, H, 1) broadcast over the padding
     return out

@@ -1,27 +1,41 @@
-"""The Python API for reading: ``Recognizer.from_checkpoint(path).read(image)``.
+"""The Python API for reading: ``load_recognizer(path).read(image)`` -> ``DecodeResult``.
 
-A Recognizer holds a model in eval mode, its alphabet and preprocessing settings (all from
-the checkpoint) and a ``CTCDecoder``. It is safe to share between threads: inference runs
-under ``torch.inference_mode`` and touches no shared mutable state.
+Two backends share one interface (``BaseRecognizer``: ``prepare``, ``log_probs``, ``read``,
+``read_batch``, ``read_files``):
+
+- ``Recognizer`` runs a crnn_ocr checkpoint (``.pt``) with PyTorch (``from_checkpoint``);
+- ``OnnxRecognizer`` (``crnn_ocr.onnx_backend``) runs an exported ``.onnx`` file with
+  onnxruntime and never imports torch (``from_onnx``).
+
+``load_recognizer`` picks the backend from the file suffix. This module imports torch only when
+a torch ``Recognizer`` is built, so the ONNX path stays torch-free.
+
+A recognizer holds its model, alphabet, preprocessing settings and a ``CTCDecoder``; it is safe
+to share between threads (no shared mutable state during inference).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
 from crnn_ocr.decoding import CTCDecoder, DecodeResult
-from crnn_ocr.model import CRNN, ModelConfig, build_model, output_lengths
-from crnn_ocr.preprocessing import decode_image, image_to_tensor, pad_batch, resize_to_height
+from crnn_ocr.preprocessing import decode_image, images_to_batch, resize_to_height
+
+if TYPE_CHECKING:
+    import torch
+
+    from crnn_ocr.model import CRNN
+    from crnn_ocr.onnx_backend import OnnxRecognizer
 
 ImageInput = str | os.PathLike | bytes | np.ndarray
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -34,60 +48,34 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
-        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=d.get("max_width"))
+        max_width = d.get("max_width")
+        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"height": self.height, "channels": self.channels, "max_width": self.max_width}
 
 
-class Recognizer:
-    """Reads images with a trained CRNN and a CTC decoder.
+class BaseRecognizer:
+    """Preprocessing, batching and CTC decoding around a backend's forward pass.
 
-    Args:
-        model: a CRNN (put in eval mode on ``device``).
-        alphabet: the model's alphabet.
-        preprocess: image preprocessing settings the model was trained with.
-        device: where the model runs; default CUDA if present, else CPU.
-        decoder_options: passed to ``CTCDecoder`` (``beam_width``, ``lexicon``, ``lm``, ...).
+    A backend implements ``output_length(width)`` (frames T for an input width) and
+    ``_log_probs_of_batch(batch)``: float32 (N, C, H, W) in [-1, 1] -> float32 log-probs (N, T, K).
     """
 
-    def __init__(
-        self,
-        model: CRNN,
-        alphabet: Alphabet,
-        preprocess: Preprocess,
-        *,
-        device: str | torch.device | None = None,
-        kind: str = "text",
-        **decoder_options: Any,
-    ) -> None:
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = model.to(self.device).eval()
+    backend = ""
+
+    def __init__(self, alphabet: Alphabet, preprocess: Preprocess, *, kind: str = "text", **decoder_options: Any) -> None:
         self.alphabet = alphabet
         self.preprocess = preprocess
         self.kind = kind
         self.decoder = CTCDecoder(alphabet, **decoder_options)
 
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | os.PathLike,
-        *,
-        device: str | torch.device | None = None,
-        expected_kind: str | None = None,
-        **decoder_options: Any,
-    ) -> Recognizer:
-        """Build from a crnn_ocr checkpoint (weights, config, alphabet and preprocessing inside)."""
-        state = load_checkpoint(path)
-        kind = state.get("kind", "text")
-        if expected_kind is not None and kind != expected_kind:
-            raise CheckpointError(f"{path}: is a {kind} model, cannot read {expected_kind} input with it")
-        config = ModelConfig.from_dict(state["model_config"])
-        model = build_model(config)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights do not match the stored model config ({str(e).splitlines()[0]})") from None
-        alphabet = Alphabet.from_dict(state["alphabet"])
-        pre = Preprocess.from_dict(state.get("preprocess", {"height": config.height, "channels": config.in_channels}))
-        return cls(model, alphabet, pre, device=device, kind=kind, **decoder_options)
+    # ------------------------------------------------------------------ backend
+    def output_length(self, width: int) -> int:
+        raise NotImplementedError
+
+    def _log_probs_of_batch(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, image: ImageInput) -> np.ndarray:
@@ -96,15 +84,15 @@ class Recognizer:
         return resize_to_height(img, self.preprocess.height, max_width=self.preprocess.max_width)
 
     # ------------------------------------------------------------------ inference
-    @torch.inference_mode()
     def log_probs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Prepared images -> (log-probs (N, T, C) float32, lengths (N,)) for the decoder."""
-        tensors = [image_to_tensor(img) for img in images]  # each (C, H, w)
-        batch = pad_batch(tensors).to(self.device)  # (N, C, H, W)
-        widths = torch.tensor([t.shape[-1] for t in tensors])
-        logits = self.model(batch)  # (N, C, H, W) -> (N, T, K)
-        lengths = output_lengths(widths, self.model.config).clamp(max=logits.shape[1])
-        return torch.log_softmax(logits.float(), dim=-1).cpu().numpy(), lengths.numpy()
+        """Prepared images -> (log-probs (N, T, K) float32, lengths (N,) int64) for the decoder.
+
+        The images are right-padded to the widest (repeating the last column) and run as one batch.
+        """
+        batch = images_to_batch(list(images))  # (N, C, H, W)
+        log_probs = self._log_probs_of_batch(batch)  # (N, T, K)
+        lengths = np.array([self.output_length(int(im.shape[1])) for im in images], dtype=np.int64)
+        return log_probs, np.minimum(lengths, log_probs.shape[1])
 
     def read(self, image: ImageInput) -> DecodeResult:
         """Read one image (a path, encoded bytes, or an array): text, confidence, spans."""
@@ -112,7 +100,10 @@ class Recognizer:
 
     def read_batch(self, images: Iterable[ImageInput], batch_size: int = 32) -> list[DecodeResult]:
         """Read many images; batches are formed from images of similar width."""
-        prepared = [self.prepare(img) for img in images]
+        return self.read_prepared([self.prepare(img) for img in images], batch_size)
+
+    def read_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[DecodeResult]:
+        """Read prepared images (``prepare``'s output), batching images of similar width."""
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[1])
         results: list[DecodeResult | None] = [None] * len(prepared)
         for start in range(0, len(order), batch_size):
@@ -122,11 +113,166 @@ class Recognizer:
                 results[i] = res
         return results  # type: ignore[return-value]
 
+    def read_files(
+        self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32, workers: int = 4, window: int | None = None
+    ) -> Iterator[tuple[str | os.PathLike, np.ndarray, DecodeResult]]:
+        """Read image files in order, yielding ``(path, prepared image, result)``.
+
+        Files are decoded and resized by ``workers`` threads (OpenCV releases the GIL) while the
+        model runs on the previous ``window`` files (default ``8 * batch_size``), which are
+        batched by width. A file that cannot be decoded raises ``ValueError`` naming it.
+        """
+        window = window or 8 * batch_size
+        chunks = [paths[i : i + window] for i in range(0, len(paths), window)]
+        if not chunks:
+            return
+        if workers <= 1 or len(paths) == 1:
+            for chunk in chunks:
+                prepared = [self.prepare(p) for p in chunk]
+                yield from zip(chunk, prepared, self.read_prepared(prepared, batch_size))
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crnn_ocr-decode")
+        try:
+            submit = lambda chunk: [pool.submit(self.prepare, p) for p in chunk]  # noqa: E731
+            pending: list[Future] = submit(chunks[0])
+            for k, chunk in enumerate(chunks):
+                current, pending = pending, (submit(chunks[k + 1]) if k + 1 < len(chunks) else [])
+                prepared = [f.result() for f in current]  # the first bad file raises here, in order
+                yield from zip(chunk, prepared, self.read_prepared(prepared, batch_size))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def frame_to_columns(self, span: tuple[int, int], prepared_width: int, original_width: int) -> tuple[int, int]:
         """Map a frame span (start, end) to pixel columns of the original image (approximate:
         frames are spread evenly over the resized width)."""
-        t = int(output_lengths(torch.tensor([prepared_width]), self.model.config)[0])
+        t = self.output_length(prepared_width)
         scale = original_width / prepared_width
         x0 = span[0] * prepared_width / t * scale
         x1 = span[1] * prepared_width / t * scale
         return int(round(x0)), int(round(min(x1, original_width)))
+
+
+class Recognizer(BaseRecognizer):
+    """Reads images with a CRNN in PyTorch and a CTC decoder.
+
+    Args:
+        model: a CRNN (put in eval mode on ``device``).
+        alphabet: the model's alphabet.
+        preprocess: image preprocessing settings the model was trained with.
+        device: where the model runs; default CUDA if present, else CPU.
+        precision: "fp32" (default) or "bf16" (autocast; about 2x faster on CPUs with AVX512-BF16
+            or AMX, but with 8 mantissa bits its logits are not fp32's and can flip the decoded
+            text of ambiguous images, so it is opt-in; bench/bench_deploy.py measures the cost).
+        channels_last: NHWC memory layout for the convolutions; None (default) turns it on:
+            the same fp32 arithmetic, faster convolutions on CPU (bench/bench_inference.py).
+        decoder_options: passed to ``CTCDecoder`` (``beam_width``, ``lexicon``, ``lm``, ...).
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: CRNN,
+        alphabet: Alphabet,
+        preprocess: Preprocess,
+        *,
+        device: str | torch.device | None = None,
+        kind: str = "text",
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        **decoder_options: Any,
+    ) -> None:
+        import torch
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        super().__init__(alphabet, preprocess, kind=kind, **decoder_options)
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = precision
+        self.channels_last = True if channels_last is None else channels_last
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = model.to(self.device).eval().to(memory_format=memory_format)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        *,
+        device: str | torch.device | None = None,
+        expected_kind: str | None = None,
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        **decoder_options: Any,
+    ) -> Recognizer:
+        """Build from a crnn_ocr checkpoint (weights, config, alphabet and preprocessing inside)."""
+        model, alphabet, pre, kind = load_model(path, expected_kind=expected_kind)
+        return cls(model, alphabet, pre, device=device, kind=kind, precision=precision, channels_last=channels_last,
+                   **decoder_options)
+
+    def output_length(self, width: int) -> int:
+        from crnn_ocr.model import output_length
+
+        return int(output_length(width, self.model.config))
+
+    def _log_probs_of_batch(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            x = torch.from_numpy(batch).to(self.device)  # (N, C, H, W)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = self.model(x)  # (N, C, H, W) -> (N, T, K)
+            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def load_model(path: str | os.PathLike, *, expected_kind: str | None = None) -> tuple[CRNN, Alphabet, Preprocess, str]:
+    """A checkpoint's CRNN (weights loaded, on CPU), alphabet, preprocessing and kind."""
+    from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
+    from crnn_ocr.model import ModelConfig, build_model
+
+    state = load_checkpoint(path)
+    kind = state.get("kind", "text")
+    if expected_kind is not None and kind != expected_kind:
+        raise CheckpointError(f"{path}: is a {kind} model, cannot read {expected_kind} input with it")
+    config = ModelConfig.from_dict(state["model_config"])
+    model = build_model(config)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match the stored model config ({str(e).splitlines()[0]})") from None
+    alphabet = Alphabet.from_dict(state["alphabet"])
+    pre = Preprocess.from_dict(state.get("preprocess", {"height": config.height, "channels": config.in_channels}))
+    return model.eval(), alphabet, pre, kind
+
+
+def load_recognizer(
+    path: str | os.PathLike,
+    *,
+    backend: str = "auto",
+    device: str | None = None,
+    threads: int | None = None,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    expected_kind: str | None = None,
+    **decoder_options: Any,
+) -> Recognizer | OnnxRecognizer:
+    """A recognizer for a checkpoint (``.pt``, PyTorch) or an export (``.onnx``, onnxruntime).
+
+    ``backend``: "auto" (by suffix), "torch" or "onnx". ``threads`` sets onnxruntime's intra-op
+    threads (PyTorch's are process-wide: ``torch.set_num_threads``). ``precision`` and
+    ``channels_last`` apply to PyTorch; an int8 ONNX export is chosen at export time.
+    """
+    if backend == "auto":
+        backend = "onnx" if os.fspath(path).lower().endswith(".onnx") else "torch"
+    if backend == "onnx":
+        from crnn_ocr.onnx_backend import OnnxRecognizer
+
+        if device not in (None, "cpu"):
+            raise ValueError(f"the onnx backend runs on the CPU here, got device {device!r}")
+        if precision != "fp32" or channels_last is not None:
+            raise ValueError("precision and channels_last apply to the torch backend; export with --int8 for a quantized model")
+        return OnnxRecognizer.from_onnx(path, threads=threads, expected_kind=expected_kind, **decoder_options)
+    if backend != "torch":
+        raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+    return Recognizer.from_checkpoint(path, device=device, expected_kind=expected_kind, precision=precision,
+                                      channels_last=channels_last, **decoder_options)

@@ -17,7 +17,7 @@ from crnn_ocr.cli import ArgumentParser, existing_file, run_cli  # noqa: E402
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt) or an exported .onnx model")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="an LMDB in the standard layout")
     src.add_argument("--labels", help="a path<TAB>label file")
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from crnn_ocr.data import iter_lmdb_samples, read_label_file
     from crnn_ocr.evaluation import evaluate
-    from crnn_ocr.recognizer import Recognizer
+    from crnn_ocr.recognizer import load_recognizer
 
     if args.data:
         samples = ((f"{args.data}#{i}", img, label) for i, img, label in iter_lmdb_samples(args.data))
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = ((str(path), path, label) for path, label in read_label_file(args.labels, args.root))
     if args.limit:
         samples = itertools.islice(samples, args.limit)
-    rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, beam_width=args.beam, lexicon=args.lexicon)
+    rec = load_recognizer(args.checkpoint, device=args.device, beam_width=args.beam, lexicon=args.lexicon)
     result = evaluate(rec, samples, batch_size=args.batch_size)
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:

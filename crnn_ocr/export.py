@@ -1,0 +1,267 @@
+"""Export a checkpoint (text, score or speech: the same CRNN) for deployment.
+
+    export_onnx("best.pt", "best.onnx")                 # fp32, dynamic batch and width
+    export_onnx("best.pt", "best.int8.onnx", int8=True) # + int8 LSTM/linear weights (dynamic)
+    export_onnx("best.pt", "best.int8.onnx", int8=True, calibration=word_images)  # + static int8 convs
+    export_torchscript("best.pt", "best.ts")
+
+The ONNX graph maps ``images`` float32 (N, C, H, W) in [-1, 1] (batch and width dynamic) to
+``logits`` float32 (N, T, num_classes). Its metadata key ``crnn_ocr`` holds JSON with the
+alphabet, kind, preprocessing, model config and the frame rule T(W), so the ``.onnx`` file alone
+is enough to read with (``crnn_ocr.onnx_backend.OnnxRecognizer``); a TorchScript file carries
+the same JSON as the extra file ``crnn_ocr.json``.
+
+Export uses PyTorch's TorchScript-based ONNX exporter (``dynamo=False``): it handles the
+BiLSTM and dynamic width without extra packages; opset 17.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
+from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, FrameRule
+from crnn_ocr.recognizer import load_model
+
+DEFAULT_OPSET = 17
+TORCHSCRIPT_METADATA = "crnn_ocr.json"
+# Dynamic int8 quantization of these ops only: onnxruntime's dynamic ConvInteger is ~4x slower than
+# its fp32 convolutions on CPU; convolutions are quantized statically, given calibration images.
+INT8_OP_TYPES = ("LSTM", "MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What ``tools/export.py`` does."""
+
+    checkpoint: str
+    out: str | None = None  # default: the checkpoint's path with .onnx / .int8.onnx / .ts
+    format: str = "onnx"  # "onnx" or "torchscript"
+    int8: bool = False
+    calibration: tuple[str, ...] = ()  # image files: int8 also quantizes the convolutions (static)
+    opset: int = DEFAULT_OPSET
+    check: bool = True  # compare the export with PyTorch on two widths
+
+
+def frame_rule(config: ModelConfig) -> FrameRule:
+    """T(W) of a model as ``(W + offset) // stride``, checked on every width up to 4096."""
+    min_w = min_input_width(config)
+    widths = np.arange(min_w, 4097)
+    frames = np.array([int(output_length(int(w), config)) for w in widths])
+    for stride in range(1, 17):
+        for offset in range(0, 2 * stride + 1):
+            if np.array_equal((widths + offset) // stride, frames):
+                return FrameRule(stride=stride, offset=offset, min_width=min_w)
+    raise ValueError(f"arch {config.arch!r}: its T(W) is not of the form (W + offset) // stride")
+
+
+def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tuple[CRNN, dict[str, Any]]:
+    """The checkpoint's model (CPU, eval, fp32) and the metadata dict stored with an export."""
+    model, alphabet, pre, kind = load_model(path)
+    meta = {
+        "format": ONNX_FORMAT,
+        "kind": kind,
+        "alphabet": alphabet.to_dict(),
+        "preprocess": pre.to_dict(),
+        "model_config": model.config.to_dict(),
+        "frames": frame_rule(model.config).to_dict(),
+        "precision": precision,
+        "input": INPUT_NAME,
+        "output": OUTPUT_NAME,
+    }
+    return model.float().cpu(), meta
+
+
+def _example_input(model: CRNN, width: int = 128, batch: int = 2) -> torch.Tensor:
+    c = model.config
+    return torch.zeros(batch, c.in_channels, c.height, width).uniform_(-1, 1)  # (N, C, H, W)
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    int8: bool = False,
+    calibration: Sequence[str | os.PathLike | np.ndarray] | None = None,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+) -> Path:
+    """Write ``checkpoint`` as an ONNX model with dynamic batch and width (see the module doc).
+
+    ``int8``: quantize for CPU (``quantize_int8``): dynamic int8 LSTM/linear weights, plus static
+    int8 convolutions when ``calibration`` images are given. ``check``: run the export in
+    onnxruntime on two widths and compare with PyTorch: ValueError if the logits differ by more
+    than 1e-4 (fp32) or 0.5 (dynamic int8); static int8 is checked for shapes only, its accuracy
+    depends on the calibration (measure it: bench/bench_deploy.py).
+    """
+    import onnx
+
+    if calibration is not None and not int8:
+        raise ValueError("calibration images are only used for an int8 export")
+    model, meta = export_metadata(checkpoint, precision="int8" if int8 else "fp32")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        fp32_path = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings():  # tracer chatter: shape checks become constants, LSTM batch note
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (_example_input(model),), str(fp32_path), dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch", 3: "width"}, OUTPUT_NAME: {0: "batch", 1: "frames"}},
+            )
+        src = fp32_path
+        if int8:
+            src = Path(tmp) / "model.int8.onnx"
+            batches = None if calibration is None else calibration_batches(calibration, meta["preprocess"])
+            meta["quantization"] = quantize_int8(fp32_path, src, batches)
+        proto = onnx.load(str(src))
+        del proto.metadata_props[:]
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta, separators=(",", ":"))
+        proto.doc_string = f"crnn_ocr {meta['kind']} recognizer ({meta['model_config']['arch']}, {meta['precision']})"
+        staged = Path(tmp) / "final.onnx"
+        onnx.save(proto, str(staged))
+        if check:
+            tolerance = (math.inf if calibration is not None else 0.5) if int8 else 1e-4
+            check_onnx(model, staged, tolerance=tolerance)
+        os.replace(staged, out)
+    return out
+
+
+def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], preprocess: dict[str, Any]) -> list[np.ndarray]:
+    """Images (paths, bytes or arrays) -> model inputs (1, C, H, w) float32, one per image, as at inference."""
+    from crnn_ocr.preprocessing import decode_image, images_to_batch, resize_to_height
+
+    if not images:
+        raise ValueError("calibration needs at least one image")
+    batches = []
+    for image in images:
+        img = decode_image(image, int(preprocess["channels"]))
+        img = resize_to_height(img, int(preprocess["height"]), max_width=preprocess.get("max_width"))
+        batches.append(images_to_batch([img]))
+    return batches
+
+
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Quantize an fp32 export for CPU; returns what was done (stored in the metadata).
+
+    Always: dynamic int8 weights for LSTM/MatMul/Gemm (activations quantized on the fly).
+    With ``calibration`` inputs (N, C, H, W): also static int8 convolutions (QDQ, per-channel
+    weights, uint8 activations with MinMax ranges from the calibration set), which onnxruntime
+    runs as integer convolutions: most of the speed-up, since the convolutions take ~75% of the
+    time. Without calibration the convolutions stay fp32 (dynamic ConvInteger is slower than fp32).
+    """
+    import logging
+
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizers log generic advice as warnings
+    try:
+        if calibration is None:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OP_TYPES))
+            return {"method": "dynamic", "ops": list(INT8_OP_TYPES)}
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.items = iter(calibration)
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                batch = next(self.items, None)
+                return None if batch is None else {INPUT_NAME: batch}
+
+        work = Path(dst).with_name("static_pre.onnx")
+        quant_pre_process(str(src), str(work))
+        static = Path(dst).with_name("static_conv.onnx")
+        quantize_static(work, static, Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_dynamic(static, dst, weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OP_TYPES))
+        return {"method": "static+dynamic", "ops": ["Conv", *INT8_OP_TYPES], "calibration_images": len(calibration)}
+    finally:
+        root.setLevel(level)
+
+
+def check_onnx(model: CRNN, path: str | os.PathLike, *, tolerance: float = 1e-4, widths: tuple[int, ...] = (37, 160)) -> float:
+    """Max |logit difference| between ``model`` and the ONNX file on random inputs of ``widths``
+    (batch 2); ValueError if above ``tolerance`` or if the frame counts differ."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1  # small inputs: threads would only add start-up and contention
+    session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for w in widths:
+        x = _example_input(model, width=w)
+        with torch.inference_mode():
+            ref = model(x).numpy()  # (N, T, K)
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ValueError(f"{path}: exported model gives logits {got.shape} at width {w}, PyTorch {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if worst > tolerance:
+        raise ValueError(f"{path}: exported logits differ from PyTorch by {worst:.3g} (> {tolerance})")
+    return worst
+
+
+def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *, check: bool = True) -> Path:
+    """Write ``checkpoint`` as a traced TorchScript module (any batch and width) with the metadata
+    JSON as the extra file ``crnn_ocr.json``; load with ``torch.jit.load(path, _extra_files=...)``."""
+    model, meta = export_metadata(checkpoint)
+    meta = {**meta, "format": "crnn_ocr-torchscript/1"}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # torch.jit.trace is deprecated but still the lightest TorchScript path
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, _example_input(model))
+    if check:
+        for w in (37, 160):
+            x = _example_input(model, width=w)
+            with torch.inference_mode():
+                diff = float((traced(x) - model(x)).abs().max())
+            if diff > 1e-5:
+                raise ValueError(f"{out}: traced logits differ from the model by {diff:.3g}")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def default_output(checkpoint: str | os.PathLike, format: str = "onnx", int8: bool = False) -> Path:
+    """best.pt -> best.onnx, best.int8.onnx or best.ts."""
+    suffix = ".ts" if format == "torchscript" else (".int8.onnx" if int8 else ".onnx")
+    return Path(checkpoint).with_suffix(suffix)
+
+
+def export(config: ExportConfig) -> Path:
+    """Run one export described by ``config`` (``tools/export.py``)."""
+    out = config.out or default_output(config.checkpoint, config.format, config.int8)
+    if config.format == "torchscript":
+        if config.int8:
+            raise ValueError("--int8 applies to ONNX exports")
+        return export_torchscript(config.checkpoint, out, check=config.check)
+    if config.format != "onnx":
+        raise ValueError(f"format must be onnx or torchscript, got {config.format!r}")
+    calibration = list(config.calibration) or None
+    return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset, check=config.check)

@@ -1,0 +1,280 @@
+"""Deployment: ONNX / TorchScript export parity, the torch-free onnxruntime backend, int8,
+numpy preprocessing and batched file reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, render_word
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from crnn_ocr.alphabet import Alphabet  # noqa: E402
+from crnn_ocr.checkpoint import save_checkpoint  # noqa: E402
+from crnn_ocr.export import ExportConfig, export, export_onnx, export_torchscript, frame_rule  # noqa: E402
+from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
+from crnn_ocr.onnx_backend import OnnxModelError, OnnxRecognizer, read_onnx_metadata  # noqa: E402
+from crnn_ocr.preprocessing import image_to_tensor, images_to_batch, pad_batch  # noqa: E402
+from crnn_ocr.recognizer import Recognizer, load_recognizer  # noqa: E402
+
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+WORDS = ["a", "cat", "tree", "window", "recognition", "internationalization"]  # widths 16 .. ~300 px
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared, busy machine OpenMP barriers make 2 threads ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def exported(one_thread, tmp_path_factory):
+    """A random-weight crnn_compact checkpoint and its fp32 and int8 ONNX exports."""
+    torch.manual_seed(0)
+    tmp = tmp_path_factory.mktemp("export")
+    alphabet = Alphabet.preset("alphanumeric")
+    config = ModelConfig(num_classes=alphabet.num_classes, arch="crnn_compact", hidden_size=64)
+    model = build_model(config)
+    ck = tmp / "model.pt"
+    save_checkpoint(ck, {"kind": "text", "model_config": config.to_dict(), "alphabet": alphabet.to_dict(),
+                         "preprocess": {"height": 32, "channels": 1, "max_width": 400}, "model": model.state_dict()})
+    export_onnx(ck, tmp / "model.onnx")
+    export_onnx(ck, tmp / "model.int8.onnx", int8=True)
+    images = []
+    for w in WORDS:
+        cv2.imwrite(str(tmp / f"{w}.png"), render_word(w))
+        images.append(tmp / f"{w}.png")
+    export_onnx(ck, tmp / "model.static.onnx", int8=True, calibration=images)
+    return tmp, model.eval(), images
+
+
+def test_frame_rule_matches_every_arch():
+    rules = {arch: frame_rule(ModelConfig(num_classes=5, arch=arch)) for arch in ARCHS}
+    assert [(rules[a].stride, rules[a].offset, rules[a].min_width) for a in ("crnn", "resnet", "mobilenetv3")] == [
+        (4, 4, 4), (4, 2, 2), (4, 3, 1)]
+    for arch, rule in rules.items():
+        config = ModelConfig(num_classes=5, arch=arch)
+        assert all(rule(w) == output_length(w, config) for w in range(rule.min_width, 700))
+
+
+def test_onnx_logits_match_pytorch_at_several_widths_and_batches(exported):
+    tmp, model, _ = exported
+    session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n, w in [(1, 4), (1, 16), (3, 37), (1, 100), (5, 257), (2, 800)]:
+        x = rng.uniform(-1, 1, (n, 1, 32, w)).astype(np.float32)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(x)).numpy()  # (N, T, K)
+        got = session.run(["logits"], {"images": x})[0]
+        assert got.shape == ref.shape == (n, w // 4 + 1, 37)
+        assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_onnx_and_torch_recognizers_read_the_same(exported):
+    tmp, _, images = exported
+    torch_rec = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", channels_last=False)
+    onnx_rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    prepared = [torch_rec.prepare(p) for p in images]
+    assert [p.shape for p in prepared] == [p.shape for p in map(onnx_rec.prepare, images)]
+    lp_t, len_t = torch_rec.log_probs(prepared)  # one batch of 6 widths, right-padded
+    lp_o, len_o = onnx_rec.log_probs(prepared)
+    assert np.array_equal(len_t, len_o) and np.array_equal(len_t, [im.shape[1] // 4 + 1 for im in prepared])
+    assert np.abs(lp_t - lp_o).max() <= 1e-4
+    for batch_size in (1, 4):
+        a = torch_rec.read_batch(images, batch_size=batch_size)
+        b = onnx_rec.read_batch(images, batch_size=batch_size)
+        assert [r.text for r in a] == [r.text for r in b]
+        assert any(r.text for r in a)  # random weights still emit symbols: the comparison is not vacuous
+        assert np.allclose([r.score for r in a], [r.score for r in b], atol=1e-3)
+    assert load_recognizer(tmp / "model.onnx").backend == "onnx"
+    assert load_recognizer(tmp / "model.pt", device="cpu").backend == "torch"
+
+
+def test_onnx_metadata_makes_the_file_self_contained(exported):
+    tmp, model, _ = exported
+    meta = read_onnx_metadata(tmp / "model.onnx")
+    assert meta["kind"] == "text" and meta["precision"] == "fp32"
+    assert meta["alphabet"] == Alphabet.preset("alphanumeric").to_dict()
+    assert meta["preprocess"] == {"height": 32, "channels": 1, "max_width": 400}
+    assert meta["frames"] == {"stride": 4, "offset": 4, "min_width": 4}
+    assert meta["model_config"] == model.config.to_dict()
+    rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    assert rec.preprocess.max_width == 400 and rec.alphabet.num_classes == 37 and rec.output_length(100) == 26
+
+
+def test_int8_export_quantizes_lstm_and_linear_only_and_stays_close(exported):
+    import onnx
+
+    tmp, _, images = exported
+    ops = {node.op_type for node in onnx.load(str(tmp / "model.int8.onnx")).graph.node}
+    assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops and "ConvInteger" not in ops
+    assert read_onnx_metadata(tmp / "model.int8.onnx")["precision"] == "int8"
+    fp32 = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    int8 = OnnxRecognizer.from_onnx(tmp / "model.int8.onnx", threads=1)
+    prepared = [fp32.prepare(p) for p in images]
+    assert np.abs(fp32.log_probs(prepared)[0] - int8.log_probs(prepared)[0]).max() < 0.05
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_int8_with_calibration_also_quantizes_the_convolutions(exported):
+    import onnx
+
+    tmp, _, images = exported
+    graph = onnx.load(str(tmp / "model.static.onnx")).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "DynamicQuantizeLSTM"} <= ops and "ConvInteger" not in ops
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    dequantized = {o for node in graph.node if node.op_type == "DequantizeLinear" for o in node.output}
+    assert len(convs) == 7 and all(set(c.input) <= dequantized for c in convs)  # int8 input, weight, int32 bias
+    meta = read_onnx_metadata(tmp / "model.static.onnx")
+    assert meta["quantization"] == {"method": "static+dynamic", "ops": ["Conv", "LSTM", "MatMul", "Gemm"],
+                                    "calibration_images": len(images)}
+    fp32 = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    int8 = OnnxRecognizer.from_onnx(tmp / "model.static.onnx", threads=1)
+    prepared = [fp32.prepare(p) for p in images]
+    a, b = fp32.log_probs(prepared[:1])[0], int8.log_probs(prepared[:1])[0]
+    assert a.shape == b.shape and np.abs(a - b).max() < 0.5
+
+
+def test_score_and_speech_models_export_too(tmp_path):
+    """Tall inputs (64 rows: the trunk keeps H' > 1 and projects it) and a non-image kind."""
+    torch.manual_seed(1)
+    alphabet = Alphabet(list("abcdefgh"))
+    config = ModelConfig(num_classes=alphabet.num_classes, arch="crnn_compact", height=64, hidden_size=32)
+    model = build_model(config).eval()
+    save_checkpoint(tmp_path / "speech.pt", {"kind": "speech", "model_config": config.to_dict(), "alphabet": alphabet.to_dict(),
+                                             "preprocess": {"height": 64, "channels": 1, "max_width": None}, "model": model.state_dict()})
+    export_onnx(tmp_path / "speech.pt", tmp_path / "speech.onnx")
+    rec = OnnxRecognizer.from_onnx(tmp_path / "speech.onnx", threads=1, expected_kind="speech")
+    assert rec.kind == "speech" and rec.preprocess.height == 64
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 1, 64, 90)).astype(np.float32)
+    with torch.inference_mode():
+        assert np.abs(rec.forward(x) - model(torch.from_numpy(x)).numpy()).max() <= 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_torchscript_export_carries_metadata_and_matches(exported):
+    tmp, model, _ = exported
+    out = export(ExportConfig(checkpoint=str(tmp / "model.pt"), format="torchscript"))
+    assert out == tmp / "model.ts"
+    extra = {"crnn_ocr.json": ""}
+    traced = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["crnn_ocr.json"])["frames"]["stride"] == 4
+    x = torch.rand(3, 1, 32, 150) * 2 - 1
+    with torch.inference_mode():
+        assert (traced(x) - model(x)).abs().max() <= 1e-5
+
+
+def test_onnx_errors_name_the_file(tmp_path, exported):
+    plain = tmp_path / "plain.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(plain), dynamo=False)
+    with pytest.raises(OnnxModelError, match="plain.onnx: no 'crnn_ocr' metadata"):
+        OnnxRecognizer.from_onnx(plain)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(OnnxModelError, match="junk.onnx: not a loadable ONNX model"):
+        OnnxRecognizer.from_onnx(junk)
+    with pytest.raises(OnnxModelError, match="missing.onnx: ONNX model not found"):
+        OnnxRecognizer.from_onnx(tmp_path / "missing.onnx")
+    with pytest.raises(OnnxModelError, match="is a text model, cannot read speech"):
+        OnnxRecognizer.from_onnx(exported[0] / "model.onnx", expected_kind="speech")
+
+
+def test_images_to_batch_equals_the_torch_pipeline():
+    rng = np.random.default_rng(1)
+    gray = [rng.integers(0, 256, (32, w), dtype=np.uint8) for w in (16, 5, 40)]
+    rgb = [rng.integers(0, 256, (32, w, 3), dtype=np.uint8) for w in (7, 30)]
+    for images in (gray, rgb):
+        ref = pad_batch([image_to_tensor(im) for im in images]).numpy()
+        assert np.array_equal(images_to_batch(images), ref)
+    assert images_to_batch(gray, width=50).shape == (3, 1, 32, 50)
+    with pytest.raises(ValueError, match="smaller than the widest"):
+        images_to_batch(gray, width=20)
+
+
+def test_read_files_keeps_order_across_windows_and_threads(exported):
+    tmp, _, images = exported
+    rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    paths = [str(p) for p in images] * 3
+    expected = [r.text for r in rec.read_batch(paths, batch_size=4)]
+    # batches form by width inside each window of files (padding changes the BiLSTM's input)
+    windowed = [r.text for i in range(0, len(paths), 5) for r in rec.read_batch(paths[i : i + 5], batch_size=4)]
+    for workers, window, texts in [(1, None, expected), (3, None, expected), (1, 5, windowed), (3, 5, windowed)]:
+        rows = list(rec.read_files(paths, batch_size=4, workers=workers, window=window))
+        assert [r[0] for r in rows] == paths
+        assert [r[2].text for r in rows] == texts
+        assert [r[1].shape for r in rows] == [rec.prepare(p).shape for p in paths]
+    bad = tmp / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(ValueError, match="bad.png: not a decodable image"):
+        list(rec.read_files(paths[:4] + [str(bad)], batch_size=2, workers=2, window=2))
+
+
+def test_torch_precision_and_layout_options(exported):
+    tmp, _, images = exported
+    base = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", channels_last=False)
+    fast = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu")
+    assert fast.channels_last and fast.precision == "fp32"
+    prepared = [base.prepare(p) for p in images]
+    assert np.abs(base.log_probs(prepared)[0] - fast.log_probs(prepared)[0]).max() <= 1e-4
+    assert [r.text for r in base.read_batch(images)] == [r.text for r in fast.read_batch(images)]
+    bf16 = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", precision="bf16")
+    lp, lengths = bf16.log_probs(prepared)
+    assert lp.dtype == np.float32 and lp.shape == base.log_probs(prepared)[0].shape
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", precision="fp8")
+
+
+def test_onnx_deployment_imports_no_torch(exported):
+    """infer.py on a .onnx file runs without torch, torchvision or the training-only packages."""
+    tmp, _, images = exported
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['infer.py', '--image', {str(images[1])!r}, {str(images[2])!r}, '--checkpoint', {str(tmp / 'model.onnx')!r}, '--json', '--threads', '1']\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'tools' / 'infer.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = {'torch', 'torchvision', 'albumentations', 'matplotlib', 'lmdb', 'tqdm'}\n"
+        "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "LOADED []"
+    rows = [json.loads(line) for line in lines[:-1]]
+    expected = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1).read_batch(images[1:3])
+    assert [row["text"] for row in rows] == [e.text for e in expected]
+
+
+def test_export_and_infer_clis(exported, tmp_path):
+    tmp, _, images = exported
+    run = lambda tool, *a: subprocess.run([sys.executable, str(ROOT / "tools" / tool), *map(str, a)],  # noqa: E731
+                                          capture_output=True, text=True, env=ENV, timeout=300)
+    r = run("export.py", "--checkpoint", tmp / "model.pt", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {tmp_path / 'm.onnx'} (")
+    r = run("infer.py", "--image", *images, "--checkpoint", tmp_path / "m.onnx", "--progress", "on", "--workers", 2, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    texts = [line.split("\t")[1] for line in r.stdout.splitlines()]
+    assert texts == [res.text for res in OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1).read_batch(images)]
+    assert f"infer.py: read {len(images)} images in " in r.stderr
+    r = run("infer.py", "--image", images[0], "--checkpoint", tmp_path / "m.onnx", "--precision", "bf16")
+    assert r.returncode == 2 and "precision and channels_last apply to the torch backend" in r.stderr
+    r = run("export.py", "--checkpoint", tmp_path / "nope.pt")
+    assert r.returncode == 2 and "nope.pt: checkpoint not found" in r.stderr

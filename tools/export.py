@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""Export a checkpoint to ONNX (dynamic batch and width) or TorchScript for deployment.
+
+    python tools/export.py --checkpoint runs/en/best.pt                  # -> runs/en/best.onnx
+    python tools/export.py --checkpoint runs/en/best.pt --int8           # -> runs/en/best.int8.onnx
+    python tools/export.py --checkpoint runs/en/best.pt --int8 --calibration crops/  # + int8 convolutions
+    python tools/export.py --checkpoint best.pt --format torchscript     # -> best.ts
+    python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
+
+The alphabet, kind and preprocessing settings travel inside the file (ONNX metadata ``crnn_ocr``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from crnn_ocr.cli import ArgumentParser, existing_file, expand_inputs, run_cli  # noqa: E402
+
+
+def parse_args(argv: list[str] | None):
+    p = ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt): text, score or speech")
+    p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx, .int8.onnx or .ts)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--int8", action="store_true", help="int8 quantization for CPU: LSTM/linear weights (dynamic)")
+    p.add_argument("--calibration", nargs="+", help="with --int8: word images (files, folders, globs) to calibrate "
+                   "static int8 convolutions on: ~3x faster than fp32; measure the accuracy")
+    p.add_argument("--calibration-count", type=int, default=200, help="use at most this many calibration images")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch")
+    args = p.parse_args(argv)
+    if args.int8 and args.format != "onnx":
+        p.error("--int8 applies to --format onnx")
+    if args.calibration and not args.int8:
+        p.error("--calibration needs --int8")
+    if args.calibration_count < 1:
+        p.error(f"--calibration-count must be at least 1, got {args.calibration_count}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    existing_file(args.checkpoint, "checkpoint")
+    calibration = expand_inputs(args.calibration)[: args.calibration_count] if args.calibration else []
+    from crnn_ocr.export import ExportConfig, export  # imports torch: after the arguments are checked
+
+    out = export(ExportConfig(checkpoint=args.checkpoint, out=args.out, format=args.format, int8=args.int8,
+                              calibration=tuple(calibration), opset=args.opset, check=not args.no_check))
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
