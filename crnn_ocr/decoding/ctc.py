@@ -17,6 +17,7 @@ from crnn_ocr.decoding.result import DecodeResult
 NEG_INF = -np.inf
 _PROB_ATOL = 1e-3  # log-probs may exceed 0 by float error; more means "not log-probabilities"
 _NORM_ATOL = 1e-2  # |logsumexp| of a row above this means the rows are not normalized
+_MASS_LO, _MASS_HI = float(np.exp(-_NORM_ATOL)), float(np.exp(_NORM_ATOL))  # the same, as row sums
 
 __all__ = [
     "PrefixScorer",
@@ -70,6 +71,13 @@ def check_log_probs(
     arr = arr.astype(np.float64, copy=False)
     if arr.shape[0] == 0:
         return arr
+    if not logits:
+        # Fast path: rows of valid log-probabilities have probability mass 1 and no positive
+        # value (NaN, +inf, dead frames and probabilities all fail it and get the checks below).
+        with np.errstate(over="ignore", invalid="ignore"):
+            mass = np.exp(arr).sum(axis=1)  # (T,)
+        if mass.min() >= _MASS_LO and mass.max() <= _MASS_HI and arr.max() <= _PROB_ATOL:
+            return arr
     finite = np.isfinite(arr)
     if not finite.all():
         if np.isnan(arr).any():
@@ -126,17 +134,14 @@ def _greedy(lp: np.ndarray) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...
     if T == 0:
         return (), (), 0.0
     best = lp.argmax(axis=1)  # (T,)
-    score = float(lp[np.arange(T), best].sum())
-    change = np.empty(T, dtype=bool)
-    change[0] = True
-    np.not_equal(best[1:], best[:-1], out=change[1:])
-    starts = np.flatnonzero(change)  # first frame of each run of equal classes
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = T
-    keep = best[starts] != BLANK
-    ids = tuple(best[starts[keep]].tolist())
-    spans = tuple(zip(starts[keep].tolist(), ends[keep].tolist()))
+    score = float(lp.max(axis=1).sum())
+    # Runs of equal classes: starts (first frames) and ends (exclusive).
+    ends = (np.flatnonzero(best[1:] != best[:-1]) + 1).tolist()
+    starts = [0, *ends]
+    ends.append(T)
+    classes = best[starts].tolist()
+    ids = tuple(c for c in classes if c != BLANK)
+    spans = tuple((a, b) for a, b, c in zip(starts, ends, classes) if c != BLANK)
     return ids, spans, score
 
 
@@ -211,34 +216,36 @@ def _trellis(
     prev = np.empty((C, T))
     prev[:, 0] = 0.0
     prev[:, 1:] = cum[:, :-1]  # (C, T): E[t-1]
-    ext_t = ext.T  # (S, W)
-    cum_s = cum[ext_t]  # (S, W, T)
+    # One labelling (a decoded result) runs on rows (S, T), cheaper to slice than (S, 1, T).
+    ext_t = ext.T if W > 1 else ext[0]  # (S, W) or (S,)
+    cum_s = cum[ext_t]  # (S, W, T) or (S, T)
     prev_s = prev[ext_t]
     combine = np.maximum if viterbi else np.logaddexp
     acc = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
-    A = np.empty((S, W, T))
-    G = np.empty((S, W, T)) if viterbi else None
-    m = np.empty((W, T))
-    g = np.empty((W, T))
-    skip_any = skip.any(axis=0)
-    skip_all = skip.all(axis=0)
+    A = np.empty(cum_s.shape)
+    G = np.empty(cum_s.shape) if viterbi else None
+    m = np.empty(cum_s.shape[1:])  # (W, T) or (T,): what enters state s
+    g = np.empty(cum_s.shape[1:])
+    skip_any = skip.any(axis=0).tolist()
+    skip_all = skip.all(axis=0).tolist()
     for s in range(S):
         if s == 0:
             m.fill(NEG_INF)
-            m[:, 0] = 0.0  # the path starts here
+            m[..., 0] = 0.0  # the path starts here
         else:
-            m[:, 0] = 0.0 if s == 1 else NEG_INF
-            m[:, 1:] = A[s - 1, :, :-1]
+            m[..., 0] = 0.0 if s == 1 else NEG_INF
+            m[..., 1:] = A[s - 1, ..., :-1]
             if skip_any[s]:
-                prev2 = A[s - 2, :, :-1]
+                prev2 = A[s - 2, ..., :-1]
                 if not skip_all[s]:
                     prev2 = np.where(skip[:, s, None], prev2, NEG_INF)
-                combine(m[:, 1:], prev2, out=m[:, 1:])
+                combine(m[..., 1:], prev2, out=m[..., 1:])
         out = G[s] if G is not None else g
         np.subtract(m, prev_s[s], out=out)
-        acc(out, axis=1, out=A[s])
+        acc(out, axis=-1, out=A[s])
         A[s] += cum_s[s]
-    return A, G, cut
+    shape = (S, W, T)
+    return A.reshape(shape), None if G is None else G.reshape(shape), cut
 
 
 def _forward(lp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -310,23 +317,38 @@ def batch_ctc_log_likelihood(log_probs: np.ndarray, labels: Sequence[Sequence[in
     return _forward_chunked(lp, padded, lens)
 
 
-def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[int, int], ...]]:
-    """Best alignment of ``ids`` on checked log-probs -> (its log-prob, per-token spans)."""
+def _score_and_align(
+    lp: np.ndarray, ids: tuple[int, ...], score: bool = True, align: bool = True
+) -> tuple[float, float, tuple[tuple[int, int], ...]]:
+    """For a labelling on checked log-probs: ``log p(ids|lp)`` (forward; with ``score``), and the
+    best alignment's log-prob and per-token spans (Viterbi; with ``align``). What is not asked
+    for is returned as ``-inf`` or ``()``."""
     T = lp.shape[0]
     L = len(ids)
     if T == 0:
-        return (0.0, ()) if L == 0 else (NEG_INF, ())
-    ext, skip, _ = _extend([ids])
+        return (0.0, 0.0, ()) if L == 0 else (NEG_INF, NEG_INF, ())
+    S = 2 * L + 1
+    states = [BLANK] * S
+    states[1::2] = ids
+    can_skip = [s >= 3 and s % 2 == 1 and states[s] != states[s - 2] for s in range(S)]
+    ext, skip = np.array([states], dtype=np.intp), np.array([can_skip])  # (1, S)
+    ll = NEG_INF
+    if score:
+        A, _, cut = _trellis(lp, ext, skip, viterbi=False)
+        ll = float(A[S - 1, 0, T - 1]) if L == 0 else float(np.logaddexp(A[S - 1, 0, T - 1], A[S - 2, 0, T - 1]))
+        if cut is not None and ll < cut:
+            ll = NEG_INF
+    if not align:
+        return ll, NEG_INF, ()
     A, G, cut = _trellis(lp, ext, skip, viterbi=True)
     assert G is not None
-    A, G, skip = A[:, 0, :], G[:, 0, :], skip[0]  # (S, T)
-    S = A.shape[0]
+    A, G = A[:, 0], G[:, 0]  # (S, T)
     s = S - 1
     if S > 1 and A[S - 2, T - 1] > A[S - 1, T - 1]:
         s = S - 2
     best = float(A[s, T - 1])
     if best == NEG_INF or (cut is not None and best < cut):
-        return NEG_INF, ()
+        return ll, NEG_INF, ()
     spans: list[tuple[int, int]] = [(0, 0)] * L
     t = T - 1
     while True:
@@ -335,12 +357,18 @@ def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[i
             spans[(s - 1) // 2] = (k, t + 1)
         if k == 0:
             break
-        if s >= 2 and skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
+        if can_skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
             s -= 2
         else:
             s -= 1
         t = k - 1
-    return best, tuple(spans)
+    return ll, best, tuple(spans)
+
+
+def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[int, int], ...]]:
+    """Best alignment of ``ids`` on checked log-probs -> (its log-prob, per-token spans)."""
+    _, best, spans = _score_and_align(lp, ids, score=False)
+    return best, spans
 
 
 def viterbi_align(log_probs: np.ndarray, ids: Sequence[int]) -> tuple[float, tuple[tuple[int, int], ...]]:
@@ -363,17 +391,16 @@ def _result(
     """DecodeResult for a labelling: exact forward score (unless given); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
     from a Viterbi pass."""
-    if score is None:
-        ext, skip, lens = _extend([ids])
-        score = float(_forward(lp, ext, skip, lens)[0])
     if greedy is None:
         greedy = _greedy(lp)
     if ids == greedy[0]:
         spans = greedy[1]
-    elif score == NEG_INF:
-        spans = ()
+        if score is None:
+            score = _score_and_align(lp, ids, align=False)[0]
+    elif score is None:
+        score, _, spans = _score_and_align(lp, ids)
     else:
-        spans = _viterbi(lp, ids)[1]
+        spans = () if score == NEG_INF else _viterbi(lp, ids)[1]
     return DecodeResult.make(alphabet.decode(ids), ids, score, spans)
 
 
@@ -416,6 +443,7 @@ class _Table:
             if r == len(self.data):
                 self.data = np.concatenate((self.data, np.empty_like(self.data)))
             self.data[r] = self.scorer.bonus(state)
+            self.data[r, BLANK] = 0.0  # the blank column ranks prefixes staying the same: no bonus
             self.finals.append(float(self.scorer.final(state)))
             self.rows[state] = r
         return r
@@ -430,10 +458,21 @@ def _prefix_beam_search(
     """CTC prefix beam search on checked ``(T, C)`` log-probs.
 
     Keeps the ``beam_width`` prefixes of highest probability (summed over alignments, plus the
-    scorer's bonuses) after every frame. New prefixes are only materialized when they can enter
-    the beam: a new prefix's probability is exact when created (it has one parent), and every
-    prefix already in the beam has at least its "stay" probability, so any candidate below the
-    beam-th best stay cannot survive. This pruning never changes the result.
+    scorer's bonuses) after every frame, and prunes nothing else: the result is that of the
+    textbook prefix beam search (up to ties). Per frame, for the K prefixes of the beam:
+
+    * the prefixes staying the same (a blank, or their last class again) are K-vectors; they
+      include the mass a parent sends to its child when both are in the beam (the pairs
+      ``mc``, ``msrc``, ``mflat``), so that extension is never a new entry;
+    * if the beam is full and even the best prefix extended by the best class of the frame
+      ranks below every staying prefix, no new prefix can enter and the frame ends there;
+    * otherwise a ``(3, K, C)`` array holds every entry, as log-probs of ending in a blank, in a
+      non-blank, and in total: column ``c > 0`` is prefix i extended by class ``c``, column 0
+      (the blank never extends a prefix) prefix i staying. If no extension beats the last
+      staying prefix the frame ends too (about half of all frames end early on word- and
+      speech-like input); else the next beam is the top ``beam_width`` totals (one
+      ``argpartition`` among the entries that rank at least with the last staying prefix),
+      and only those become prefixes, in Python.
 
     ``prune_log_prob`` (optional, inexact) skips classes below that log-prob when creating new
     prefixes (mass flowing into prefixes already in the beam is always added).
@@ -444,131 +483,154 @@ def _prefix_beam_search(
     T, C = lp.shape
     B = beam_width
     lpx = lp.copy()
-    lpx[:, BLANK] = NEG_INF  # (T, C) non-blank log-probs
+    lpx[:, BLANK] = NEG_INF  # (T, C) non-blank log-probs: the blank never extends a prefix
     lpe = lpx if prune_log_prob is None else np.where(lpx >= prune_log_prob, lpx, NEG_INF)
-    blank = lp[:, BLANK].tolist()
-    ar = np.arange(B)
+    blank = lp[:, BLANK].tolist()  # (T,)
+    best_class = lpe.max(axis=1).tolist()  # (T,) best log-prob of a new prefix's last class
+    offsets = np.arange(B) * C  # (B,) flat index of column 0 of each beam row
 
-    # Prefix trie: node 0 is the empty prefix.
-    parent = [-1]
-    symbol = [BLANK]
-    children: dict[int, int] = {}  # parent * C + class -> node
-    nodes = [0]  # beam entries' nodes
-    st = np.array([[NEG_INF], [NEG_INF], [0.0]])  # (3, K): log p ending in blank, in non-blank, total
-    st[0, 0] = 0.0
-    last = np.zeros(1, dtype=np.intp)  # (K,) last class of each prefix (0 for the empty one)
-    mp = mc = ml = mrep = None  # beam rows of (parent, child) pairs both in the beam
+    # A prefix is named by an integer: the empty prefix is 0, and prefix p extended by class c is
+    # p * C + c (its digits in base C are its classes, all nonzero). So equal prefixes get equal
+    # names however they were reached, the parent of n is n // C and its last class n % C.
+    # The beam: K prefixes, their last class (0 for the empty prefix) and log-probs.
+    nodes = [0]
+    last_l = [BLANK]
+    last = np.zeros(1, dtype=np.intp)  # (K,)
+    lastflat = last  # (K,) flat index of each prefix's own last class in the (K, C) matrix
+    st = np.array([[0.0], [NEG_INF], [0.0]])  # (3, K): log p ending in blank, in non-blank, total
+    # Pairs of beam rows where the child is the parent plus one class: extending the parent by
+    # that class adds to the child, not to a new prefix. All (M,): mc child rows, ml the class,
+    # msrc where the parent's mass comes from in st.ravel() (its total, or only its blank-ending
+    # part if the class repeats its last one), mflat the entry parent * C + class.
+    mc = ml = msrc = mflat = None
 
     table = _Table(scorer, C) if scorer is not None else None
-    node_row: list[int] = []
     if table is not None:
-        node_state = [scorer.initial()]
-        node_row.append(table.row(node_state[0]))
+        node_state = {0: scorer.initial()}  # prefix -> scorer state
+        node_row = {0: table.row(node_state[0])}  # prefix -> table row of its state
+        vr_l = [node_row[0]]  # (K,) table row of each prefix's scorer state
         nb = np.zeros(1)  # (K,) accumulated bonus of each prefix
-        vr = np.array(node_row, dtype=np.intp)  # (K,) table row of each prefix's state
 
     for t in range(T):
         K = len(nodes)
-        row = lpx[t]
-        rl = row[last]
-        ns = np.empty((3, K))
-        np.add(st[2], blank[t], out=ns[0])
-        np.add(st[1], rl, out=ns[1])
-        ext = np.add.outer(st[2], lpe[t])  # (K, C) extension of each prefix by each class
-        ext[ar[:K], last] = st[0] + (rl if prune_log_prob is None else lpe[t][last])  # repeats need a blank
-        if mp is not None:
-            if prune_log_prob is None:
-                contrib = ext[mp, ml]
-            else:
-                contrib = np.where(mrep, st[0, mp], st[2, mp]) + row[ml]
-            ext[mp, ml] = NEG_INF
-            ns[1, mc] = np.logaddexp(ns[1, mc], contrib)
-        np.logaddexp(ns[0], ns[1], out=ns[2])
+        pb, pnb, ptot = st
+        row = lpx[t]  # (C,)
+        rl = row[last]  # (K,) log-prob of each prefix's last class at t
+
+        # The prefixes staying the same: (3, K) ending in blank, in non-blank, total.
+        stay = np.empty((3, K))
+        np.add(ptot, blank[t], out=stay[0])
+        stay_nb = stay[1]
+        np.add(pnb, rl, out=stay_nb)
+        if mc is not None:
+            contrib = st.reshape(-1)[msrc] + row[ml]  # (M,) parents extended by their child's class
+            stay_nb[mc] = np.logaddexp(stay_nb[mc], contrib)
+        np.logaddexp(stay[0], stay_nb, out=stay[2])
+        stot = stay[2]
+        full = table is None and K == B
+        if full:
+            smin = stot[stot.argmin()]  # the last staying prefix: a new one must beat it
+            if ptot[ptot.argmax()] + best_class[t] < smin:
+                st = stay  # even the best prefix extended by the best class cannot
+                continue
+
+        # Every entry: (3, K, C) planes, column 0 the prefixes staying, column c > 0 extended by c.
+        X = np.empty((3, K, C))
+        Xf = X.reshape(3, K * C)
+        ext = Xf[2]  # (K * C,) flat view of the totals
+        np.add(ptot[:, None], lpe[t], out=X[2])  # prefix i extended by class c
+        # A repeated class extends the prefix only after a blank.
+        ext[lastflat] = pb + (rl if prune_log_prob is None else lpe[t][last])
+        if mc is not None:
+            ext[mflat] = NEG_INF  # already added to the child in the beam
+        if full and ext[ext.argmax()] < smin:
+            st = stay  # no extension can
+            continue
+        X[1] = X[2]
+        X[0] = NEG_INF
+        X[:, :, 0] = stay
 
         if table is None:
-            srank = ns[2]
-            flat = ext.ravel()
+            rank = ext
         else:
-            srank = ns[2] + nb
-            flat = (ext + (nb[:, None] + table.data[vr])).ravel()
-        if K >= B:
-            cand = np.flatnonzero(flat > srank.min())
+            bonus = (nb[:, None] + table.data[vr_l]).reshape(-1)  # (K * C,) bonus of each entry
+            rank = ext + bonus
+        n = K * C
+        if n <= B:
+            top = np.arange(n)
+        elif K == B:  # only entries ranking at least with the last staying prefix can enter
+            if not full:
+                srank = stot + nb  # (K,) rank of the staying prefixes
+                smin = srank[srank.argmin()]
+            top = (rank >= smin).nonzero()[0]  # (>= B,)
+            if top.size > B:
+                top = top[rank[top].argpartition(top.size - B)[top.size - B :]]  # (B,) new beam
         else:
-            cand = np.flatnonzero(flat > NEG_INF)
-        n = cand.size
-        if n == 0:
-            st = ns
-            continue
-        keep = None
-        if K + n > B:
-            vals = np.concatenate((srank, flat[cand]))
-            top = np.argpartition(vals, K + n - B)[K + n - B :]
-            top.sort()
-            split = int(np.searchsorted(top, K))
-            keep = top[:split]
-            cand = cand[top[split:] - K]
-        ei, ec = np.divmod(cand, C)
-        ev = ext.ravel()[cand] if table is not None else flat[cand]
-        ks = K if keep is None else keep.size
-        st = np.empty((3, ks + cand.size))
-        st[:, :ks] = ns if keep is None else ns[:, keep]
-        st[0, ks:] = NEG_INF
-        st[1:, ks:] = ev
-        last_new = np.concatenate((last if keep is None else last[keep], ec))
-
-        new_nodes = list(nodes) if keep is None else [nodes[i] for i in keep.tolist()]
-        new_rows: list[int] = []
-        for i, c in zip(ei.tolist(), ec.tolist()):
-            p = nodes[i]
-            key = p * C + c
-            nd = children.get(key)
-            if nd is None:
-                nd = len(parent)
-                children[key] = nd
-                parent.append(p)
-                symbol.append(c)
-                if table is not None:
-                    state = scorer.advance(node_state[p], c)
-                    node_state.append(state)
-                    node_row.append(table.row(state))
-            new_nodes.append(nd)
-            if table is not None:
-                new_rows.append(node_row[nd])
+            top = rank.argpartition(n - B)[n - B :]
+        top_l = top.tolist()
+        if NEG_INF in rank[top].tolist():  # impossible entries (fewer than B possible) stay out
+            top = top[rank[top] > NEG_INF]
+            if top.size == 0:
+                return None  # only with a scorer that forbids everything
+            top_l = top.tolist()
+        st = Xf[:, top]  # (3, K')
         if table is not None:
-            nb = np.concatenate((nb if keep is None else nb[keep], nb[ei] + table.data[vr[ei], ec]))
-            vr = np.concatenate((vr if keep is None else vr[keep], np.array(new_rows, dtype=np.intp)))
-        nodes = new_nodes
-        last = last_new
+            nb = bonus[top]
 
+        # Materialize the new beam: prefixes, last classes, scorer rows.
+        new_nodes: list[int] = []
+        new_last: list[int] = []
+        for x in top_l:
+            i, c = divmod(x, C)
+            if c == 0:  # a prefix of the beam staying the same
+                new_nodes.append(nodes[i])
+                new_last.append(last_l[i])
+            else:  # prefix i extended by class c
+                new_nodes.append(nodes[i] * C + c)
+                new_last.append(c)
+        nodes, last_l = new_nodes, new_last
+        if table is not None:
+            for nd in nodes:
+                if nd not in node_row:
+                    state = scorer.advance(node_state[nd // C], nd % C)
+                    node_state[nd] = state
+                    node_row[nd] = table.row(state)
+            vr_l = [node_row[nd] for nd in nodes]
+        K = len(nodes)
+        last = np.array(last_l, dtype=np.intp)
+        lastflat = offsets[:K] + last
+
+        # Parent-child pairs within the new beam.
         pos = {nd: j for j, nd in enumerate(nodes)}
-        get = pos.get
-        mpl: list[int] = []
         mcl: list[int] = []
+        mll: list[int] = []
+        msl: list[int] = []
+        mfl: list[int] = []
         for j, nd in enumerate(nodes):
-            q = get(parent[nd])
+            q = pos.get(nd // C) if nd else None
             if q is not None:
-                mpl.append(q)
+                c = last_l[j]
                 mcl.append(j)
+                mll.append(c)
+                # The parent's mass in st.ravel(): row 0 (blank-ending) for a repeat, else row 2.
+                msl.append(q if last_l[q] == c else 2 * K + q)
+                mfl.append(q * C + c)
         if mcl:
-            mp = np.array(mpl, dtype=np.intp)
-            mc = np.array(mcl, dtype=np.intp)
-            ml = last[mc]
-            if prune_log_prob is not None:
-                mrep = last[mp] == ml
+            mc, ml, msrc, mflat = np.array(mcl + mll + msl + mfl, dtype=np.intp).reshape(4, -1)
         else:
-            mp = None
+            mc = None
 
     rank = st[2]
     if table is not None:
-        rank = rank + nb + np.array([table.finals[node_row[nd]] for nd in nodes])
+        rank = rank + nb + np.array([table.finals[r] for r in vr_l])
     best = int(np.argmax(rank))
     if rank[best] == NEG_INF:
         return None
     nd = nodes[best]
     ids: list[int] = []
     while nd:
-        ids.append(symbol[nd])
-        nd = parent[nd]
+        nd, c = divmod(nd, C)
+        ids.append(c)
     return tuple(reversed(ids)), float(st[2, best])
 
 

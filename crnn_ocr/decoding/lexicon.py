@@ -17,8 +17,11 @@ __all__ = ["Lexicon"]
 
 _TOKEN_BASE = 0xF0000  # token ids -> private-use characters, for edit distances over tokens
 _EXHAUSTIVE = 64  # score this many candidates or fewer without upper bounds
+_FIRST = 16  # else score this many first, in order of the union bound (and edit distance)
 _UB_MARGIN = 1e-6  # slack on upper bounds for float rounding
-_LEVELS = (-0.5, -1.0, -2.0, -4.0, -8.0, -16.0, -32.0, -64.0, -np.inf)  # union-bound levels
+_PREFILTER_CLASSES = 512  # larger alphabets (token vocabularies) skip the symbol prefilter
+_PREFILTER_CELLS = 1 << 22  # words x classes counted at once while building it
+_POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)  # set bits of a uint16
 
 
 class Lexicon:
@@ -40,12 +43,13 @@ class Lexicon:
             self.padded[r, : len(i)] = i
         self._index = {w: r for r, w in enumerate(ids)}
         self._keys = words if not alphabet.is_tokenized else [self.key(i) for i in ids]
-        buckets: dict[int, list[int]] = {}
-        for r, k in enumerate(self._keys):
-            buckets.setdefault(len(k), []).append(r)
-        self._buckets = {n: ([self._keys[r] for r in rows], np.array(rows, dtype=np.intp)) for n, rows in buckets.items()}
+        # Rows ordered by length (stably), for the length window of the candidate search; each
+        # word's key has one character per symbol, so key length == len(ids).
+        self._by_len = np.argsort(self.lens, kind="stable")  # (W,)
+        self._len_sorted = self.lens[self._by_len]  # (W,)
+        self._keys_by_len = np.array(self._keys, dtype=object)[self._by_len]  # (W,) str
         self._member: np.ndarray | None = None  # (W, C) uint8: word contains class
-        self._bits: np.ndarray | None = None  # (W, ceil(C/64)) uint64: the same as bit masks
+        self._filter: tuple[np.ndarray, np.ndarray] | None = None  # candidate prefilter (by length)
         self._tries: dict[int | None, tuple[list[dict[int, int]], list[bool]]] = {}
 
     # ------------------------------------------------------------------ construction
@@ -119,22 +123,68 @@ class Lexicon:
         return self.candidates_with_distances(ids, max_distance)[0]
 
     def candidates_with_distances(self, ids: Sequence[int], max_distance: int) -> tuple[np.ndarray, np.ndarray]:
-        """``candidates`` and their edit distances to ``ids``."""
+        """``candidates`` and their edit distances to ``ids`` (rows by length, then row order).
+
+        Only words passing two necessary conditions get an edit distance (rapidfuzz): the length
+        differs by at most ``max_distance``, and so does the multiset of symbols, both ways
+        (an edit adds at most one symbol and removes at most one; counted here up to two
+        occurrences of each symbol, which keeps the test necessary).
+        """
         q = self.key(ids)
-        found, dists = [], []
-        for n in range(max(1, len(q) - max_distance), len(q) + max_distance + 1):
-            bucket = self._buckets.get(n)
-            if bucket is None:
-                continue
-            keys, rows = bucket
-            d = process.cdist([q], keys, scorer=Levenshtein.distance, score_cutoff=max_distance, dtype=np.int32)[0]
-            hit = np.flatnonzero(d <= max_distance)
-            if hit.size:
-                found.append(rows[hit])
-                dists.append(d[hit])
-        if not found:
+        n = len(q)
+        lo = int(np.searchsorted(self._len_sorted, max(1, n - max_distance), side="left"))
+        hi = int(np.searchsorted(self._len_sorted, n + max_distance, side="right"))
+        if lo >= hi:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int32)
-        return np.concatenate(found), np.concatenate(dists)
+        prefilter = self._prefilter()
+        if prefilter is None:
+            sel = np.arange(lo, hi)
+        else:
+            bits16, size = prefilter
+            C = self.alphabet.num_classes
+            counts: dict[int, int] = {}
+            for c in ids:
+                counts[c] = counts.get(c, 0) + 1
+            query = [c for c in counts] + [C + c for c, k in counts.items() if k > 1]  # bits set
+            qbits = np.zeros(bits16.shape[1], dtype=np.uint16)
+            for bit in query:
+                qbits[bit // 16] |= np.uint16(1 << (bit % 16))
+            shared = np.zeros(hi - lo, dtype=np.intp)  # (n,) symbol occurrences (up to 2) in common
+            for lane in sorted({bit // 16 for bit in query}):
+                shared += _POPCOUNT16[bits16[lo:hi, lane] & qbits[lane]]
+            # Occurrences in the word missing from the query, and in the query missing from the word.
+            ok = (size[lo:hi] - shared <= max_distance) & (len(query) - shared <= max_distance)
+            sel = lo + np.flatnonzero(ok)  # positions in length order
+        if sel.size == 0:
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int32)
+        keys = self._keys_by_len[sel].tolist()
+        d = process.cdist([q], keys, scorer=Levenshtein.distance, score_cutoff=max_distance, dtype=np.int32, workers=1)[0]
+        hit = np.flatnonzero(d <= max_distance)
+        return self._by_len[sel[hit]], d[hit]
+
+    def _prefilter(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows in length order: (W, lanes) uint16 bit masks with bit c set if the word contains
+        class c and bit C + c if it contains it twice or more, and (W,) the number of set bits
+        (built on first use). None for alphabets of more than ``_PREFILTER_CLASSES`` classes."""
+        if self._filter is None:
+            W, C = len(self.words), self.alphabet.num_classes
+            if C > _PREFILTER_CLASSES:
+                return None
+            nbytes = (2 * C + 15) // 16 * 2  # whole uint16 lanes
+            packed = np.zeros((W, nbytes), dtype=np.uint8)
+            size = np.empty(W, dtype=np.intp)
+            step = max(1, _PREFILTER_CELLS // C)  # rows per chunk of dense counts
+            for a in range(0, W, step):
+                rows = self._by_len[a : a + step]
+                pad = self.padded[rows]
+                r = np.repeat(np.arange(rows.size), self.lens[rows])
+                counts = np.bincount(r * C + pad[pad > 0], minlength=rows.size * C).reshape(rows.size, C)
+                occ = np.concatenate((counts >= 1, counts >= 2), axis=1)  # (rows, 2C)
+                bits = np.packbits(occ, axis=1, bitorder="little")  # (rows, ceil(2C/8))
+                packed[a : a + step, : bits.shape[1]] = bits
+                size[a : a + step] = occ.sum(axis=1)
+            self._filter = (packed.view("<u2"), size)  # lane k holds bits 16k..16k+15
+        return self._filter
 
     def nearest(self, ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the ``k`` words closest to ``ids`` in edit distance, and their distances."""
@@ -191,16 +241,17 @@ class Lexicon:
 
         # The most promising words first; usually nothing else can beat the best of them.
         key = ub if distances is None else ub - 1e-3 * distances
-        first = np.argpartition(-key, _EXHAUSTIVE - 1)[:_EXHAUSTIVE]
+        first = np.argpartition(-key, _FIRST - 1)[:_FIRST]
         score(first)
         ub[first] = -np.inf
         alive = np.flatnonzero(ub > best_rank)
         if alive.size:
-            ub_alive = np.minimum(ub[alive], self._mass_bounds(lp, rows[alive]) + b[alive])
+            mass = self._mass_bounds(lp, rows[alive], best_rank - b[alive])
+            ub_alive = np.minimum(ub[alive], mass + b[alive])
             keep = ub_alive > best_rank
             alive, ub_alive = alive[keep], ub_alive[keep]
             order = np.argsort(-ub_alive, kind="stable")
-            start, chunk = 0, 2 * _EXHAUSTIVE
+            start, chunk = 0, 2 * _FIRST
             while start < alive.size and ub_alive[order[start]] > best_rank:
                 score(alive[order[start : start + chunk]])
                 start += chunk
@@ -208,36 +259,22 @@ class Lexicon:
         return best
 
     def _symbol_bounds(self, lp: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """(len(rows),) union bounds ``min_{c in word} log sum_t p_t(c)``, rounded up to a level."""
-        if self._bits is None:
-            nb = (self.alphabet.num_classes + 63) // 64
-            bits = np.zeros((len(self.words), nb), dtype=np.uint64)
-            r = np.repeat(np.arange(len(self.words)), self.lens)
-            ids = self.padded[self.padded > 0]
-            np.bitwise_or.at(bits, (r, ids // 64), np.left_shift(np.uint64(1), (ids % 64).astype(np.uint64)))
-            self._bits = bits
+        """(len(rows),) union bounds ``min(0, min_{c in word} log sum_t p_t(c))``."""
         with np.errstate(divide="ignore", under="ignore"):
             log_mass = np.log(np.exp(lp).sum(axis=0)) * (1 - 1e-9) + 1e-9  # (C,), rounded up
-        words = self._bits[rows]  # (n, nb)
-        ub = np.zeros(rows.size)
-        for level in _LEVELS:  # descending: the last level a word hits is its bound
-            low = np.flatnonzero(log_mass[1:] <= level) + 1
-            if low.size == 0:
-                continue
-            mask = np.zeros(words.shape[1], dtype=np.uint64)
-            np.bitwise_or.at(mask, low // 64, np.left_shift(np.uint64(1), (low % 64).astype(np.uint64)))
-            hit = (words & mask).any(axis=1)
-            ub[hit] = level
-        return ub + _UB_MARGIN
+        log_mass = np.minimum(log_mass, 0.0)
+        log_mass[0] = 0.0  # padding (the blank is in no word)
+        return log_mass[self.padded[rows]].min(axis=1) + _UB_MARGIN
 
-    def _mass_bounds(self, lp: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _mass_bounds(self, lp: np.ndarray, rows: np.ndarray, floor: float | np.ndarray = -np.inf) -> np.ndarray:
         """(len(rows),) upper bounds on log p(word|lp) from the word's symbol set.
 
         With ``a_t`` the mass of the word's symbols and the blank at frame t, every path of the
         word lies inside ``prod_t a_t``, and emits each symbol c of the word at some frame t0,
         so ``p(word) <= min(prod_t a_t, min_c sum_t0 p_t0(c) prod_{t != t0} a_t)``. Frames where
         the blank has probability > 0.999 are left out (``a_t = 1``) and symbols below 1e-3
-        everywhere are added to every ``a_t``: both only loosen the bound.
+        everywhere are added to every ``a_t``: both only loosen the bound. Words whose first
+        bound is already ``<= floor`` (scalar or per row) do not get the second.
         """
         if self._member is None:
             if len(self.words) * self.alphabet.num_classes > 200_000_000:  # too big to hold: no bound
@@ -257,11 +294,13 @@ class Lexicon:
             slack = np.clip(PF.sum(axis=1) - PF[:, syms].sum(axis=1), 0.0, None)  # blank + small symbols
             member = self._member[rows]  # (n, C)
             mass = member[:, syms].astype(np.float64) @ PF[:, syms].T + slack  # (n, F): a_t >= true mass
-            log_total = np.log(mass).sum(axis=1)  # (n,)
-            # sum_t0 p_t0(c) / a_t0 for every class c; frames outside count with a_t0 = 1.
-            ratio = np.nan_to_num(1.0 / mass, posinf=0.0) @ PF + P[~inside].sum(axis=0)  # (n, C)
-            per_symbol = np.where(member[:, 1:] > 0, np.log(ratio[:, 1:]), np.inf).min(axis=1)
-            bound = np.minimum(log_total, log_total + per_symbol)
+            bound = np.log(mass).sum(axis=1)  # (n,) log prod_t a_t
+            open_ = np.flatnonzero(bound > floor)  # rows the second bound may still matter for
+            if open_.size:
+                # sum_t0 p_t0(c) / a_t0 for every class c; frames outside count with a_t0 = 1.
+                ratio = np.nan_to_num(1.0 / mass[open_], posinf=0.0) @ PF[:, 1:] + P[~inside, 1:].sum(axis=0)  # (m, C-1)
+                least = np.where(member[open_, 1:] > 0, ratio, np.inf).min(axis=1)  # (m,) over the word's symbols
+                bound[open_] += np.minimum(np.log(least), 0.0)
             return bound + _UB_MARGIN * (1 + frames.size)
 
     # ------------------------------------------------------------------ trie
