@@ -9,6 +9,7 @@ here flips or crops: the label stays valid. Evaluation uses no augmentation.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home
@@ -28,8 +29,14 @@ class Augmentation:
         self.strength = strength
 
     def set_seed(self, seed: int | None) -> None:
+        """Reseed: every transform then draws, in turn, from one stream seeded by ``seed``
+        (None: fresh entropy).
+
+        Not ``Compose.set_random_seed``: it gives each transform its own generator with the
+        *same* seed, so their coin flips coincide (one draw would decide whether all apply).
+        """
         if self.compose is not None:
-            self.compose.set_random_seed(seed)
+            self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if self.compose is None:
@@ -69,4 +76,7 @@ def build_augmentation(strength: str = "default", *, seed: int | None = None) ->
         A.GaussNoise(std_range=(0.01, 0.05 * k), p=p(0.25)),
         A.ImageCompression(quality_range=(max(10, int(60 - 25 * k)), 95), p=p(0.2)),
     ]
-    return Augmentation(A.Compose(transforms, seed=seed), strength)
+    augmentation = Augmentation(A.Compose(transforms), strength)
+    if seed is not None:
+        augmentation.set_seed(seed)
+    return augmentation

@@ -13,9 +13,11 @@ checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,16 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
 
-    A run killed mid-write leaves the previous file intact (and at worst a stray ``.tmp``).
+    A run killed mid-write, or a write that fails (a full disk), leaves the previous file intact
+    and at worst a stray ``.NAME.*.tmp`` beside it (``remove_stale_temporaries`` deletes those).
+    The file gets the usual permissions (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, **state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -60,6 +65,38 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         pass
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; restored at once
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Delete the partial ``.NAME.*.tmp`` files a killed ``save_checkpoint(path, ...)`` left behind.
+
+    Call it only when no other process is writing ``path`` (e.g. when a run starts). Returns the
+    number of files removed.
+    """
+    path = Path(path)
+    removed = 0
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _unpickling_reason(message: str) -> str:
+    """The informative line of torch's weights-only refusal (it names the blocked global)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or line.startswith("Unsupported"):
+            return line.rstrip(".")
+    return lines[0] if lines else "unsafe pickle"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a crnn_ocr checkpoint with ``weights_only=True``; ``CheckpointError`` on any problem."""
     path = Path(path)
@@ -70,13 +107,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"{path}: refused to load: the file holds objects other than tensors and plain data "
-            f"(loading it could run code): {first}"
+            f"{path}: refused to load: {_unpickling_reason(str(e))} (a checkpoint may hold only "
+            "tensors and plain data; anything else could run code when loaded)"
         ) from None
+    except PermissionError:
+        raise CheckpointError(f"{path}: checkpoint is not readable (permission denied)") from None
     except Exception as e:  # torch.load fails in many ways on foreign bytes (IndexError, RuntimeError, ...)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not zipfile.is_zipfile(path):
+            msg = f"not a file written by torch.save: {msg}"
         raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a crnn_ocr checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state)})")

@@ -20,20 +20,24 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main``; turn expected errors into one line on stderr and exit code 2.
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None, *, prog: str | None = None) -> None:
+    """Run ``main``; turn expected errors into one line on stderr (``prog: error: ...``) and exit code 2.
 
-    ``ValueError`` (bad data or arguments, checkpoint errors), ``FileNotFoundError`` and
-    ``PermissionError`` are user errors; anything else is a bug and keeps its traceback.
+    ``ValueError`` (bad data or arguments, checkpoint errors), and the file errors a wrong path
+    gives (not found, permission denied, a directory or a file where the other was expected) are
+    user errors; anything else is a bug and keeps its traceback. ``prog`` defaults to the
+    script's file name.
     """
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "crnn_ocr"
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no libpng warning lines beside our one-line errors
+    if prog is None:
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "crnn_ocr"
     try:
         code = main(argv)
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
-    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         sys.stderr.write(f"{prog}: error: {msg}\n")
         sys.exit(2)

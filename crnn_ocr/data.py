@@ -180,6 +180,11 @@ def _resolve_augment(augment: bool | str | Callable | None) -> Callable[[np.ndar
     return build_augmentation("default" if augment is True else augment)
 
 
+def _sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one sample's augmentation in one epoch (well mixed, never negative)."""
+    return int(np.random.SeedSequence([seed % 2**32, epoch, index]).generate_state(1)[0])
+
+
 class LmdbDataset(Dataset):
     """Samples of one standard-layout LMDB, filtered and counted at start.
 
@@ -198,6 +203,11 @@ class LmdbDataset(Dataset):
     ``filter=False`` skips the scan (fast start for trusted data): every index is kept,
     ``.widths`` is None, and unusable samples come back as ``None``.
     ``augment``: False, True (``"default"``), a strength name, or a callable on uint8 images.
+
+    Augmentation is deterministic per sample: before each sample it is reseeded from
+    ``(seed, epoch, LMDB index)`` (``set_epoch`` sets the epoch; the trainer calls it every
+    epoch), so a sample's augmented image depends on neither the number of DataLoader workers
+    nor where a run was resumed. A callable without a ``set_seed(int)`` method is not reseeded.
     """
 
     def __init__(
@@ -212,8 +222,11 @@ class LmdbDataset(Dataset):
         augment: bool | str | Callable[[np.ndarray], np.ndarray] = False,
         min_frames_fn: Callable[[int], int] | None = None,
         filter: bool = True,
+        seed: int = 0,
     ) -> None:
         self.path = os.fspath(path)
+        self.seed = seed
+        self.epoch = 0
         self.alphabet = alphabet
         self.height = height
         self.channels = channels
@@ -297,6 +310,10 @@ class LmdbDataset(Dataset):
         """E.g. ``"skipped 12 of 50000: 9 unknown symbols, 3 too long for their width"``."""
         return _summary(self.stats)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentation (call before the epoch's DataLoader starts its workers)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self._indices)
 
@@ -305,7 +322,7 @@ class LmdbDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_augment"] = None  # rebuilt (and reseeded) in the worker process
+        state["_augment"] = None  # rebuilt in the worker process
         state["_env"] = None
         state["_pid"] = None
         return state
@@ -315,9 +332,6 @@ class LmdbDataset(Dataset):
         if self._pid != pid:  # first use in this process (or a forked worker)
             self._env = _shared_env(self.path)
             self._augment = _resolve_augment(self._augment_spec)
-            if self._augment is not None and hasattr(self._augment, "set_seed"):
-                # torch seeds each DataLoader worker as base_seed + worker_id: distinct, reproducible
-                self._augment.set_seed(torch.initial_seed() % 2**32)
             self._pid = pid
         return self._env
 
@@ -338,6 +352,9 @@ class LmdbDataset(Dataset):
             return None
         img = resize_to_height(img, self.height, max_width=self.max_width, min_width=self.min_width)  # (height, w)
         if self._augment is not None:
+            set_seed = getattr(self._augment, "set_seed", None)
+            if set_seed is not None:
+                set_seed(_sample_seed(self.seed, self.epoch, index))
             img = self._augment(img)  # same shape
         image = image_to_tensor(img)  # (C, height, w)
         return {"image": image, "ids": ids, "label": self.alphabet.decode(ids), "width": int(image.shape[-1])}
@@ -394,6 +411,12 @@ class MixedDataset(Dataset):
     def __getitem__(self, i: int) -> dict | None:
         k = bisect.bisect_right(self._offsets, i) - 1
         return self.datasets[k][i - self._offsets[k]]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the epoch to every dataset that has ``set_epoch`` (per-sample augmentation)."""
+        for d in self.datasets:
+            if hasattr(d, "set_epoch"):
+                d.set_epoch(epoch)
 
     def summary(self) -> str:
         return "; ".join(f"{getattr(d, 'path', k)}: {d.summary()}" for k, d in enumerate(self.datasets) if hasattr(d, "summary"))
@@ -594,11 +617,13 @@ def read_label_file(path: str | os.PathLike, root: str | os.PathLike | None = No
     ignored; a line without a tab raises ``ValueError`` naming the file and line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a label file")
     if not path.is_file():
         raise ValueError(f"{path}: no such label file")
     base = Path(root) if root is not None else path.parent
     if not base.is_dir():
-        raise ValueError(f"{base}: no such image folder")
+        raise ValueError(f"{base}: {'is a file, expected an' if base.exists() else 'no such'} image folder")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -628,7 +653,7 @@ def scan_image_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: no such folder")
+        raise ValueError(f"{folder}: {'is a file, expected a folder' if folder.exists() else 'no such folder'}")
     entries = []
     for image in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
         sidecar = image.with_suffix(".txt")

@@ -4,7 +4,11 @@ Reads top to bottom: set-up (device, distributed, data, model, optimizer), then 
 (forward, CTC loss, backward, clip, step), periodic validation and checkpoints. Launch with
 ``torchrun --nproc_per_node=N tools/train.py ...`` for DistributedDataParallel (NCCL on CUDA,
 gloo on CPU). A killed run loses at most the steps since the last checkpoint and resumes with
-the same optimizer, scheduler, scaler, RNG and data order.
+the same optimizer, scheduler, scaler, RNG and data order: batches come from
+``BucketBatchSampler`` (a function of seed and epoch), a resumed epoch skips the batches already
+seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``),
+so with a fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
+SIGINT/SIGTERM finish the current step, save ``last.pt`` and raise ``Interrupted``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crnn_ocr.alphabet import BLANK, Alphabet
-from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint
+from crnn_ocr.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.metrics import compute_metrics
 from crnn_ocr.model import ModelConfig, build_model, output_length, output_lengths
@@ -91,10 +95,12 @@ class TrainResult:
     final_loss: float
     skipped_nonfinite: int
     model: nn.Module | None = None  # the trained model (unwrapped from DDP)
+    skipped_corrupt: int = 0  # samples whose image failed to decode at read time (all ranks, this run)
 
 
 class TrainingStopped(RuntimeError):
-    """Training cannot go on (persistent NaN/inf loss); the message names the step and batch."""
+    """Training cannot go on (persistent NaN/inf loss, or no sample of an epoch could be read);
+    the message names the step and batch."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -250,10 +256,12 @@ class _CsvLog:
         if resume_step is not None and path.exists():
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with open(path, "w", newline="") as f:
+        tmp = path.with_suffix(".tmp.csv")  # a kill while rewriting must not lose the history
+        with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, self.COLUMNS)
             w.writeheader()
             w.writerows(rows)
+        os.replace(tmp, path)
 
     def write(self, **row: Any) -> None:
         with open(self.path, "a", newline="") as f:
@@ -364,7 +372,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         return int(output_length(width, model_config))
 
     train_sets = [
-        LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=cfg.augment, min_frames_fn=min_frames)
+        LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=cfg.augment,
+                    min_frames_fn=min_frames, seed=cfg.seed)
         for p in cfg.data
     ]
     if is_main:
@@ -437,6 +446,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     log = None
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for path in (last_path, best_path):  # partial files of a run killed while saving
+            remove_stale_temporaries(path)
         log = _CsvLog(out_dir / "log.csv", step if resume_state is not None else None)
         alphabet.save(out_dir / "alphabet.txt")
 
@@ -478,18 +489,25 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         while step < total_steps and not stop_signal:
             sampler.set_epoch(epoch)
+            for ds in train_sets:
+                ds.set_epoch(epoch)  # before the workers start: they get a copy
             batch_sampler = _SkipBatches(sampler, batches_in_epoch) if batches_in_epoch else sampler
             loader = torch.utils.data.DataLoader(
                 train_set, batch_sampler=batch_sampler, collate_fn=collate_batch, num_workers=cfg.num_workers,
                 pin_memory=device.type == "cuda", persistent_workers=False,
+                # its own generator: starting the loader must not draw from the global RNG, or a
+                # resumed epoch (one more loader start) would shift dropout's random stream
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
             )
-            finished_epoch = False
+            finished_epoch, batches_read, usable_batches = False, 0, 0
             try:
                 for batch in loader:
                     batches_in_epoch += 1
-                    if batch is None:
+                    batches_read += 1
+                    corrupt_total += batch["num_corrupt"]
+                    if len(batch["labels"]) == 0:  # every image of the batch failed to decode
                         continue
-                    corrupt_total += batch.get("num_corrupt", 0)
+                    usable_batches += 1
                     images = batch["images"].to(device, non_blocking=True)
                     if device.type == "cuda":
                         images = images.contiguous(memory_format=torch.channels_last)
@@ -550,18 +568,27 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if not stop_signal:  # a signal can break DataLoader workers mid-epoch; the state is still consistent
                     raise
             if finished_epoch:
+                if batches_read and not usable_batches:
+                    raise TrainingStopped(
+                        f"epoch {epoch}: no image of the {batches_read} batches read could be decoded "
+                        f"({corrupt_total} corrupt images so far): check --data {' '.join(cfg.data)}"
+                    )
                 epoch += 1
                 batches_in_epoch = 0
     finally:
         bar.close()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
+    if world > 1:  # every rank read different samples
+        counts = torch.tensor([corrupt_total], device=device)
+        dist.all_reduce(counts)
+        corrupt_total = int(counts[0])
     if is_main:
         save_checkpoint(last_path, checkpoint_state())
         if log is not None and not (out_dir / "curves.png").exists():
             log.plot(out_dir / "curves.png")
         if corrupt_total:
-            print(f"skipped {corrupt_total} samples whose image could not be decoded", flush=True)
+            print(f"skipped {corrupt_total} corrupt images at read time (header readable, pixels not)", flush=True)
         if skipped_nonfinite:
             print(f"skipped {skipped_nonfinite} steps with a NaN/inf loss", flush=True)
     if world > 1:
@@ -576,4 +603,5 @@ def train(cfg: TrainConfig) -> TrainResult:
         final_loss=last_loss,
         skipped_nonfinite=skipped_nonfinite,
         model=core_model,
+        skipped_corrupt=corrupt_total,
     )

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Build a standard-layout LMDB (num-samples, image-%09d, label-%09d) from images on disk.
 
     python tools/create_lmdb.py --out lmdb/train --labels gt.txt [--root images/]
@@ -6,14 +7,22 @@
 ``--labels``: ``path<TAB>label`` lines (deep-text-recognition-benchmark's gt.txt); paths are
 relative to ``--root`` (default: the label file's folder). ``--folder``: every image below the
 folder, labelled by a sibling ``.txt`` file or else by its name (``word_12.png`` -> ``word``).
-Undecodable or missing images are skipped and counted. Bad input exits with status 2.
+Undecodable or missing images are skipped and counted. Exit status: 0 written, 1 nothing
+usable to write, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from crnn_ocr.cli import ArgumentParser, UsageError, run_cli  # noqa: E402
+
+PROG = "create_lmdb"
 
 
 @dataclass
@@ -27,7 +36,7 @@ class CreateLmdbConfig:
 
 
 def parse_args(argv: list[str] | None = None) -> CreateLmdbConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output LMDB folder")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--labels", help="path<TAB>label file (gt.txt)")
@@ -43,22 +52,20 @@ def parse_args(argv: list[str] | None = None) -> CreateLmdbConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
+    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
+        raise UsageError(f"{cfg.out}: is a file, expected an LMDB folder (--out)")
     from crnn_ocr.data import create_lmdb_from_folder, create_lmdb_from_label_file
 
-    try:
-        if cfg.labels:
-            stats = create_lmdb_from_label_file(cfg.out, cfg.labels, root=cfg.root, check=cfg.check, overwrite=cfg.overwrite)
-        else:
-            stats = create_lmdb_from_folder(cfg.out, cfg.folder, check=cfg.check, overwrite=cfg.overwrite)
-    except (ValueError, OSError) as e:
-        print(f"create_lmdb: error: {e}", file=sys.stderr)
-        return 2
+    if cfg.labels:
+        stats = create_lmdb_from_label_file(cfg.out, cfg.labels, root=cfg.root, check=cfg.check, overwrite=cfg.overwrite)
+    else:
+        stats = create_lmdb_from_folder(cfg.out, cfg.folder, check=cfg.check, overwrite=cfg.overwrite)
     if stats.written == 0:
-        print(f"create_lmdb: error: {stats.summary()}", file=sys.stderr)
+        print(f"{PROG}: error: {stats.summary()}", file=sys.stderr)
         return 1
     print(stats.summary())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main, prog=PROG)

@@ -3,6 +3,10 @@
 
     python tools/train.py --data lmdb/ --val val_lmdb/ --alphabet alphanumeric --max-steps 20000
     torchrun --nproc_per_node=2 tools/train.py --data lmdb/ ...   # DistributedDataParallel
+    python tools/train.py --data lmdb/ --max-steps 20000 --resume      # go on from runs/crnn/last.pt
+
+Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodable image);
+2 bad input (one line on stderr); 128+N stopped by signal N (SIGINT, SIGTERM) after saving last.pt.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from crnn_ocr.training import Interrupted, TrainConfig, train
+    from crnn_ocr.training import Interrupted, TrainConfig, TrainingStopped, train
 
     cfg = TrainConfig(
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
@@ -77,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = train(cfg)
-    except Interrupted as e:
-        print(e, file=sys.stderr)
+    except Interrupted as e:  # SIGINT/SIGTERM: last.pt was saved first
+        print(f"train.py: {e}", file=sys.stderr)
         return 128 + e.signum
+    except TrainingStopped as e:  # persistent NaN/inf loss or unreadable data: not a usage error
+        print(f"train.py: training stopped: {e}", file=sys.stderr)
+        return 1
     best = f", best {result.best_checkpoint} (val word accuracy {result.best_metric:.4f})" if result.best_checkpoint else ""
     print(f"done: {result.step} steps, final loss {result.final_loss:.4f}; last {result.last_checkpoint}{best}")
     return 0
