@@ -16,12 +16,19 @@ resnet          (W // 2 + 1) // 2    2          torchvision resnet18 trunk (``re
 mobilenetv3     (W + 3) // 4         1          torchvision mobilenet_v3_small features
                                                 (``mobilenetv3_large`` also accepted), strides after
                                                 the first two set to (2, 1): H' = ceil(H / 32)
+dtrb_vgg        W // 4 - 1           8          deep-text-recognition-benchmark's VGG (None-VGG-
+                                                BiLSTM-CTC, EasyOCR's ``*_g2`` recognizers): 7 convs
+                                                F/8-F/4-F/2-F/2-F-F-F (``feature_channels`` F, default
+                                                256; BN on the 5th and 6th only), pools 2x2, 2x2,
+                                                (2, 1), (2, 1), a final 2x2 conv: H' = H//16 - 1
 ==============  ===================  =========  ====================================================
 
 Heights: the trunk reduces the height to ``H'``. When ``H' > 1`` (e.g. 64 px music staves, 80 mel
 bins of speech) the ``C x H'`` features of each column are flattened and projected linearly back to
-``C`` before the LSTM, so vertical (frequency) information is kept rather than pooled away. The
-crnn trunks need ``H >= 32``. Torchvision trunks are built with ``weights=None``: nothing is
+``C`` before the LSTM, so vertical (frequency) information is kept rather than pooled away.
+``dtrb_vgg`` instead averages over ``H'`` and ends with a linear layer after its BiLSTMs, exactly as
+the reference does, so its checkpoints import unchanged (``crnn_ocr.convert``). The crnn and
+dtrb_vgg trunks need ``H >= 32``. Torchvision trunks are built with ``weights=None``: nothing is
 downloaded, ever.
 """
 
@@ -33,10 +40,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-ARCHS = ("crnn", "crnn_compact", "resnet", "resnet18", "resnet34", "mobilenetv3", "mobilenetv3_small", "mobilenetv3_large")
+ARCHS = ("crnn", "crnn_compact", "resnet", "resnet18", "resnet34", "mobilenetv3", "mobilenetv3_small", "mobilenetv3_large",
+         "dtrb_vgg")
 
 # Smallest input width each trunk accepts (a narrower image must be padded first).
-_MIN_WIDTH = {"crnn": 4, "resnet": 2, "mobilenetv3": 1}
+_MIN_WIDTH = {"crnn": 4, "resnet": 2, "mobilenetv3": 1, "dtrb_vgg": 8}
 
 
 @dataclass
@@ -50,6 +58,7 @@ class ModelConfig:
     hidden_size: int = 256  # per LSTM direction (halved by crnn_compact)
     lstm_layers: int = 2
     dropout: float = 0.0
+    feature_channels: int | None = None  # dtrb_vgg's trunk output channels (None: 256); other archs: None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -66,6 +75,8 @@ def _family(arch: str) -> str:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch.startswith("crnn"):
         return "crnn"
+    if arch == "dtrb_vgg":
+        return "dtrb_vgg"
     return "resnet" if arch.startswith("resnet") else "mobilenetv3"
 
 
@@ -74,6 +85,8 @@ def output_length(width: int | Tensor, config: ModelConfig) -> int | Tensor:
     family = _family(config.arch)
     if family == "crnn":
         return width // 4 + 1
+    if family == "dtrb_vgg":
+        return width // 4 - 1
     if family == "resnet":
         return (width // 2 + 1) // 2
     return (width + 3) // 4
@@ -109,6 +122,25 @@ def _crnn_trunk(in_channels: int, scale: float) -> nn.Sequential:
         *_conv_bn_relu(c[4], c[5]),
         nn.MaxPool2d((2, 2), (2, 1), (0, 1)),  # H/16, W/4 + 2
         *_conv_bn_relu(c[5], c[6], kernel=2, padding=0),  # H/16 - 1, W/4 + 1
+    )
+
+
+def _dtrb_vgg_trunk(in_channels: int, channels: int) -> nn.Sequential:
+    """deep-text-recognition-benchmark's VGG_FeatureExtractor, layer for layer (state-dict indices
+    included): (N, C_in, H, W) -> (N, F, H//16 - 1, W//4 - 1)."""
+    c = [channels // 8, channels // 4, channels // 2, channels]
+    return nn.Sequential(
+        nn.Conv2d(in_channels, c[0], 3, 1, 1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, 2),  # H/2, W/2
+        nn.Conv2d(c[0], c[1], 3, 1, 1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, 2),  # H/4, W/4
+        nn.Conv2d(c[1], c[2], 3, 1, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[2], 3, 1, 1), nn.ReLU(inplace=True),
+        nn.MaxPool2d((2, 1), (2, 1)),  # H/8, W/4
+        nn.Conv2d(c[2], c[3], 3, 1, 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[3], 3, 1, 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
+        nn.MaxPool2d((2, 1), (2, 1)),  # H/16, W/4
+        nn.Conv2d(c[3], c[3], 2, 1, 0), nn.ReLU(inplace=True),  # H/16 - 1, W/4 - 1
     )
 
 
@@ -156,6 +188,18 @@ class BidirectionalLSTM(nn.Module):
         return self.linear(x)  # (N, T, D_out)
 
 
+class MeanOverHeight(nn.Module):
+    """Average the ``H'`` rows of each column: (N, T, C*H') -> (N, T, C), as DTRB's AdaptiveAvgPool2d((None, 1))."""
+
+    def __init__(self, feature_height: int) -> None:
+        super().__init__()
+        self.feature_height = feature_height
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, t, _ = x.shape
+        return x.reshape(n, t, -1, self.feature_height).mean(dim=3)  # (N, T, C, H') -> (N, T, C)
+
+
 class CRNN(nn.Module):
     """Conv trunk -> column features -> stacked BiLSTMs -> logits ``(N, T, num_classes)``."""
 
@@ -166,30 +210,46 @@ class CRNN(nn.Module):
             raise ValueError(f"num_classes must be at least 2 (blank + one symbol), got {config.num_classes}")
         if config.lstm_layers < 1:
             raise ValueError(f"lstm_layers must be at least 1, got {config.lstm_layers}")
+        if config.feature_channels is not None and family != "dtrb_vgg":
+            raise ValueError(f"feature_channels applies to arch 'dtrb_vgg' only, not {config.arch!r}")
         self.config = config
         hidden = config.hidden_size
         if family == "crnn":
             compact = config.arch == "crnn_compact"
             self.cnn = _crnn_trunk(config.in_channels, 0.5 if compact else 1.0)
             hidden = max(1, hidden // 2) if compact else hidden
+        elif family == "dtrb_vgg":
+            feature_channels = config.feature_channels or 256
+            if feature_channels < 8 or feature_channels % 8:
+                raise ValueError(f"feature_channels must be a positive multiple of 8, got {feature_channels}")
+            self.cnn = _dtrb_vgg_trunk(config.in_channels, feature_channels)
         elif family == "resnet":
             self.cnn = _resnet_trunk(config.arch, config.in_channels)
         else:
             self.cnn = _mobilenet_trunk(config.arch, config.in_channels)
 
         channels, feature_height = self._probe_trunk(config)
-        # (N, T, C*H') -> (N, T, C): keeps what each row of a tall feature map saw
-        self.project = nn.Linear(channels * feature_height, channels) if feature_height > 1 else nn.Identity()
+        # (N, T, C*H') -> (N, T, C): keeps what each row of a tall feature map saw (dtrb_vgg: averages)
+        if feature_height == 1:
+            self.project: nn.Module = nn.Identity()
+        elif family == "dtrb_vgg":
+            self.project = MeanOverHeight(feature_height)
+        else:
+            self.project = nn.Linear(channels * feature_height, channels)
         self.feature_height = feature_height
         self.dropout = nn.Dropout(config.dropout)
+        # dtrb_vgg: every BiLSTM outputs `hidden`, then a separate Linear(hidden, num_classes)
+        separate_head = family == "dtrb_vgg"
         layers: list[nn.Module] = []
         size = channels
         for i in range(config.lstm_layers):
             last = i == config.lstm_layers - 1
-            layers.append(BidirectionalLSTM(size, hidden, config.num_classes if last else hidden))
+            layers.append(BidirectionalLSTM(size, hidden, config.num_classes if last and not separate_head else hidden))
             if not last and config.dropout > 0:
                 layers.append(nn.Dropout(config.dropout))
             size = hidden
+        if separate_head:
+            layers.append(nn.Linear(hidden, config.num_classes))
         self.rnn = nn.Sequential(*layers)
 
     @torch.no_grad()
