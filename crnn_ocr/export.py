@@ -60,7 +60,7 @@ def frame_rule(config: ModelConfig) -> FrameRule:
     widths = np.arange(min_w, 4097)
     frames = np.array([int(output_length(int(w), config)) for w in widths])
     for stride in range(1, 17):
-        for offset in range(0, 2 * stride + 1):
+        for offset in range(-2 * stride, 2 * stride + 1):
             if np.array_equal((widths + offset) // stride, frames):
                 return FrameRule(stride=stride, offset=offset, min_width=min_w)
     raise ValueError(f"arch {config.arch!r}: its T(W) is not of the form (W + offset) // stride")
