@@ -417,6 +417,7 @@ def test_every_tool_reports_bad_input_in_one_line_exit_2(tmp_path, words, capsys
         ("evaluate", ["--checkpoint", text_ck, "--labels", tmp_path / "gone.txt"], ["gone.txt"]),
         ("evaluate", ["--checkpoint", text_ck, "--data", words, "--beam", 0], ["--beam"]),
         ("evaluate", ["--checkpoint", text_ck, "--data", words, "--bogus"], ["--bogus"]),
+        ("evaluate", ["--checkpoint", speech_ck, "--data", words], ["speech.pt", "speech model"]),
         # tools/create_lmdb.py (test_data covers a missing label file and folder, a line without a tab)
         ("create_lmdb", ["--out", tmp_path / "db", "--labels", folder], ["folder", "is a directory"]),
         ("create_lmdb", ["--out", tmp_path / "db", "--folder", a_file], ["notes.txt", "expected a folder"]),

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crnn_ocr.cli import ArgumentParser, existing_file, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None):
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         samples = itertools.islice(samples, args.limit)
     rec = load_recognizer(args.checkpoint, device=args.device, beam_width=args.beam, lexicon=args.lexicon)
+    if rec.kind not in ("text", "score"):
+        raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
     result = evaluate(rec, samples, batch_size=args.batch_size)
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:

@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--data-ratios", nargs="+", type=float, help="sampling ratio per --data LMDB (default: by size)")
     p.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s)")
     p.add_argument("--alphabet", default="alphanumeric", help="preset (digits, alphanumeric, alphanumeric_cased, printable) or a file, one symbol per line")
-    p.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3"])
+    p.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg"])
     p.add_argument("--height", type=int, default=32)
     p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
     p.add_argument("--max-width", type=int, default=400)
