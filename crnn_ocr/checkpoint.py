@@ -97,15 +97,16 @@ def _unpickling_reason(message: str) -> str:
     return lines[0] if lines else "unsafe pickle"
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a crnn_ocr checkpoint with ``weights_only=True``; ``CheckpointError`` on any problem."""
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of any file (ours or a third party's), with one-line
+    ``CheckpointError``s: missing, a directory, unreadable, not torch, or holding code."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused to load: {_unpickling_reason(str(e))} (a checkpoint may hold only "
@@ -118,6 +119,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         if not zipfile.is_zipfile(path):
             msg = f"not a file written by torch.save: {msg}"
         raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a crnn_ocr checkpoint with ``weights_only=True``; ``CheckpointError`` on any problem."""
+    path = Path(path)
+    state = safe_torch_load(path, map_location)
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a crnn_ocr checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state)})")
     if state["format"] != FORMAT:

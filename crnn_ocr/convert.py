@@ -29,9 +29,7 @@ low-confidence crops, which crnn_ocr does not do.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +37,7 @@ import torch
 from torch import Tensor
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.checkpoint import CheckpointError, _unpickling_reason, save_checkpoint
+from crnn_ocr.checkpoint import CheckpointError, safe_torch_load, save_checkpoint
 from crnn_ocr.model import ModelConfig, build_model
 
 # EasyOCR's recognition_models["gen2"][name]["characters"] (easyocr/config.py) and its imgH.
@@ -73,24 +71,7 @@ class ConvertConfig:
 def load_dtrb_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a DTRB state dict safely: ``weights_only=True``, unwrap ``{"state_dict": ...}``, strip ``module.``."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path}: refused to load: {_unpickling_reason(str(e))} (only tensors and plain data are accepted; "
-            "anything else could run code when loaded)"
-        ) from None
-    except PermissionError:
-        raise CheckpointError(f"{path}: checkpoint is not readable (permission denied)") from None
-    except Exception as e:  # torch.load fails in many ways on foreign bytes
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if not zipfile.is_zipfile(path):
-            msg = f"not a file written by torch.save: {msg}"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from None
+    obj = safe_torch_load(path)
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
