@@ -25,6 +25,7 @@ import torch
 
 FORMAT = "crnn_ocr/1"
 REQUIRED_KEYS = ("format", "model_config", "alphabet", "model")
+INFERENCE_KEYS = ("kind", "model_config", "alphabet", "preprocess", "model", "step", "train_config", "best_metric")
 
 
 class CheckpointError(ValueError):
@@ -130,3 +131,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if state["format"] != FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {state['format']!r} (expected {FORMAT!r})")
     return state
+
+
+def inference_state(state: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A training checkpoint without its optimizer, scheduler and RNG state: what reading needs
+    (a third of the size for AdamW), plus where it came from (``step``, ``train_config``,
+    ``best_metric``) and any ``extra`` plain-data keys such as a provenance note."""
+    return {k: state[k] for k in INFERENCE_KEYS if k in state} | extra

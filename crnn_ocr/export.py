@@ -47,7 +47,7 @@ class ExportConfig:
 
     checkpoint: str
     out: str | None = None  # default: the checkpoint's path with .onnx / .int8.onnx / .ts
-    format: str = "onnx"  # "onnx" or "torchscript"
+    format: str = "onnx"  # "onnx", "torchscript" or "pt" (an inference-only checkpoint)
     int8: bool = False
     calibration: tuple[str, ...] = ()  # image files: int8 also quantizes the convolutions (static)
     opset: int = DEFAULT_OPSET
@@ -248,20 +248,35 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     return out
 
 
+def export_inference_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write ``checkpoint`` without its training state (optimizer, scheduler, RNG): the file to
+    ship or share; it loads everywhere a checkpoint does, and ``--init-from`` accepts it."""
+    from crnn_ocr.checkpoint import inference_state, load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    out = Path(out)
+    if out.resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"{out}: would overwrite the source checkpoint; choose another --out")
+    save_checkpoint(out, inference_state(state))
+    return out
+
+
 def default_output(checkpoint: str | os.PathLike, format: str = "onnx", int8: bool = False) -> Path:
-    """best.pt -> best.onnx, best.int8.onnx or best.ts."""
-    suffix = ".ts" if format == "torchscript" else (".int8.onnx" if int8 else ".onnx")
+    """best.pt -> best.onnx, best.int8.onnx, best.ts or best.infer.pt."""
+    suffix = {"torchscript": ".ts", "pt": ".infer.pt"}.get(format, ".int8.onnx" if int8 else ".onnx")
     return Path(checkpoint).with_suffix(suffix)
 
 
 def export(config: ExportConfig) -> Path:
     """Run one export described by ``config`` (``tools/export.py``)."""
     out = config.out or default_output(config.checkpoint, config.format, config.int8)
+    if config.format in ("torchscript", "pt") and config.int8:
+        raise ValueError("--int8 applies to ONNX exports")
     if config.format == "torchscript":
-        if config.int8:
-            raise ValueError("--int8 applies to ONNX exports")
         return export_torchscript(config.checkpoint, out, check=config.check)
+    if config.format == "pt":
+        return export_inference_checkpoint(config.checkpoint, out)
     if config.format != "onnx":
-        raise ValueError(f"format must be onnx or torchscript, got {config.format!r}")
+        raise ValueError(f"format must be onnx, torchscript or pt, got {config.format!r}")
     calibration = list(config.calibration) or None
     return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset, check=config.check)

@@ -11,8 +11,9 @@ encode is used, and each label is exactly the rendered text.
 Fonts are found offline: ``--fonts``, else the system's (/usr/share/fonts, ...) plus the DejaVu
 and STIX fonts bundled inside matplotlib, filtered to those whose character map covers the
 alphabet; Pillow's built-in scalable font is the last resort. Each word varies font, size, stroke
-weight, colours (text/background luminance contrast of at least 100/255 everywhere before noise), background
-(flat, gradient, noise texture), padding, rotation, perspective, blur and noise. Output depends
+weight, letter spacing, colours (text/background luminance contrast of at least 70/255 everywhere before
+noise), background (flat, gradient, noise texture), hollow letters, shadows, border lines, padding,
+rotation, perspective, blur, low resolution, noise and JPEG artefacts. Output depends
 only on the seed (and the fonts installed): sample ``i`` is drawn from ``default_rng([seed, i])``.
 ``labels.txt`` beside the LMDB lists the labels in order (usable as a lexicon).
 """
@@ -43,8 +44,9 @@ DEFAULT_FONT = "<pillow-default>"
 
 SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
 # Fallback/symbol/display fonts whose ASCII code points do not draw ordinary letters.
-_EXCLUDED_FONTS = re.compile(r"LastResort|STIXNonUni|STIXSiz|Display|^cm[a-z]+10\.", re.IGNORECASE)
-_MIN_CONTRAST = 100  # luminance units (0..255) between text and any background pixel
+_EXCLUDED_FONTS = re.compile(
+    r"LastResort|STIXNonUni|STIXSiz|Display|^cm[a-z]+10\.|Symbol|Dingbat|D050000L|Math|Nushu", re.IGNORECASE
+)
 
 
 # ------------------------------------------------------------------------------------ fonts
@@ -93,6 +95,16 @@ def find_fonts(sources: Sequence[str | os.PathLike] | None = None, charset: str 
         except ImportError:  # no fontTools: trust the file
             fonts[path.name] = str(path)
     return sorted(fonts.values()) or [DEFAULT_FONT]
+
+
+def font_families(paths: Sequence[str]) -> list[list[str]]:
+    """Group font files by family (file name up to the first ``-``, ``_`` or space), so that a family
+    with 38 weights is drawn as often as one with a single file."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        stem = Path(path).stem
+        groups.setdefault(re.split(r"[-_ ]", stem, maxsplit=1)[0].lower(), []).append(path)
+    return [groups[k] for k in sorted(groups)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -157,7 +169,7 @@ class TextSource:
     def __call__(self, rng: np.random.Generator) -> str:
         if rng.random() < self.word_ratio:
             word = self.words[int(rng.integers(len(self.words)))]
-            variant = rng.choice(3, p=[0.5, 0.3, 0.2])
+            variant = rng.choice(3, p=[0.4, 0.3, 0.3])  # scene text is often UPPER case
             cased = (word, word.title(), word.upper())[variant]
             return cased if _usable(cased, self.alphabet, self.max_length) else word
         return self._random_string(rng)
@@ -217,52 +229,108 @@ def _background(rng: np.random.Generator, h: int, w: int, base: np.ndarray, spre
     return (base + noise[:, :, None] * spread).astype(np.float32)
 
 
+def _layout(text: str, font: ImageFont.FreeTypeFont, stroke: int, tracking: float) -> tuple[list[float], tuple[int, int, int, int]]:
+    """Pen x of each character (``tracking`` px added between them) and the ink box (left, top, right, bottom)."""
+    if not tracking:
+        return [0.0], font.getbbox(text, stroke_width=stroke)
+    xs, x = [], 0.0
+    left = top = 1 << 30
+    right = bottom = -(1 << 30)
+    for ch in text:
+        xs.append(x)
+        l, t, r, b = font.getbbox(ch, stroke_width=stroke)
+        if r > l:  # spaces have no ink
+            left, top, right, bottom = min(left, x + l), min(top, t), max(right, x + r), max(bottom, b)
+        x += font.getlength(ch) + tracking
+    if right < left:
+        left, top, right, bottom = 0, 0, 1, 1
+    return xs, (int(math.floor(left)), int(top), int(math.ceil(right)), int(bottom))
+
+
+def _text_mask(text: str, font: ImageFont.FreeTypeFont, xs: list[float], origin: tuple[float, float], size: tuple[int, int], stroke: int) -> np.ndarray:
+    """(h, w) float coverage in [0, 1] of ``text`` drawn at ``origin`` (per character when ``xs`` has one pen x each)."""
+    img = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(img)
+    pieces = zip(text, xs) if len(xs) == len(text) and len(text) > 1 else [(text, 0.0)]
+    for piece, x in pieces:
+        draw.text((origin[0] + x, origin[1]), piece, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
 def render_word(
     text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3
 ) -> np.ndarray:
-    """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1)."""
+    """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1).
+
+    Besides font, size, colours and background, a crop may get letter spacing, an outline in the
+    ink colour (hollow letters), a soft drop shadow, a border line in the margin, rotation,
+    perspective, blur, low-resolution resampling, noise and JPEG artefacts. The text keeps a
+    luminance contrast of at least 70/255 against every background pixel before noise.
+    """
     size = int(rng.integers(max(8, int(height * 0.7)), int(height * 1.6) + 1))
     font = _load_font(font_path, size)
     stroke = 1 if size >= 28 and rng.random() < 0.15 else 0
-    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    tracking = size * rng.uniform(-0.03, 0.25) if len(text) > 1 and rng.random() < 0.2 else 0.0
+    xs, (left, top, right, bottom) = _layout(text, font, stroke, tracking)
     ascent, descent = font.getmetrics()
     v_top, v_bottom = min(0, top), max(ascent + descent, bottom)  # line box, widened for tall glyphs
     text_w, line_h = max(1, right - left), v_bottom - v_top
 
-    angle = rng.uniform(-3, 3) if rng.random() < 0.4 else 0.0
+    angle = rng.uniform(-4, 4) if rng.random() < 0.4 else 0.0
     lift = math.ceil(text_w / 2 * abs(math.sin(math.radians(angle))))  # room so rotation never clips
-    pad_l, pad_r = (int(line_h * rng.uniform(0.02, 0.35)) + 1 for _ in range(2))
-    pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.2)) + lift + 1 for _ in range(2))
+    pad_l, pad_r = (int(line_h * rng.uniform(0.0, 0.35)) + 1 for _ in range(2))
+    pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.25)) + lift + 1 for _ in range(2))
     w, h = text_w + pad_l + pad_r, line_h + pad_t + pad_b
+    origin = (pad_l - left, pad_t - v_top)
 
-    mask_img = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(mask_img).text((pad_l - left, pad_t - v_top), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
-    mask = np.asarray(mask_img, dtype=np.float32)[:, :, None] / 255.0  # (h, w, 1) coverage
+    outline = 0
+    if size >= 20 and rng.random() < 0.08:  # hollow letters: only the outline is inked
+        outline = max(1, size // 16)
+        xs, _ = _layout(text, font, outline, tracking)
+    mask = _text_mask(text, font, xs, origin, (w, h), max(stroke, outline))  # (h, w) coverage
+    if outline:
+        inner = _text_mask(text, font, xs, origin, (w, h), 0)
+        mask = np.clip(mask - inner * rng.uniform(0.6, 1.0), 0, 1)
 
     spread = float(rng.choice([0.0, 20.0, 35.0]))  # background luminance variation
-    gap = _MIN_CONTRAST + spread
+    gap = float(rng.choice([70.0, 100.0, 100.0])) + spread
     bg_lum, fg_lum = _pick_luminances(rng, gap)
-    paper, ink = _color_with_luminance(rng, bg_lum, chroma=60), _color_with_luminance(rng, fg_lum, chroma=80)
+    paper, ink = _color_with_luminance(rng, bg_lum, chroma=70), _color_with_luminance(rng, fg_lum, chroma=90)
     if abs(_luminance(paper) - _luminance(ink)) < gap:  # tint clipping ate the contrast: use grays
         paper, ink = np.full(3, bg_lum), np.full(3, fg_lum)
-    background = _background(rng, h, w, paper, spread)  # (h, w, 3)
-    ink = ink.astype(np.float32)
-    img = background * (1.0 - mask) + ink * mask  # (h, w, 3)
+    img = _background(rng, h, w, paper, spread)  # (h, w, 3)
+    if rng.random() < 0.15:  # soft drop shadow, part of the way from paper to ink
+        dx, dy = (int(v) for v in rng.integers(-3, 4, size=2))
+        shadow = cv2.GaussianBlur(np.roll(mask, (dy, dx), axis=(0, 1)), (0, 0), rng.uniform(0.5, 2.0))
+        shade = paper + (ink - paper) * rng.uniform(0.3, 0.6)
+        img = img * (1.0 - shadow[:, :, None]) + shade.astype(np.float32) * shadow[:, :, None]
+    if rng.random() < 0.1 and (pad_t > 2 or pad_b > 2):  # a sign border or underline in the margin
+        y = int(rng.integers(0, max(1, pad_t - 1))) if pad_t > pad_b else h - 1 - int(rng.integers(0, max(1, pad_b - 1)))
+        img = np.array(img, dtype=np.float32)
+        img[y] = ink
+    img = img * (1.0 - mask[:, :, None]) + ink.astype(np.float32) * mask[:, :, None]
 
     if angle:
         rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         img = cv2.warpAffine(img, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if rng.random() < 0.3:  # perspective: corners only move inwards, so nothing leaves the frame
         src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        jitter = rng.uniform(0, 1, size=(4, 2)) * np.float32([w * 0.03, h * 0.08])
+        jitter = rng.uniform(0, 1, size=(4, 2)) * np.float32([w * 0.04, h * 0.1])
         dst = (src + jitter * np.float32([[1, 1], [-1, 1], [-1, -1], [1, -1]])).astype(np.float32)
         img = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE)
     if rng.random() < 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.9) * size / height)
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0) * size / height)
     if rng.random() < 0.4:
         img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(2, 10))
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     out = resize_to_height(out, height, min_width=1)  # (height, w', 3)
+    if rng.random() < 0.2:  # a low-resolution source, scaled up to the crop size
+        f = rng.uniform(0.45, 0.8)
+        small = cv2.resize(out, (max(1, int(out.shape[1] * f)), max(1, int(height * f))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (out.shape[1], height), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:  # JPEG artefacts of a compressed photo
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 80))])
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else out
     return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if channels == 1 else out
 
 
@@ -297,11 +365,12 @@ def iter_samples(
     word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
     source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length)
     charset = source.all + (" " if source.space else "")
-    font_paths = find_fonts(fonts, charset)
+    families = font_families(find_fonts(fonts, charset))
     for i in range(count):
         rng = np.random.default_rng([seed, i])
         text = source(rng)
-        font = font_paths[int(rng.integers(len(font_paths)))]
+        family = families[int(rng.integers(len(families)))]
+        font = family[int(rng.integers(len(family)))]
         yield render_word(text, font, rng, height=height, channels=channels), text
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Export a checkpoint to ONNX (dynamic batch and width) or TorchScript for deployment.
+"""Export a checkpoint to ONNX (dynamic batch and width), TorchScript or a slim checkpoint for deployment.
 
     python tools/export.py --checkpoint runs/en/best.pt                  # -> runs/en/best.onnx
     python tools/export.py --checkpoint runs/en/best.pt --int8           # -> runs/en/best.int8.onnx
     python tools/export.py --checkpoint runs/en/best.pt --int8 --calibration crops/  # + int8 convolutions
     python tools/export.py --checkpoint best.pt --format torchscript     # -> best.ts
+    python tools/export.py --checkpoint best.pt --format pt              # -> best.infer.pt (no optimizer state)
     python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
 
 The alphabet, kind and preprocessing settings travel inside the file (ONNX metadata ``crnn_ocr``).
@@ -23,8 +24,9 @@ from crnn_ocr.cli import ArgumentParser, existing_file, expand_inputs, run_cli  
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt): text, score or speech")
-    p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx, .int8.onnx or .ts)")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx, .int8.onnx, .ts or .infer.pt)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt"],
+                   help="pt: the checkpoint without optimizer/scheduler state, for shipping")
     p.add_argument("--int8", action="store_true", help="int8 quantization for CPU: LSTM/linear weights (dynamic)")
     p.add_argument("--calibration", nargs="+", help="with --int8: word images (files, folders, globs) to calibrate "
                    "static int8 convolutions on: ~3x faster than fp32; measure the accuracy")
