@@ -3,10 +3,11 @@
 The layout (used by CRNN, deep-text-recognition-benchmark, parseq, ...):
 
     b"num-samples"      -> b"50000"
-    b"image-000000001"  -> encoded PNG/JPEG bytes
-    b"label-000000001"  -> UTF-8 label
+    b"image-000000001"  -> encoded PNG/JPEG bytes (speech: encoded WAV/FLAC/OGG bytes, stored as-is)
+    b"label-000000001"  -> UTF-8 label (speech: the transcript)
 
-numbered from 1. ``write_lmdb`` writes it, ``LmdbDataset`` reads it (any tool's), and
+numbered from 1. Speech datasets use the same keys: the audio file's bytes take the image's
+place, and ``LmdbDataset(..., audio=AudioFrontend(...))`` turns them into log-mel spectrograms. ``write_lmdb`` writes it, ``LmdbDataset`` reads it (any tool's), and
 ``create_lmdb_from_label_file`` / ``create_lmdb_from_folder`` build one from images on disk.
 
 Samples flow as: LMDB bytes -> ``decode_image`` -> ``resize_to_height`` (keep ratio, per-sample
@@ -33,6 +34,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from crnn_ocr.alphabet import Alphabet, ctc_min_frames
+from crnn_ocr.audio import AudioFrontend, audio_features, audio_num_frames, build_speech_augmentation, is_audio_file
 from crnn_ocr.preprocessing import (
     DEFAULT_MIN_WIDTH,
     decode_image,
@@ -161,6 +163,8 @@ _REASONS = (
     ("unknown_symbols", "unknown symbols", "unknown symbols"),
     ("corrupt", "corrupt image", "corrupt images"),
     ("too_long", "too long for their width", "too long for their width"),
+    ("corrupt_audio", "unreadable audio", "unreadable audio"),
+    ("too_long_audio", "audio longer than the max width", "audio longer than the max width"),
 )
 
 
@@ -208,6 +212,15 @@ class LmdbDataset(Dataset):
     ``(seed, epoch, LMDB index)`` (``set_epoch`` sets the epoch; the trainer calls it every
     epoch), so a sample's augmented image depends on neither the number of DataLoader workers
     nor where a run was resumed. A callable without a ``set_seed(int)`` method is not reseeded.
+
+    Speech: with ``audio`` (an ``AudioFrontend``; ``height`` must be its ``n_mels``, ``channels``
+    1) the image entries hold encoded audio (WAV, FLAC, OGG, ... as stored by ``create_lmdb`` or
+    the speech generators). The scan reads only each file's header (sample count and rate ->
+    ``width`` = spectrogram frames, at least ``min_width``); audio with more frames than
+    ``max_width`` is skipped (never squeezed), as is audio soundfile cannot read or at a rate the
+    front-end rejects. Items are then ``image=(1, n_mels, frames)`` normalized log-mel
+    spectrograms (``crnn_ocr.audio.audio_features``) and ``augment`` means ``SpeechAugment``
+    (True, a strength name, or an object with ``augment_wave``/``augment_spec``/``set_seed``).
     """
 
     def __init__(
@@ -223,7 +236,11 @@ class LmdbDataset(Dataset):
         min_frames_fn: Callable[[int], int] | None = None,
         filter: bool = True,
         seed: int = 0,
+        audio: AudioFrontend | None = None,
     ) -> None:
+        if audio is not None and (height != audio.n_mels or channels != 1):
+            raise ValueError(f"audio samples give 1 x {audio.n_mels} x frames spectrograms; got height {height}, channels {channels}")
+        self.audio = audio
         self.path = os.fspath(path)
         self.seed = seed
         self.epoch = 0
@@ -292,11 +309,21 @@ class LmdbDataset(Dataset):
             if not ids:  # e.g. only separators in a token label
                 counts["empty_label"] += 1
                 continue
-            size = _image_size(image_buf)
-            if size is None:
-                counts["corrupt"] += 1
-                continue
-            width = resized_width(size[0], size[1], self.height, max_width=self.max_width, min_width=self.min_width)
+            if self.audio is not None:  # header only: sample count and rate -> spectrogram frames
+                frames = audio_num_frames(image_buf, self.audio)
+                if frames is None:
+                    counts["corrupt_audio"] += 1
+                    continue
+                if self.max_width is not None and frames > self.max_width:
+                    counts["too_long_audio"] += 1
+                    continue
+                width = max(frames, self.min_width)
+            else:
+                size = _image_size(image_buf)
+                if size is None:
+                    counts["corrupt"] += 1
+                    continue
+                width = resized_width(size[0], size[1], self.height, max_width=self.max_width, min_width=self.min_width)
             if min_frames_fn is not None and ctc_min_frames(ids) > min_frames_fn(width):
                 counts["too_long"] += 1
                 continue
@@ -331,7 +358,10 @@ class LmdbDataset(Dataset):
         pid = os.getpid()
         if self._pid != pid:  # first use in this process (or a forked worker)
             self._env = _shared_env(self.path)
-            self._augment = _resolve_augment(self._augment_spec)
+            if self.audio is not None:
+                self._augment = build_speech_augmentation(self._augment_spec)
+            else:
+                self._augment = _resolve_augment(self._augment_spec)
             self._pid = pid
         return self._env
 
@@ -343,6 +373,8 @@ class LmdbDataset(Dataset):
             image_buf = txn.get(image_key(index))
         if label_buf is None or image_buf is None:
             return None
+        if self.audio is not None:
+            return self._audio_item(index, label_buf, image_buf)
         try:
             ids = self.alphabet.try_encode(label_buf.decode("utf-8"))
             if not ids:
@@ -357,6 +389,22 @@ class LmdbDataset(Dataset):
                 set_seed(_sample_seed(self.seed, self.epoch, index))
             img = self._augment(img)  # same shape
         image = image_to_tensor(img)  # (C, height, w)
+        return {"image": image, "ids": ids, "label": self.alphabet.decode(ids), "width": int(image.shape[-1])}
+
+    def _audio_item(self, index: int, label_buf: bytes, audio_buf: bytes) -> dict | None:
+        """Encoded audio -> the same item as an image: (1, n_mels, frames) log-mel spectrogram."""
+        assert self.audio is not None
+        augment = self._augment
+        if augment is not None:
+            augment.set_seed(_sample_seed(self.seed, self.epoch, index))
+        try:
+            ids = self.alphabet.try_encode(label_buf.decode("utf-8"))
+            if not ids:
+                return None
+            spec = audio_features(audio_buf, self.audio, augment=augment, min_width=self.min_width)  # (n_mels, frames)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        image = torch.from_numpy(spec).unsqueeze(0)  # (1, n_mels, frames)
         return {"image": image, "ids": ids, "label": self.alphabet.decode(ids), "width": int(image.shape[-1])}
 
 
@@ -590,6 +638,7 @@ class CreateStats:
     missing_files: int = 0
     empty_labels: int = 0
     out: str = ""
+    media: str = "image"  # "image" or "audio": what the entries hold
 
     @property
     def skipped(self) -> int:
@@ -600,7 +649,8 @@ class CreateStats:
         parts = [
             f"{n} {one if n == 1 else many}"
             for n, one, many in (
-                (self.undecodable, "undecodable image", "undecodable images"),
+                (self.undecodable, *(("unreadable audio file", "unreadable audio files") if self.media == "audio"
+                                      else ("undecodable image", "undecodable images"))),
                 (self.missing_files, "missing file", "missing files"),
                 (self.empty_labels, "empty label", "empty labels"),
             )
@@ -644,8 +694,8 @@ def read_label_file(path: str | os.PathLike, root: str | os.PathLike | None = No
 _INDEX_SUFFIX = re.compile(r"_\d+$")
 
 
-def scan_image_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
-    """Images under ``folder`` (recursively, sorted) with their labels.
+def scan_image_folder(folder: str | os.PathLike, *, media: str = "image") -> list[tuple[Path, str]]:
+    """Images (``media="audio"``: audio files) under ``folder`` (recursively, sorted) with their labels.
 
     The label of ``x/word_12.png`` is the first line of the sibling ``x/word_12.txt`` when it
     exists, else the file name stem without a trailing ``_<digits>`` index (``word``), the naming
@@ -654,8 +704,9 @@ def scan_image_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: {'is a file, expected a folder' if folder.exists() else 'no such folder'}")
+    wanted = is_audio_file if media == "audio" else is_image_file
     entries = []
-    for image in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
+    for image in sorted(p for p in folder.rglob("*") if p.is_file() and wanted(p)):
         sidecar = image.with_suffix(".txt")
         if sidecar.is_file():
             lines = sidecar.read_text(encoding="utf-8-sig", errors="replace").splitlines()
@@ -666,14 +717,41 @@ def scan_image_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     return entries
 
 
-def create_lmdb(
-    out: str | os.PathLike, entries: Iterable[tuple[Path, str]], *, check: bool = True, overwrite: bool = False
-) -> CreateStats:
-    """Write (image file, label) pairs to an LMDB, skipping and counting unusable ones.
+def _check_audio(data: bytes, full: bool) -> bool:
+    """Whether encoded audio is usable: fully decoded (``full``) or its header read."""
+    from crnn_ocr.audio import audio_info, read_audio
 
-    ``check`` fully decodes every image (slower, but no corrupt sample reaches training).
+    if not full:
+        return audio_info(data) is not None
+    try:
+        read_audio(data)
+    except ValueError:
+        return False
+    return True
+
+
+def create_lmdb(
+    out: str | os.PathLike,
+    entries: Iterable[tuple[Path, str]],
+    *,
+    check: bool = True,
+    overwrite: bool = False,
+    media: str = "auto",
+) -> CreateStats:
+    """Write (image or audio file, label) pairs to an LMDB, skipping and counting unusable ones.
+
+    The files' bytes are stored as they are under the ``image-%09d`` keys, audio included (WAV,
+    FLAC, OGG, ...; ``LmdbDataset(audio=...)`` reads them). ``media``: "image", "audio", or
+    "auto" (audio when every file has an audio extension). ``check`` fully decodes every file
+    (slower, but no corrupt sample reaches training); without it images are only checked to be
+    non-empty and audio to have a readable header.
     """
-    stats = CreateStats(out=os.fspath(out))
+    if media not in ("auto", "image", "audio"):
+        raise ValueError(f"media must be auto, image or audio, got {media!r}")
+    if media == "auto":
+        entries = list(entries)
+        media = "audio" if entries and all(is_audio_file(p) for p, _ in entries) else "image"
+    stats = CreateStats(out=os.fspath(out), media=media)
     if not overwrite and (Path(out) / "data.mdb").exists():
         raise FileExistsError(f"{out}: an LMDB already exists there (use --overwrite)")
 
@@ -687,7 +765,11 @@ def create_lmdb(
             except OSError:
                 stats.missing_files += 1
                 continue
-            if check:
+            if media == "audio":
+                if not data or not _check_audio(data, check):
+                    stats.undecodable += 1
+                    continue
+            elif check:
                 try:
                     decode_image(data, 1)
                 except ValueError:
@@ -709,13 +791,22 @@ def create_lmdb_from_label_file(
     root: str | os.PathLike | None = None,
     check: bool = True,
     overwrite: bool = False,
+    media: str = "auto",
 ) -> CreateStats:
-    """LMDB from a ``path<TAB>label`` file (gt.txt); see ``read_label_file``."""
-    return create_lmdb(out, read_label_file(label_file, root), check=check, overwrite=overwrite)
+    """LMDB from a ``path<TAB>label`` file (gt.txt, or audio paths with transcripts); see ``read_label_file``."""
+    return create_lmdb(out, read_label_file(label_file, root), check=check, overwrite=overwrite, media=media)
 
 
 def create_lmdb_from_folder(
-    out: str | os.PathLike, folder: str | os.PathLike, *, check: bool = True, overwrite: bool = False
+    out: str | os.PathLike, folder: str | os.PathLike, *, check: bool = True, overwrite: bool = False, media: str = "auto"
 ) -> CreateStats:
-    """LMDB from a folder of images labelled by sibling ``.txt`` files or names; see ``scan_image_folder``."""
-    return create_lmdb(out, scan_image_folder(folder), check=check, overwrite=overwrite)
+    """LMDB from a folder of images (or audio files) labelled by sibling ``.txt`` files or names;
+    see ``scan_image_folder``. ``media="auto"``: the images, or the audio files if it holds no image."""
+    if media not in ("auto", "image", "audio"):
+        raise ValueError(f"media must be auto, image or audio, got {media!r}")
+    entries = scan_image_folder(folder, media="audio" if media == "audio" else "image")
+    if media == "auto":
+        media = "image"
+        if not entries:
+            entries, media = scan_image_folder(folder, media="audio"), "audio"
+    return create_lmdb(out, entries, check=check, overwrite=overwrite, media=media)

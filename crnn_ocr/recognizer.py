@@ -40,19 +40,24 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes model input: gray/RGB, height, width cap."""
+    """How an image becomes model input: gray/RGB, height, width cap; for speech models also the
+    log-mel front-end's settings (``audio``, an ``AudioFrontend.to_dict()``)."""
 
     height: int = 32
     channels: int = 1
     max_width: int | None = None
+    audio: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         max_width = d.get("max_width")
-        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width))
+        audio = d.get("audio")
+        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width),
+                   audio=dict(audio) if audio else None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"height": self.height, "channels": self.channels, "max_width": self.max_width}
+        d = {"height": self.height, "channels": self.channels, "max_width": self.max_width}
+        return {**d, "audio": dict(self.audio)} if self.audio else d
 
 
 class BaseRecognizer:
@@ -204,8 +209,16 @@ class Recognizer(BaseRecognizer):
         channels_last: bool | None = None,
         **decoder_options: Any,
     ) -> Recognizer:
-        """Build from a crnn_ocr checkpoint (weights, config, alphabet and preprocessing inside)."""
+        """Build from a crnn_ocr checkpoint (weights, config, alphabet and preprocessing inside).
+
+        A speech checkpoint gives a ``crnn_ocr.speech.SpeechRecognizer`` (audio in, same API).
+        """
         model, alphabet, pre, kind = load_model(path, expected_kind=expected_kind)
+        if kind == "speech" and pre.audio is not None:
+            from crnn_ocr.speech import SpeechRecognizer
+
+            if not issubclass(cls, SpeechRecognizer):
+                cls = SpeechRecognizer
         return cls(model, alphabet, pre, device=device, kind=kind, precision=precision, channels_last=channels_last,
                    **decoder_options)
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env python
-"""Build a standard-layout LMDB (num-samples, image-%09d, label-%09d) from images on disk.
+"""Build a standard-layout LMDB (num-samples, image-%09d, label-%09d) from images or audio on disk.
 
     python tools/create_lmdb.py --out lmdb/train --labels gt.txt [--root images/]
     python tools/create_lmdb.py --out lmdb/train --folder images/
+    python tools/create_lmdb.py --out lmdb/yesno --labels yesno/labels.tsv   # audio<TAB>transcript
+
+Audio (WAV, FLAC, OGG, ...: ``--audio``, or automatic when every listed file has an audio
+extension) is stored byte for byte under the ``image-%09d`` keys, the transcript under
+``label-%09d``; ``--check`` decodes each file to make sure it is readable audio.
 
 ``--labels``: ``path<TAB>label`` lines (deep-text-recognition-benchmark's gt.txt); paths are
 relative to ``--root`` (default: the label file's folder). ``--folder``: every image below the
@@ -33,6 +38,7 @@ class CreateLmdbConfig:
     folder: str | None = None
     check: bool = True
     overwrite: bool = False
+    media: str = "auto"
 
 
 def parse_args(argv: list[str] | None = None) -> CreateLmdbConfig:
@@ -44,10 +50,12 @@ def parse_args(argv: list[str] | None = None) -> CreateLmdbConfig:
     p.add_argument("--root", help="folder the --labels paths are relative to (default: the label file's folder)")
     p.add_argument("--no-check", dest="check", action="store_false", help="do not decode images to validate them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing LMDB at --out")
+    p.add_argument("--audio", action="store_true",
+                   help="the files are audio (default: audio when every file has an audio extension)")
     a = p.parse_args(argv)
     if a.root and not a.labels:
         p.error("--root goes with --labels")
-    return CreateLmdbConfig(a.out, a.labels, a.root, a.folder, a.check, a.overwrite)
+    return CreateLmdbConfig(a.out, a.labels, a.root, a.folder, a.check, a.overwrite, "audio" if a.audio else "auto")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     from crnn_ocr.data import create_lmdb_from_folder, create_lmdb_from_label_file
 
     if cfg.labels:
-        stats = create_lmdb_from_label_file(cfg.out, cfg.labels, root=cfg.root, check=cfg.check, overwrite=cfg.overwrite)
+        stats = create_lmdb_from_label_file(cfg.out, cfg.labels, root=cfg.root, check=cfg.check, overwrite=cfg.overwrite,
+                                            media=cfg.media)
     else:
-        stats = create_lmdb_from_folder(cfg.out, cfg.folder, check=cfg.check, overwrite=cfg.overwrite)
+        stats = create_lmdb_from_folder(cfg.out, cfg.folder, check=cfg.check, overwrite=cfg.overwrite, media=cfg.media)
     if stats.written == 0:
         print(f"{PROG}: error: {stats.summary()}", file=sys.stderr)
         return 1

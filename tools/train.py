@@ -4,6 +4,8 @@
     python tools/train.py --data lmdb/ --val val_lmdb/ --alphabet alphanumeric --max-steps 20000
     torchrun --nproc_per_node=2 tools/train.py --data lmdb/ ...   # DistributedDataParallel
     python tools/train.py --data lmdb/ --max-steps 20000 --resume      # go on from runs/crnn/last.pt
+    python tools/train.py --kind speech --data speech_lmdb/ --alphabet datasets/speech_chars.txt \
+        --sample-rate 8000 --n-mels 64 --max-width 800 --max-steps 3000   # audio LMDBs -> log-mel "images"
 
 Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodable image);
 2 bad input (one line on stderr); 128+N stopped by signal N (SIGINT, SIGTERM) after saving last.pt.
@@ -31,6 +33,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--max-width", type=int, default=400)
     p.add_argument("--hidden-size", type=int, help="LSTM units per direction (default: the arch's)")
     p.add_argument("--kind", default="text", choices=["text", "score", "speech"], help="what the model reads (stored in the checkpoint)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
+    p.add_argument("--n-mels", type=int, default=64, help="speech: log-mel bins, the model's input height (instead of --height)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adadelta"])
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3 AdamW, 1.0 Adadelta)")
@@ -56,7 +60,7 @@ def parse_args(argv: list[str] | None):
     args = p.parse_args(argv)
     if args.max_steps is None and args.epochs is None:
         p.error("give --max-steps or --epochs")
-    for flag in ("batch_size", "max_steps", "epochs", "height", "max_width", "val_every", "save_every", "log_every"):
+    for flag in ("batch_size", "max_steps", "epochs", "height", "max_width", "val_every", "save_every", "log_every", "sample_rate", "n_mels"):
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
         height=args.height, channels=args.channels, max_width=args.max_width, hidden_size=args.hidden_size,
-        kind=args.kind, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,

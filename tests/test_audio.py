@@ -1,0 +1,506 @@
+"""Speech: the log-mel front-end, audio LMDBs, augmentation, the speech recognizer, the speech
+CLIs and generators. Every fixture is synthesized in tmp_path (tones and noise written with
+soundfile); tests needing espeak-ng skip when it is absent."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import ROOT
+
+from crnn_ocr.audio import (
+    AudioFrontend,
+    SpeechAugment,
+    audio_features,
+    audio_info,
+    audio_num_frames,
+    hz_to_mel,
+    load_audio,
+    log_mel,
+    mel_filterbank,
+    mel_to_hz,
+    resample,
+    resampled_length,
+)
+
+torch.set_num_threads(1)
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+FE8K = AudioFrontend(sample_rate=8000, n_mels=32)  # small: tests train crnn_compact at height 32
+CHARS = list("abcdefghijklmnopqrstuvwxyz'") + [" "]
+
+
+def tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def wav_bytes(wave: np.ndarray, rate: int, fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, format=fmt, **({"subtype": "PCM_16"} if fmt == "WAV" else {}))
+    return buf.getvalue()
+
+
+def word_wave(word: str, rate: int = 8000) -> np.ndarray:
+    """A made-up 'word': one tone per letter (distinct pitch per letter), 80 ms each, short gaps."""
+    parts = []
+    for ch in word:
+        parts += [tone(300 + 90 * (ord(ch) - 97), 0.08, rate), np.zeros(int(0.02 * rate), np.float32)]
+    return np.concatenate([np.zeros(int(0.05 * rate), np.float32), *parts])
+
+
+def run_tool(script: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------ filterbank
+# librosa 0.11.0 librosa.filters.mel(sr, n_fft, n_mels, fmin=20.0) (htk=False, norm="slaney"):
+# row -> (first non-zero bin, last non-zero bin, argmax bin, max weight, row sum)
+LIBROSA_MEL = {
+    (16000, 512, 64): {
+        0: (1, 3, 2, 0.019999679177999496, 0.03397412970662117),
+        5: (9, 10, 9, 0.014474843628704548, 0.028680097311735153),
+        20: (31, 33, 32, 0.01597953774034977, 0.0304097980260849),
+        40: (78, 85, 82, 0.007803439628332853, 0.03183648735284805),
+        63: (233, 255, 244, 0.0027284943498671055, 0.0319967120885849),
+    },
+    (8000, 256, 64): {
+        0: (1, 2, 2, 0.02269286848604679, 0.031491462141275406),
+        63: (119, 127, 123, 0.006456516683101654, 0.03171252831816673),
+    },
+}
+
+
+@pytest.mark.parametrize("key", sorted(LIBROSA_MEL))
+def test_filterbank_matches_librosa(key):
+    sr, n_fft, n_mels = key
+    fb = mel_filterbank(sr, n_fft, n_mels, fmin=20.0)
+    assert fb.shape == (n_mels, n_fft // 2 + 1) and fb.dtype == np.float32
+    for row, (first, last, peak, peak_value, total) in LIBROSA_MEL[key].items():
+        nz = np.flatnonzero(fb[row])
+        assert (nz[0], nz[-1], int(fb[row].argmax())) == (first, last, peak)
+        assert fb[row].max() == pytest.approx(peak_value, rel=1e-5)
+        assert fb[row].sum() == pytest.approx(total, rel=1e-5)
+
+
+def test_mel_scale_is_slaney():
+    np.testing.assert_allclose(hz_to_mel([0, 500, 1000, 2000, 4000]), [0, 7.5, 15, 25.0818801573, 35.1637603146], rtol=1e-9)
+    np.testing.assert_allclose(mel_to_hz([5, 15, 25, 40]), [333.3333333333, 1000, 1988.7728181328, 5577.8000117494], rtol=1e-9)
+    f = np.linspace(0, 8000, 101)
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(f)), f, atol=1e-6)
+
+
+def test_filterbank_brute_force_triangles():
+    """Each weight equals the Slaney triangle evaluated point by point."""
+    sr, n_fft, n_mels, fmin, fmax = 16000, 400, 40, 0.0, 8000.0
+    fb = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    pts = [float(mel_to_hz(hz_to_mel(fmin) + k * (hz_to_mel(fmax) - hz_to_mel(fmin)) / (n_mels + 1))) for k in range(n_mels + 2)]
+    for m in (0, 7, 25, 39):
+        lo, c, hi = pts[m], pts[m + 1], pts[m + 2]
+        for b in range(n_fft // 2 + 1):
+            f = b * sr / n_fft
+            tri = max(0.0, min((f - lo) / (c - lo), (hi - f) / (hi - c)))
+            assert fb[m, b] == pytest.approx(tri * 2 / (hi - lo), rel=1e-5, abs=1e-9)
+
+
+def test_too_many_mels_for_the_fft_is_an_error():
+    with pytest.raises(ValueError, match="too many for n_fft 64"):
+        mel_filterbank(8000, 64, 80)
+
+
+def test_frontend_defaults_and_round_trip():
+    fe = AudioFrontend()
+    assert (fe.sample_rate, fe.n_mels, fe.win_length, fe.hop_length, fe.fft_size, fe.min_input_rate) == (16000, 64, 400, 160, 512, 8000)
+    assert (FE8K.win_length, FE8K.hop_length, FE8K.fft_size, FE8K.min_input_rate) == (200, 80, 256, 4000)
+    assert AudioFrontend.from_dict({**FE8K.to_dict(), "future_key": 1}) == FE8K
+    assert fe.frames_to_seconds(150) == 1.5
+    with pytest.raises(ValueError, match="fmin < fmax"):
+        AudioFrontend(sample_rate=8000, fmax=6000)
+
+
+# ------------------------------------------------------------------------------------ signal
+@pytest.mark.parametrize("src,dst", [(44100, 16000), (22050, 8000), (8000, 16000), (11025, 16000)])
+def test_resampling_keeps_a_tones_frequency(src, dst):
+    x = tone(1000.0, 1.0, src)
+    y = resample(x, src, dst)
+    assert len(y) == resampled_length(len(x), src, dst) == int(np.ceil(len(x) * dst / src))
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    peak_hz = np.argmax(spectrum) * dst / len(y)
+    assert abs(peak_hz - 1000.0) <= dst / len(y)
+    assert np.max(np.abs(y[len(y) // 4 : -len(y) // 4])) == pytest.approx(0.5, abs=0.02)  # amplitude kept
+
+
+@pytest.mark.parametrize("n", [1, 79, 80, 81, 1000, 8000])
+def test_frame_count_formula(n):
+    spec = log_mel(np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1, FE8K)
+    assert spec.shape == (32, FE8K.num_frames(n)) == (32, 1 + n // 80)
+
+
+def test_log_mel_tone_lands_in_its_band_and_is_normalized():
+    x = tone(1000.0, 1.0, 8000) + np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 1e-3
+    raw = log_mel(x, FE8K, normalize=False)
+    centres = mel_to_hz(np.linspace(hz_to_mel(FE8K.fmin), hz_to_mel(4000), 34))[1:-1]
+    assert int(raw.mean(dim=1).argmax()) == int(np.argmin(np.abs(centres - 1000.0)))
+    norm = log_mel(x, FE8K)
+    torch.testing.assert_close(norm.mean(dim=1), torch.zeros(32), atol=1e-4, rtol=0)
+    torch.testing.assert_close(norm.std(dim=1, unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------------------------ reading
+def test_load_audio_formats_channels_and_arrays(tmp_path):
+    x = tone(440.0, 0.5, 22050)
+    for fmt, ext in (("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg")):
+        (tmp_path / f"a.{ext}").write_bytes(wav_bytes(x, 22050, fmt))
+        y = load_audio(tmp_path / f"a.{ext}", frontend=FE8K)
+        assert y.dtype == np.float32 and y.shape == (resampled_length(len(x), 22050, 8000),)
+        assert audio_info((tmp_path / f"a.{ext}").read_bytes()) == (len(x), 22050)
+    stereo = np.stack([x, -x], axis=1)  # opposite channels cancel when mixed to mono
+    assert np.max(np.abs(load_audio(wav_bytes(stereo, 22050), target_rate=22050))) < 1e-4
+    pcm = (x * 32767).astype(np.int16)
+    np.testing.assert_allclose(load_audio(pcm, 22050, target_rate=22050), x, atol=1e-4)
+    np.testing.assert_allclose(load_audio(x, 22050, target_rate=22050), x)
+    data = wav_bytes(x, 22050)
+    assert audio_num_frames(data, FE8K) == FE8K.num_frames(resampled_length(len(x), 22050, 8000))
+    assert audio_features(data, FE8K).shape == (32, audio_num_frames(data, FE8K))
+    assert audio_features(data[:44 + 20], FE8K, min_width=16).shape == (32, 16)  # 10 samples: padded
+
+
+def test_load_audio_errors_name_the_file(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not a sound " * 10)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "silent.wav").write_bytes(wav_bytes(np.zeros(0, np.float32), 8000))
+    (tmp_path / "low.wav").write_bytes(wav_bytes(tone(300, 0.2, 2000), 2000))
+    cases = {
+        "notes.wav": "not a readable audio file", "empty.wav": "empty file", "silent.wav": "empty audio (0 samples)",
+        "low.wav": "sample rate 2000 Hz is too low", "missing.wav": "audio file not found",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ValueError) as e:
+            load_audio(tmp_path / name, frontend=FE8K)
+        assert str(e.value).startswith(str(tmp_path / name) + ": ") and message in str(e.value)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="give the sample rate"):
+        load_audio(np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        load_audio(np.array([0.0, np.nan], np.float32), 8000)
+    assert audio_info(b"garbage" * 20) is None
+    assert audio_info((tmp_path / "silent.wav").read_bytes()) is None
+
+
+# ------------------------------------------------------------------------------------ augmentation
+def test_spec_augment_is_deterministic_per_seed_and_masks_with_zero():
+    spec = torch.randn(64, 200) + 5.0  # no natural zeros
+    original = spec.clone()
+    aug = SpeechAugment("strong")
+    outs = []
+    for seed in (3, 3, 4):
+        aug.set_seed(seed)
+        outs.append(aug.augment_spec(spec))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    masked = outs[0] == 0
+    assert masked.any() and torch.equal(outs[0][~masked], spec[~masked])
+    assert torch.equal(spec, original)  # the input is not modified
+    rows, cols = masked.all(dim=1), masked.all(dim=0)
+    assert torch.equal(masked, rows[:, None] | cols[None, :])  # whole bands and whole frames only
+    assert rows.sum() <= 2 * 13 and cols.sum() <= 2 * 16  # strong: F = 8*1.6 bins, T = min(20*1.6, 5%*1.6*200) frames
+    none = SpeechAugment("none")
+    assert none.augment_spec(spec) is spec
+    x = tone(500, 0.5, 8000)
+    assert none.augment_wave(x, 8000) is not None and np.array_equal(none.augment_wave(x, 8000), x)
+
+
+def test_wave_augment_is_deterministic_and_changes_speed():
+    x = tone(500, 1.0, 8000)
+    aug = SpeechAugment("default")
+    results = []
+    for seed in range(12):
+        aug.set_seed(seed)
+        a = aug.augment_wave(x, 8000)
+        aug.set_seed(seed)
+        np.testing.assert_array_equal(a, aug.augment_wave(x, 8000))
+        results.append(a)
+    lengths = {len(a) for a in results}
+    assert len(lengths) > 1 and lengths <= {8000, *(int(np.ceil(8000 / s)) for s in (0.9, 0.95, 1.05, 1.1))}
+    assert any(len(a) == 8000 and not np.array_equal(a, x) for a in results)  # volume or noise alone
+    with pytest.raises(ValueError, match="unknown augmentation strength"):
+        SpeechAugment("loud")
+
+
+# ------------------------------------------------------------------------------------ data
+@pytest.fixture
+def audio_lmdb(tmp_path):
+    from crnn_ocr.data import write_lmdb
+
+    samples = [(wav_bytes(word_wave(w), 8000), w) for w in ("yes", "no", "yes no")]
+    samples.append((b"RIFF garbage that is not a wave file", "no"))
+    samples.append((wav_bytes(tone(300, 3.0, 8000), 8000), "yes"))  # 301 frames: too long for max_width 200
+    samples.append((wav_bytes(word_wave("ab"), 8000), "ab7"))  # '7' is not in the alphabet
+    write_lmdb(tmp_path / "speech", samples)
+    return tmp_path / "speech"
+
+
+def test_lmdb_dataset_reads_audio(audio_lmdb):
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
+
+    alphabet = Alphabet(CHARS)
+    ds = LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K)
+    assert (len(ds), ds.stats["corrupt_audio"], ds.stats["too_long_audio"], ds.stats["unknown_symbols"]) == (3, 1, 1, 1)
+    assert ds.summary() == "skipped 3 of 6: 1 unknown symbols, 1 unreadable audio, 1 audio longer than the max width"
+    expected = [FE8K.num_frames(len(word_wave(w))) for w in ("yes", "no", "yes no")]
+    assert ds.widths.tolist() == expected
+    items = [ds[i] for i in range(3)]
+    assert [it["image"].shape for it in items] == [(1, 32, w) for w in expected]
+    assert [it["width"] for it in items] == expected and [it["label"] for it in items] == ["yes", "no", "yes no"]
+    batch = collate_batch(items)
+    assert batch["images"].shape == (3, 1, 32, max(expected)) and batch["input_widths"].tolist() == expected
+    assert len(list(BucketBatchSampler.for_dataset(ds, 2))) == 2
+    with pytest.raises(ValueError, match="height 40"):
+        LmdbDataset(audio_lmdb, alphabet, height=40, audio=FE8K)
+
+
+def test_lmdb_audio_augmentation_is_seeded_per_sample_and_epoch(audio_lmdb):
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.data import LmdbDataset
+
+    alphabet = Alphabet(CHARS)
+    make = lambda: LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K, augment="strong", seed=7)  # noqa: E731
+    a, b = make(), make()
+    plain = LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K)
+    assert torch.equal(a[2]["image"], b[2]["image"])
+    assert any(not torch.equal(a[i]["image"], plain[i]["image"]) for i in range(3))
+    first = [a[i]["image"] for i in range(3)]
+    a.set_epoch(1)
+    assert any(x.shape != a[i]["image"].shape or not torch.equal(x, a[i]["image"]) for i, x in enumerate(first))
+
+
+def test_create_lmdb_from_audio_label_file_and_folder(tmp_path):
+    from crnn_ocr.data import create_lmdb_from_folder, create_lmdb_from_label_file, iter_lmdb_samples
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.wav").write_bytes(wav_bytes(word_wave("yes"), 8000))
+    (clips / "b.flac").write_bytes(wav_bytes(word_wave("no"), 8000, "FLAC"))
+    (clips / "c.wav").write_text("not audio at all, just text" * 4)
+    (clips / "a.txt").write_text("yes\n")
+    (clips / "b.txt").write_text("no\n")
+    (clips / "c.txt").write_text("yes\n")
+    (tmp_path / "gt.tsv").write_text("clips/a.wav\tyes\nclips/b.flac\tno no\nclips/c.wav\tyes\nclips/gone.wav\tno\n")
+    stats = create_lmdb_from_label_file(tmp_path / "l1", tmp_path / "gt.tsv")
+    assert stats.media == "audio"
+    assert stats.summary() == f"wrote 2 samples to {tmp_path / 'l1'} (skipped 2: 1 unreadable audio file, 1 missing file)"
+    stored = list(iter_lmdb_samples(tmp_path / "l1"))
+    assert [(i, label) for i, _, label in stored] == [(1, "yes"), (2, "no no")]
+    assert bytes(stored[1][1]) == (clips / "b.flac").read_bytes()  # stored as-is
+    stats = create_lmdb_from_folder(tmp_path / "l2", clips)
+    assert (stats.media, stats.written, stats.undecodable) == ("audio", 2, 1)
+    r = run_tool(ROOT / "tools" / "create_lmdb.py", "--out", tmp_path / "l3", "--labels", tmp_path / "gt.tsv", "--audio")
+    assert r.returncode == 0 and r.stdout.startswith("wrote 2 samples"), r.stderr
+
+
+# ------------------------------------------------------------------------------------ recognizer
+def test_word_spans_split_at_spaces():
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.decoding import DecodeResult
+    from crnn_ocr.speech import word_spans
+
+    alphabet = Alphabet(CHARS)
+    ids = tuple(alphabet.encode("ab  c"))
+    res = DecodeResult.make("ab  c", ids, -1.0, ((0, 2), (2, 3), (4, 5), (6, 7), (9, 11)))
+    assert word_spans(res, alphabet) == [("ab", 0, 3), ("c", 9, 11)]
+    tokens = Alphabet(["yes", "no"])
+    res = DecodeResult.make("no yes", (2, 1), -1.0, ((1, 2), (5, 7)))
+    assert word_spans(res, tokens) == [("no", 1, 2), ("yes", 5, 7)]
+
+
+def test_speech_decoder_options_use_the_trie_for_word_sequences():
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.speech import speech_decoder_options
+
+    opts = speech_decoder_options(Alphabet(CHARS), lexicon=["yes", "no"])
+    assert (opts["lexicon_mode"], opts["beam_width"]) == ("trie", 8)
+    assert speech_decoder_options(Alphabet(CHARS))["lexicon_mode"] == "auto"
+    assert speech_decoder_options(Alphabet(["yes", "no"]), lexicon=["yes"])["lexicon_mode"] == "auto"
+
+
+@pytest.fixture(scope="module")
+def speech_model(tmp_path_factory):
+    """Two steps of tools/train.py --kind speech on tone 'words' (the speech tools smoke test)."""
+    from crnn_ocr.data import write_lmdb
+
+    tmp = tmp_path_factory.mktemp("speech")
+    words = ["yes", "no", "yes no", "no no", "yes yes", "no yes", "yes", "no"]
+    write_lmdb(tmp / "lmdb", [(wav_bytes(word_wave(w), 8000), w) for w in words])
+    (tmp / "chars.txt").write_text("\n".join(CHARS) + "\n")
+    r = run_tool(ROOT / "tools" / "train.py", "--kind", "speech", "--data", tmp / "lmdb", "--val", tmp / "lmdb",
+                 "--alphabet", tmp / "chars.txt", "--sample-rate", 8000, "--n-mels", 32, "--max-width", 300,
+                 "--hidden-size", 16, "--max-steps", 2, "--batch-size", 4, "--workers", 0, "--out", tmp / "run",
+                 "--no-progress", "--val-every", 2)
+    assert r.returncode == 0, r.stderr
+    assert "done: 2 steps" in r.stdout and "skipped 0 of 8" in r.stdout
+    clip = tmp / "clip.wav"
+    clip.write_bytes(wav_bytes(word_wave("yes no"), 8000))
+    return tmp
+
+
+def test_speech_checkpoint_and_python_api(speech_model):
+    from crnn_ocr.checkpoint import load_checkpoint
+    from crnn_ocr.recognizer import load_recognizer
+    from crnn_ocr.speech import SpeechRecognizer
+
+    state = load_checkpoint(speech_model / "run" / "last.pt")
+    assert state["kind"] == "speech" and state["model_config"]["height"] == 32
+    assert AudioFrontend.from_dict(state["preprocess"]["audio"]) == FE8K
+    rec = load_recognizer(speech_model / "run" / "last.pt", device="cpu")
+    assert isinstance(rec, SpeechRecognizer) and rec.frontend == FE8K
+    clip = speech_model / "clip.wav"
+    by_path = rec.read(clip)
+    wave, rate = sf.read(clip, dtype="float32")
+    by_array = rec.read(wave, sample_rate=rate)
+    by_bytes = rec.read(clip.read_bytes())
+    assert by_path.text == by_array.text == by_bytes.text
+    assert by_path.score == pytest.approx(by_array.score, abs=1e-4)
+    assert [r.text for r in rec.read_batch([clip, clip])] == [by_path.text] * 2
+    t = rec.transcribe(clip)
+    assert t.text == by_path.text and t.duration == pytest.approx(len(wave) / rate, abs=0.011)
+    assert all(0 <= w.start <= w.end <= t.duration for w in t.words)
+    assert " ".join(w.word for w in t.words) == " ".join(t.text.split())
+    with pytest.raises(ValueError, match="give the sample rate"):
+        rec.read(wave)
+
+
+def test_infer_audio_prints_transcript_confidence_and_word_times(speech_model, tmp_path):
+    ck = speech_model / "run" / "last.pt"
+    clip = speech_model / "clip.wav"
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(clip, folder / "a.wav")
+    (folder / "b.flac").write_bytes(wav_bytes(word_wave("no"), 8000, "FLAC"))
+    (folder / "readme.txt").write_text("not audio, not listed")
+    r = run_tool(ROOT / "tools" / "infer.py", "--audio", clip, folder, "--checkpoint", ck, "--threads", 1, "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(clip), str(folder / "a.wav"), str(folder / "b.flac")]
+    pattern = re.compile(r"^[^\t]+\t[a-z' ]*\t[01]\.\d{4}\t(\S+@\d+\.\d\d-\d+\.\d\d( \S+@\d+\.\d\d-\d+\.\d\d)*)?$")
+    assert all(pattern.match(line) for line in lines), lines
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("yes\nno\n")
+    r = run_tool(ROOT / "tools" / "infer.py", "--audio", clip, "--checkpoint", ck, "--json", "--lexicon", lex, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"path", "text", "confidence", "score", "duration", "words"}
+    assert out["text"] and set(out["text"].split()) <= {"yes", "no"}  # the trie lexicon: only lexicon words
+    assert [w["word"] for w in out["words"]] == out["text"].split()
+    assert all(0 <= w["start"] <= w["end"] <= out["duration"] for w in out["words"])
+
+
+def test_infer_audio_errors_are_one_line(speech_model, tmp_path):
+    ck = speech_model / "run" / "last.pt"
+    infer = ROOT / "tools" / "infer.py"
+    (tmp_path / "notes.wav").write_text("definitely not audio " * 5)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "low.wav").write_bytes(wav_bytes(tone(300, 0.3, 2000), 2000))
+    one_line_error(run_tool(infer, "--audio", tmp_path / "notes.wav", "--checkpoint", ck), "notes.wav", "not a readable audio file")
+    one_line_error(run_tool(infer, "--audio", tmp_path / "empty.wav", "--checkpoint", ck), "empty.wav", "empty file")
+    one_line_error(run_tool(infer, "--audio", tmp_path / "low.wav", "--checkpoint", ck), "low.wav", "sample rate 2000 Hz")
+    one_line_error(run_tool(infer, "--audio", tmp_path / "gone.wav", "--checkpoint", ck), "gone.wav", "not found")
+    one_line_error(run_tool(infer, "--audio", tmp_path / "empty.wav", "--image", "x.png", "--checkpoint", ck), "--image or --audio")
+    one_line_error(run_tool(infer, "--image", tmp_path / "notes.wav", "--checkpoint", ck), "speech model")
+
+
+# ------------------------------------------------------------------------------------ bench, generators
+def test_bench_speech_scores():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_speech import score, vocabulary
+
+    s = score(["seven two", "yes no", ""], ["seven three", "yes no", "no"])
+    assert (s.count, s.wer, s.sentence_accuracy) == (3, 2 / 5, 1 / 3)
+    assert s.cer == pytest.approx((4 + 0 + 2) / (11 + 6 + 2))  # "two" -> "three": 4 edits
+    assert vocabulary(["no yes no", "yes  maybe"]) == ["maybe", "no", "yes"]
+
+
+def _digit_folder(root: Path) -> Path:
+    rec = root / "recordings"
+    rec.mkdir(parents=True)
+    for speaker, base in (("amy", 400), ("bob", 700)):
+        for d in range(10):
+            for k in range(2):
+                wave = np.concatenate([np.zeros(400, np.float32), tone(base + 40 * d + 5 * k, 0.15, 8000), np.zeros(300, np.float32)])
+                (rec / f"{d}_{speaker}_{k}.wav").write_bytes(wav_bytes(wave, 8000))
+    (rec / "3_bob_9.wav").write_text("broken")
+    return root
+
+
+def test_concat_digits_by_speaker(tmp_path):
+    sys.path.insert(0, str(ROOT / "datasets"))
+    from concat_digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
+
+    from crnn_ocr.data import iter_lmdb_samples
+
+    folder = _digit_folder(tmp_path / "digits")
+    recs = read_recordings(folder)
+    assert len(recs) == 41 and {r.speaker for r in recs} == {"amy", "bob"}
+    x = np.concatenate([np.zeros(800, np.float32), tone(500, 0.1, 8000), np.zeros(800, np.float32)])
+    assert len(trim_silence(x, 8000)) == 800
+    cfg = ConcatConfig(recordings=str(folder), out=str(tmp_path / "amy"), speakers=["amy"], count=12, max_digits=4, sample_rate=8000)
+    n, skipped = generate(cfg)
+    assert (n, skipped) == (12, 0)
+    samples = list(iter_lmdb_samples(tmp_path / "amy"))
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    assert all(1 <= len(label.split()) <= 4 and set(label.split()) <= set(words) for _, _, label in samples)
+    assert (tmp_path / "amy" / "labels.txt").read_text().splitlines() == [label for _, _, label in samples]
+    maker = DigitConcatenator([r for r in recs if r.speaker == "amy"], cfg)
+    a, b = maker.make(5), maker.make(5)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert [label for _, _, label in samples][5] == a[1]
+    n, skipped = generate(ConcatConfig(recordings=str(folder), out=str(tmp_path / "bob"), speakers=["bob"], singles=True))
+    assert (n, skipped) == (20, 1)
+    r = run_tool(ROOT / "datasets" / "concat_digits.py", "--recordings", folder, "--out", tmp_path / "x", "--speakers", "carl")
+    one_line_error(r, "carl", "amy, bob")
+
+
+def test_synth_speech_text_is_deterministic():
+    sys.path.insert(0, str(ROOT / "datasets"))
+    from synth_speech import DIGIT_WORDS, SynthSpeechConfig, utterance_text
+
+    cfg = SynthSpeechConfig(out="unused", content="digits", min_words=2, max_words=3)
+    texts = [utterance_text(np.random.default_rng([0, i]), cfg) for i in range(30)]
+    assert texts == [utterance_text(np.random.default_rng([0, i]), cfg) for i in range(30)]
+    assert all(2 <= len(t.split()) <= 3 and set(t.split()) <= set(DIGIT_WORDS) for t in texts)
+    words = SynthSpeechConfig(out="unused", content="words", words=["alpha", "beta"], max_words=2)
+    assert {w for i in range(30) for w in utterance_text(np.random.default_rng([1, i]), words).split()} == {"alpha", "beta"}
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_synth_speech_with_espeak(tmp_path):
+    r = run_tool(ROOT / "datasets" / "synth_speech.py", "--out", tmp_path / "synth", "--count", 4, "--sample-rate", 8000,
+                 "--content", "digits", "--max-words", 2)
+    assert r.returncode == 0 and "wrote 4 utterances" in r.stdout, r.stderr
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.data import LmdbDataset
+
+    ds = LmdbDataset(tmp_path / "synth", Alphabet(CHARS), height=32, max_width=1000, audio=FE8K)
+    assert len(ds) == 4 and ds.summary() == "skipped 0 of 4"
+    labels = (tmp_path / "synth" / "labels.txt").read_text().splitlines()
+    assert [ds[i]["label"] for i in range(4)] == labels
+    assert all(30 <= w <= 1000 for w in ds.widths)  # at least 0.3 s of speech and silence
