@@ -1,0 +1,129 @@
+"""Score-reading accuracy: symbol error rate and sequence accuracy of a score checkpoint.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_music.py --checkpoint runs/score/best.pt \
+        --val data/music/val [--primus ../shared/data/music/primus_example/Data] [--beam 1]
+
+``--val``: an LMDB of staff images labelled with semantic token sequences (datasets/synth_music.py
+writes one, split by tune). Symbol error rate (SER) = token edit distance / reference tokens,
+summed over the set; sequence accuracy = exact readings / images; "valid" = readings that are
+valid music (crnn_ocr.music.validate_semantic). ``--primus``: a PrIMuS folder tree
+(<id>/<id>.png + .semantic) read image by image, each reading printed with its SER; labels
+with tokens outside the model's vocabulary are counted (a model cannot read what it has no
+symbol for). Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import editdistance  # noqa: E402
+
+
+@dataclass
+class ScoreMetrics:
+    """Token-level accuracy over a set."""
+
+    images: int = 0
+    exact: int = 0
+    edits: int = 0
+    ref_tokens: int = 0
+    valid: int = 0
+    seconds: float = 0.0
+
+    def add(self, hyp: list[str], ref: list[str]) -> int:
+        from crnn_ocr.music import validate_semantic
+
+        d = int(editdistance.eval(hyp, ref))
+        self.images += 1
+        self.exact += hyp == ref
+        self.edits += d
+        self.ref_tokens += len(ref)
+        self.valid += bool(hyp) and not validate_semantic(hyp)
+        return d
+
+    @property
+    def ser(self) -> float:
+        return self.edits / max(1, self.ref_tokens)
+
+    def row(self, name: str) -> str:
+        n = max(1, self.images)
+        return (f"| {name} | {self.images} | {self.ser:.4f} | {self.exact / n:.4f} | {self.valid / n:.4f} | "
+                f"{self.images / self.seconds if self.seconds else 0:.1f} |")
+
+
+def evaluate_lmdb(rec, path: str, batch_size: int = 32) -> ScoreMetrics:
+    """Read every image of an LMDB and compare token sequences."""
+    from crnn_ocr.data import iter_lmdb_samples
+
+    samples = list(iter_lmdb_samples(path))
+    m = ScoreMetrics()
+    start = time.perf_counter()
+    for k in range(0, len(samples), batch_size):
+        chunk = samples[k : k + batch_size]
+        results = rec.read_batch([image for _, image, _ in chunk], batch_size=batch_size)
+        for (_, _, label), res in zip(chunk, results):
+            m.add(res.text.split(), label.split())
+    m.seconds = time.perf_counter() - start
+    return m
+
+
+def read_primus(rec, root: str) -> ScoreMetrics:
+    """Read each PrIMuS image, printing its reading, reference and SER."""
+    from crnn_ocr.music import validate_semantic
+    from crnn_ocr.primus import scan_primus
+
+    entries, _ = scan_primus(root)
+    m = ScoreMetrics()
+    start = time.perf_counter()
+    for image, label in entries:
+        if not image.is_file():
+            continue
+        ref = label.split()
+        hyp = rec.read(image).text.split()
+        d = m.add(hyp, ref)
+        unknown = [t for t in ref if t not in rec.alphabet]
+        issues = validate_semantic(hyp) if hyp else []
+        print(f"{image.name}: SER {d / max(1, len(ref)):.3f} ({d} edits / {len(ref)} tokens); "
+              f"{len(unknown)} reference tokens outside the model's vocabulary {unknown[:5]}; "
+              f"{'valid music' if hyp and not issues else 'not valid music: ' + (str(issues[0]) if issues else 'empty')}")
+        print(f"  read: {' '.join(hyp)}")
+        print(f"  ref:  {' '.join(ref)}")
+    m.seconds = time.perf_counter() - start
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--val", nargs="*", default=[], help="LMDBs of staves with semantic labels")
+    p.add_argument("--primus", help="a PrIMuS folder tree to read image by image")
+    p.add_argument("--beam", type=int, default=1)
+    args = p.parse_args(argv)
+    import torch
+
+    from crnn_ocr.recognizer import load_recognizer
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    rec = load_recognizer(args.checkpoint, beam_width=args.beam, device="cpu")
+    if rec.kind != "score":
+        p.error(f"{args.checkpoint}: is a {rec.kind} model, not a score model")
+    rows = [evaluate_lmdb(rec, v).row(Path(v).as_posix()) for v in args.val]
+    if args.primus and Path(args.primus).is_dir():
+        rows.append(read_primus(rec, args.primus).row(f"PrIMuS {Path(args.primus).as_posix()}"))
+    print("| set | images | SER | sequence accuracy | valid music | images/s |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
