@@ -18,6 +18,7 @@ _LAZY = {
     "DecodeResult": "crnn_ocr.decoding",
     "Recognizer": "crnn_ocr.recognizer",
     "load_recognizer": "crnn_ocr.recognizer",
+    "load_pretrained": "crnn_ocr.pretrained",
     "OnnxRecognizer": "crnn_ocr.onnx_backend",
     "CRNN": "crnn_ocr.model",
     "ModelConfig": "crnn_ocr.model",

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crnn_ocr.alphabet import BLANK, Alphabet
+from crnn_ocr.audio import AudioFrontend
 from crnn_ocr.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.metrics import compute_metrics
@@ -51,6 +52,8 @@ class TrainConfig:
     max_width: int = 400
     hidden_size: int | None = None
     kind: str = "text"
+    sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
+    n_mels: int = 64  # speech: mel bins, the model's input height (replaces ``height``)
     batch_size: int = 64
     optimizer: str = "adamw"  # "adamw" or "adadelta" (the paper's)
     lr: float | None = None  # default: 1e-3 for AdamW, 1.0 for Adadelta
@@ -164,7 +167,9 @@ def _seed_everything(seed: int) -> None:
 
 def resize_output_layer(state_dict: dict[str, torch.Tensor], old: Alphabet, new: Alphabet, model: nn.Module) -> dict[str, torch.Tensor]:
     """Adapt a state dict trained on ``old`` to ``new``: rows of the classifier for the blank and
-    for symbols both alphabets share are kept, the rest come from ``model``'s fresh init."""
+    for symbols both alphabets share are kept, the rest come from ``model``'s fresh init. When
+    ``old`` ignores case, both cases of a letter start from its row (fine-tuning then learns to
+    tell them apart)."""
     fresh = model.state_dict()
     out = dict(state_dict)
     for key, value in fresh.items():
@@ -175,8 +180,9 @@ def resize_output_layer(state_dict: dict[str, torch.Tensor], old: Alphabet, new:
             merged = value.clone()
             merged[BLANK] = src[BLANK]
             for sym in new.symbols:
-                if sym in old:
-                    merged[new.id_of(sym)] = src[old.id_of(sym)]
+                source = sym if sym in old else sym.lower() if old.ignore_case and sym.lower() in old else None
+                if source is not None:
+                    merged[new.id_of(sym)] = src[old.id_of(source)]
             out[key] = merged
         else:
             raise ValueError(f"cannot adapt layer {key}: checkpoint shape {tuple(src.shape)}, model shape {tuple(value.shape)}")
@@ -351,6 +357,11 @@ def train(cfg: TrainConfig) -> TrainResult:
             resume_state = load_checkpoint(resume_file)
     init_state = load_checkpoint(cfg.init_from) if cfg.init_from and resume_state is None else None
 
+    # speech: a log-mel front-end makes 1 x n_mels x frames "images" (the checkpoint keeps its settings)
+    audio: AudioFrontend | None = None
+    if cfg.kind == "speech":
+        stored = (resume_state or init_state or {}).get("preprocess", {}).get("audio")
+        audio = AudioFrontend.from_dict(stored) if stored else AudioFrontend(sample_rate=cfg.sample_rate, n_mels=cfg.n_mels)
     if resume_state is not None:
         alphabet = Alphabet.from_dict(resume_state["alphabet"])
         model_config = ModelConfig.from_dict(resume_state["model_config"])
@@ -360,8 +371,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         model_config = ModelConfig(
             num_classes=alphabet.num_classes,
             arch=base.arch if base else cfg.arch,
-            in_channels=base.in_channels if base else cfg.channels,
-            height=base.height if base else cfg.height,
+            in_channels=base.in_channels if base else (1 if audio else cfg.channels),
+            height=base.height if base else (audio.n_mels if audio else cfg.height),
             **({"hidden_size": base.hidden_size} if base else ({"hidden_size": cfg.hidden_size} if cfg.hidden_size else {})),
         )
     height, channels = model_config.height, model_config.in_channels
@@ -373,7 +384,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     train_sets = [
         LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=cfg.augment,
-                    min_frames_fn=min_frames, seed=cfg.seed)
+                    min_frames_fn=min_frames, seed=cfg.seed, audio=audio)
         for p in cfg.data
     ]
     if is_main:
@@ -389,7 +400,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
     val_loader = None
     if cfg.val and is_main:
-        val_sets = [LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=False, min_frames_fn=min_frames) for p in cfg.val]
+        val_sets = [LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=False,
+                                min_frames_fn=min_frames, audio=audio) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
         val_set = torch.utils.data.ConcatDataset(val_sets) if len(val_sets) > 1 else val_sets[0]
@@ -456,7 +468,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             "kind": cfg.kind,
             "model_config": model_config.to_dict(),
             "alphabet": alphabet.to_dict(),
-            "preprocess": {"height": height, "channels": channels, "max_width": cfg.max_width},
+            "preprocess": {"height": height, "channels": channels, "max_width": cfg.max_width,
+                           **({"audio": audio.to_dict()} if audio is not None else {})},
             "model": core_model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

@@ -75,6 +75,18 @@ def _write(path: Path, alphabet: Alphabet) -> Path:
     return path
 
 
+def test_resize_output_layer_seeds_both_cases_from_a_case_folded_alphabet():
+    old, new = Alphabet.preset("alphanumeric"), Alphabet.preset("alphanumeric_cased")
+    torch.manual_seed(0)
+    src = torch.nn.Linear(4, old.num_classes)
+    dst = torch.nn.Linear(4, new.num_classes)
+    out = resize_output_layer(src.state_dict(), old, new, dst)
+    for sym, from_sym in (("a", "a"), ("A", "a"), ("Z", "z"), ("7", "7")):
+        assert torch.equal(out["weight"][new.id_of(sym)], src.weight[old.id_of(from_sym)])
+        assert torch.equal(out["bias"][new.id_of(sym)], src.bias[old.id_of(from_sym)])
+    assert torch.equal(out["weight"][0], src.weight[0])
+
+
 def test_resize_output_layer_rejects_other_shapes():
     a = Alphabet("ab")
     model = torch.nn.Linear(4, 3)

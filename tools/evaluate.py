@@ -13,11 +13,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, run_cli  # noqa: E402
+from crnn_ocr.pretrained import checkpoint_or_default  # noqa: E402
 
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt) or an exported .onnx model")
+    p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an exported .onnx model (default: the shipped English model)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="an LMDB in the standard layout")
     src.add_argument("--labels", help="a path<TAB>label file")
@@ -36,6 +37,10 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        args.checkpoint = checkpoint_or_default(args.checkpoint, "text")
+    except ValueError as e:
+        raise UsageError(f"--checkpoint: none given and {e}") from None
     existing_file(args.checkpoint, "checkpoint")
     if args.lexicon:
         existing_file(args.lexicon, "lexicon")

@@ -1,11 +1,16 @@
 #!/usr/bin/env python
 """Read words from images with a trained checkpoint or an ONNX export.
 
+    python tools/infer.py --image word.png                                   # the shipped English model
     python tools/infer.py --image word.png --checkpoint runs/crnn/best.pt
     python tools/infer.py --image word.png --checkpoint runs/crnn/best.onnx   # onnxruntime, no torch
     python tools/infer.py --image crops/ 'scans/*.jpg' --checkpoint best.pt --lexicon words.txt --json
 
+    python tools/infer.py --audio clip.wav 'clips/*.flac' --checkpoint speech.pt [--lexicon digits.txt]
+
 Prints one line per image: path, text, confidence (tab-separated), or JSON lines with --json.
+With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
+and end in seconds, ``word@0.32-0.71`` (tab-separated).
 Many files are decoded by worker threads and batched by width; a progress bar and the
 images/s go to stderr.
 """
@@ -19,14 +24,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, expand_inputs, run_cli  # noqa: E402
+from crnn_ocr.pretrained import checkpoint_or_default  # noqa: E402
 
 PROGRESS_MIN_FILES = 64  # --progress auto: a bar for this many files or more
 
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="infer.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", nargs="+", required=True, help="image files, folders or glob patterns")
-    p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an ONNX export (.onnx, tools/export.py)")
+    p.add_argument("--image", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--audio", nargs="+", help="audio files (WAV, FLAC, OGG, ...), folders or glob patterns; a speech checkpoint")
+    p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an ONNX export (.onnx, tools/export.py); "
+                   "default: the shipped model for the input (crnn_ocr/pretrained.py)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file, else torch")
     p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
@@ -42,8 +50,12 @@ def parse_args(argv: list[str] | None):
                    help=f"progress bar and images/s on stderr (auto: for {PROGRESS_MIN_FILES}+ files)")
     p.add_argument("--json", action="store_true", help="one JSON object per line: text, confidence, score, spans")
     p.add_argument("--visualize", help="draw symbol spans: a PNG file for one image, else a folder")
+    p.add_argument("--musicxml", help="score checkpoints: write what one staff image reads as MusicXML (needs music21)")
+    p.add_argument("--midi", help="score checkpoints: write what one staff image reads as a MIDI file (needs music21)")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
     args = p.parse_args(argv)
+    if (args.image is None) == (args.audio is None):
+        p.error("give --image or --audio (one of them)")
     for name in ("beam", "batch_size", "threads", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -53,9 +65,13 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.audio is not None:
+        return infer_audio(args)
     paths = expand_inputs(args.image)
-    if args.checkpoint is None:
-        raise UsageError("--checkpoint: no checkpoint given (train one with tools/train.py)")
+    try:
+        args.checkpoint = checkpoint_or_default(args.checkpoint, "text")
+    except ValueError as e:
+        raise UsageError(f"--checkpoint: none given and {e}") from None
     existing_file(args.checkpoint, "checkpoint")
     if args.lexicon:
         existing_file(args.lexicon, "lexicon")
@@ -76,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if rec.kind != "text" and rec.kind != "score":
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
+    if (args.musicxml or args.midi) and (rec.kind != "score" or len(paths) != 1):
+        raise UsageError(f"--musicxml/--midi: need a score checkpoint (train.py --kind score) and one --image; "
+                         f"got a {rec.kind} model and {len(paths)} images")
 
     show_progress = args.progress == "on" or (args.progress == "auto" and len(paths) >= PROGRESS_MIN_FILES)
     bar = None
@@ -97,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             out.write(f"{path}\t{res.text}\t{res.confidence:.4f}\n")
         if args.visualize:
             kept.append((path, img, res))
+        read_text = res.text
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -105,6 +125,27 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"infer.py: read {len(paths)} images in {elapsed:.2f} s ({len(paths) / elapsed:.1f} images/s)\n")
     if args.visualize:
         visualize(rec, kept, args.visualize)
+    if args.musicxml or args.midi:
+        return write_score_files(read_text, paths[0], args.musicxml, args.midi)
+    return 0
+
+
+def write_score_files(tokens: str, path: str, musicxml: str | None, midi: str | None) -> int:
+    """Write a read semantic sequence as MusicXML/MIDI; an invalid one is reported (exit 1)."""
+    from crnn_ocr.music import InvalidSequence, write_score
+
+    try:
+        write_score(tokens, musicxml=musicxml, midi=midi)
+    except InvalidSequence as e:
+        sys.stderr.write(f"infer.py: {path}: the reading is not valid music, no score written:\n")
+        for issue in e.issues:
+            sys.stderr.write(f"  {issue}\n")
+        return 1
+    except ImportError as e:
+        raise UsageError(f"--musicxml/--midi need music21 (pip install 'crnn_ocr[music]'): {e}") from None
+    for target in (musicxml, midi):
+        if target:
+            sys.stderr.write(f"infer.py: wrote {target}\n")
     return 0
 
 
@@ -122,6 +163,52 @@ def visualize(rec, results: list, target: str) -> None:
         canvas = draw_spans(img, res, rec.output_length(img.shape[1]), symbols)
         out = target if single else os.path.join(target, os.path.splitext(os.path.basename(path))[0] + ".png")
         cv2.imwrite(out, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+
+
+def infer_audio(args) -> int:
+    """--audio: transcribe each file with a speech checkpoint; one line (or JSON object) per file."""
+    from crnn_ocr.audio import AUDIO_EXTENSIONS
+
+    paths = expand_inputs(args.audio, AUDIO_EXTENSIONS, "audio")
+    try:
+        args.checkpoint = checkpoint_or_default(args.checkpoint, "speech")
+    except ValueError as e:
+        raise UsageError(f"--checkpoint: none given and {e}") from None
+    existing_file(args.checkpoint, "checkpoint")
+    if args.lexicon:
+        existing_file(args.lexicon, "lexicon")
+    if args.visualize:
+        raise UsageError("--visualize draws image spans; it does not apply to --audio")
+    backend = args.backend if args.backend != "auto" else ("onnx" if args.checkpoint.lower().endswith(".onnx") else "torch")
+    if backend != "torch":
+        raise UsageError(f"{args.checkpoint}: speech models run with the torch backend (a .pt checkpoint)")
+    import torch
+
+    from crnn_ocr.recognizer import load_model
+    from crnn_ocr.speech import SpeechRecognizer, speech_decoder_options, transcript_json, transcript_line
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, alphabet, pre, kind = load_model(args.checkpoint)
+    if kind != "speech" or pre.audio is None:
+        raise UsageError(f"{args.checkpoint}: is a {kind} model, it cannot read audio (use --image)")
+    options = speech_decoder_options(alphabet, beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
+                                     max_edit_distance=args.max_edit_distance)
+    rec = SpeechRecognizer(model, alphabet, pre, device=args.device, precision=args.precision, **options)
+    show_progress = args.progress == "on" or (args.progress == "auto" and len(paths) >= PROGRESS_MIN_FILES)
+    bar = None
+    if show_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
+    for path, features, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers):
+        t = rec.transcript(res, features)
+        sys.stdout.write((transcript_json(path, t) if args.json else transcript_line(path, t)) + "\n")
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return 0
 
 
 if __name__ == "__main__":

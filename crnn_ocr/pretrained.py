@@ -1,0 +1,77 @@
+"""Models that ship inside the package, so reading works the moment crnn_ocr is installed.
+
+    from crnn_ocr.pretrained import load_pretrained
+    rec = load_pretrained("english")          # a Recognizer, like load_recognizer(path)
+    rec.read("word.png").text
+
+``tools/infer.py`` uses the model of the input's kind when no ``--checkpoint`` is given. Each
+entry says what it reads and how it was made (README "Pretrained models" has the numbers).
+The files are inference-only checkpoints (``tools/export.py --format pt``) under
+``crnn_ocr/weights/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One shipped model: its name, what it reads (checkpoint ``kind``), file and a one-line summary."""
+
+    name: str
+    kind: str
+    filename: str
+    summary: str
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.filename
+
+
+MODELS: dict[str, PretrainedModel] = {
+    m.name: m
+    for m in (
+        PretrainedModel(
+            "english", "text", "english_crnn_compact.pt",
+            "English words, case-insensitive letters and digits (36 symbols); crnn_compact, 32 px gray input; "
+            "trained on synthetic words only (datasets/synth_text.py)",
+        ),
+    )
+}
+DEFAULT_FOR_KIND = {"text": "english"}
+
+
+def pretrained_path(name: str) -> Path:
+    """The checkpoint file of shipped model ``name``; ``ValueError`` if there is no such model
+    or its file is missing from this installation."""
+    model = MODELS.get(name)
+    if model is None:
+        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(sorted(MODELS))}")
+    if not model.path.is_file():
+        raise ValueError(f"{model.path}: the pretrained {name!r} weights are missing from this installation")
+    return model.path
+
+
+def default_model(kind: str) -> str:
+    """The name of the shipped model for inputs of ``kind`` ("text", "score", "speech")."""
+    if kind not in DEFAULT_FOR_KIND:
+        raise ValueError(f"no pretrained {kind} model ships with crnn_ocr; give a checkpoint")
+    return DEFAULT_FOR_KIND[kind]
+
+
+def checkpoint_or_default(checkpoint: str | None, kind: str) -> str:
+    """``checkpoint`` if given, else the path of the shipped model for ``kind`` (for the CLIs)."""
+    return checkpoint if checkpoint is not None else str(pretrained_path(default_model(kind)))
+
+
+def load_pretrained(name: str = "english", **options: Any):
+    """A recognizer for shipped model ``name``; ``options`` as for ``load_recognizer``
+    (``beam_width``, ``lexicon``, ``device``, ``precision`` ...)."""
+    from crnn_ocr.recognizer import load_recognizer
+
+    return load_recognizer(pretrained_path(name), backend="torch", expected_kind=MODELS[name].kind, **options)
