@@ -9,7 +9,8 @@ Word sets (written as PNG/JPG files under a temporary folder, the same files for
   case, black on white DejaVu Sans at 32 px;
 - synth: datasets/synth_text.py samples (fonts, colours, rotation, blur, noise), seed 7_000_001
   (not the training seeds);
-- iiit5k: the first N of ../shared/data/text/iiit5k_train.tsv (real photos), when present.
+- iiit5k: the first N crops of the held-out test split of ../shared/data/text/iiit5k_train.tsv
+  (``bench/split_iiit5k.py``: by photo, seed 0; no model here trained or was selected on it), when present.
 
 Per engine and set: per-image latency (one file at a time, path -> text, median ms), batched
 throughput (images/s over the whole set: crnn_ocr's ``read_files`` with decoding threads,
@@ -48,6 +49,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
@@ -86,10 +88,13 @@ def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[Wor
     sets = []
     iiit_rows = []
     if IIIT_TSV.exists():
+        from split_iiit5k import split_by_scene
+
         for line in IIIT_TSV.read_text(encoding="utf-8").splitlines():
             path, _, word = line.partition("\t")
             if word:
                 iiit_rows.append((str(IIIT_TSV.parent / path), word))
+        iiit_rows = split_by_scene(iiit_rows, 1000, 200)["test"]  # the split bench_english.py reports
     if n_clean:
         from datasets.synth_text import load_words
 
@@ -310,6 +315,7 @@ def main() -> None:
             infer = [sys.executable, str(ROOT / "tools" / "infer.py"), "--image", one, "--threads", str(a.threads)]
             cold["crnn_ocr infer.py, torch (.pt)"] = cold_start(infer + ["--checkpoint", a.checkpoint], env)
             cold["crnn_ocr infer.py, onnxruntime (.onnx)"] = cold_start(infer + ["--checkpoint", str(onnx32)], env)
+            cold["crnn_ocr infer.py, no --checkpoint (the shipped model)"] = cold_start(infer, env)
             if have_tess:
                 cold["tesseract IMG stdout --psm 7"] = cold_start(["tesseract", one, "stdout", "--psm", "7"],
                                                                   {**os.environ, "OMP_THREAD_LIMIT": str(a.threads)})

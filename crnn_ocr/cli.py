@@ -55,6 +55,25 @@ def existing_file(path: str, what: str = "file") -> str:
     return path
 
 
+def model_files(checkpoint: str | None, lexicon: str | None, kind: str, *, model: str | None = None,
+                prefer_onnx: bool = False) -> str:
+    """Check a CLI's ``--checkpoint`` or ``--model`` (a shipped model's name; neither: the shipped
+    model for ``kind``, its ONNX export with ``prefer_onnx``) and ``--lexicon`` files; returns the
+    checkpoint path. One-line ``UsageError`` for anything missing."""
+    from crnn_ocr.pretrained import checkpoint_or_default
+
+    if model is not None and checkpoint is not None:
+        raise UsageError("--model and --checkpoint: give one of them")
+    try:
+        checkpoint = checkpoint_or_default(checkpoint, kind, prefer_onnx=prefer_onnx, name=model)
+    except ValueError as e:
+        raise UsageError(f"--model {model}: {e}" if model else f"--checkpoint: none given and {e}") from None
+    existing_file(checkpoint, "checkpoint")
+    if lexicon:
+        existing_file(lexicon, "lexicon")
+    return checkpoint
+
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 
 

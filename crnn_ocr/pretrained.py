@@ -7,11 +7,13 @@
 ``tools/infer.py`` uses the model of the input's kind when no ``--checkpoint`` is given. Each
 entry says what it reads and how it was made (README "Pretrained models" has the numbers).
 The files are inference-only checkpoints (``tools/export.py --format pt``) under
-``crnn_ocr/weights/``.
+``crnn_ocr/weights/``; a model may also ship its ONNX export (``tools/export.py``, same
+weights), which ``infer.py`` prefers when onnxruntime is installed: it starts without torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,15 @@ class PretrainedModel:
     kind: str
     filename: str
     summary: str
+    onnx_filename: str | None = None  # the same weights exported to ONNX, if shipped
 
     @property
     def path(self) -> Path:
         return WEIGHTS_DIR / self.filename
+
+    @property
+    def onnx_path(self) -> Path | None:
+        return WEIGHTS_DIR / self.onnx_filename if self.onnx_filename else None
 
 
 MODELS: dict[str, PretrainedModel] = {
@@ -40,10 +47,16 @@ MODELS: dict[str, PretrainedModel] = {
             "english", "text", "english_crnn_compact.pt",
             "English words, case-insensitive letters and digits (36 symbols); crnn_compact, 32 px gray input; "
             "trained on synthetic words only (datasets/synth_text.py)",
+            onnx_filename="english_crnn_compact.onnx",
+        ),
+        PretrainedModel(
+            "spoken_digits", "speech", "spoken_digits.pt",
+            "spoken digit strings (zero..nine) and yes/no, English, 8 kHz and up; characters a-z ' and space; "
+            "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings",
         ),
     )
 }
-DEFAULT_FOR_KIND = {"text": "english"}
+DEFAULT_FOR_KIND = {"text": "english", "speech": "spoken_digits"}
 
 
 def pretrained_path(name: str) -> Path:
@@ -64,9 +77,18 @@ def default_model(kind: str) -> str:
     return DEFAULT_FOR_KIND[kind]
 
 
-def checkpoint_or_default(checkpoint: str | None, kind: str) -> str:
-    """``checkpoint`` if given, else the path of the shipped model for ``kind`` (for the CLIs)."""
-    return checkpoint if checkpoint is not None else str(pretrained_path(default_model(kind)))
+def checkpoint_or_default(checkpoint: str | None, kind: str, *, prefer_onnx: bool = False, name: str | None = None) -> str:
+    """``checkpoint`` if given, else the path of shipped model ``name`` (default: the one for
+    ``kind``), for the CLIs. ``prefer_onnx``: its ONNX export instead, when one ships and
+    onnxruntime is installed."""
+    if checkpoint is not None:
+        return checkpoint
+    name = name or default_model(kind)
+    path = pretrained_path(name)
+    onnx = MODELS[name].onnx_path
+    if prefer_onnx and onnx is not None and onnx.is_file() and importlib.util.find_spec("onnxruntime") is not None:
+        return str(onnx)
+    return str(path)
 
 
 def load_pretrained(name: str = "english", **options: Any):

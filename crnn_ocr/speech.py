@@ -80,13 +80,14 @@ def word_spans(result: DecodeResult, alphabet) -> list[tuple[str, int, int]]:
 
 class SpeechRecognizer(Recognizer):
     """Reads audio (paths, encoded bytes, or waveform arrays with their sample rate) with a
-    speech CRNN. Same construction and decoder options as ``Recognizer``; ``prepare`` turns
-    audio into a float32 (n_mels, frames) spectrogram instead of a uint8 image."""
+    speech CRNN. Same construction and decoder options as ``Recognizer``, read as
+    ``speech_decoder_options`` (a lexicon constrains the output to sequences of its words);
+    ``prepare`` turns audio into a float32 (n_mels, frames) spectrogram instead of a uint8 image."""
 
     def __init__(self, model, alphabet, preprocess, *, kind: str = "speech", **options: Any) -> None:
         if preprocess.audio is None:
             raise ValueError("not a speech model: its preprocessing has no audio front-end settings")
-        super().__init__(model, alphabet, preprocess, kind=kind, **options)
+        super().__init__(model, alphabet, preprocess, kind=kind, **speech_decoder_options(alphabet, **options))
         self.frontend = AudioFrontend.from_dict(preprocess.audio)
         self.min_width = max(DEFAULT_MIN_WIDTH, self.model.min_width)
 

@@ -47,13 +47,13 @@ class TrainConfig:
     data_ratios: list[float] | None = None
     alphabet: str = "alphanumeric"
     arch: str = "crnn_compact"
-    height: int = 32
+    height: int | None = None  # default 32, or the --init-from checkpoint's
     channels: int = 1
     max_width: int = 400
     hidden_size: int | None = None
     kind: str = "text"
     sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
-    n_mels: int = 64  # speech: mel bins, the model's input height (replaces ``height``)
+    n_mels: int | None = None  # speech: mel bins, the model's input height (replaces ``height``); default 64 or the init's
     batch_size: int = 64
     optimizer: str = "adamw"  # "adamw" or "adadelta" (the paper's)
     lr: float | None = None  # default: 1e-3 for AdamW, 1.0 for Adadelta
@@ -165,18 +165,26 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resize_output_layer(state_dict: dict[str, torch.Tensor], old: Alphabet, new: Alphabet, model: nn.Module) -> dict[str, torch.Tensor]:
+def resize_output_layer(
+    state_dict: dict[str, torch.Tensor], old: Alphabet, new: Alphabet, model: nn.Module, *, fresh: list[str] | None = None
+) -> dict[str, torch.Tensor]:
     """Adapt a state dict trained on ``old`` to ``new``: rows of the classifier for the blank and
     for symbols both alphabets share are kept, the rest come from ``model``'s fresh init. When
     ``old`` ignores case, both cases of a letter start from its row (fine-tuning then learns to
-    tell them apart)."""
-    fresh = model.state_dict()
-    out = dict(state_dict)
-    for key, value in fresh.items():
+    tell them apart).
+
+    Any other layer whose shape differs (or that only one side has) is a ``ValueError``, unless
+    ``fresh`` is a list: then such layers keep ``model``'s fresh init and their names are appended
+    to it (e.g. a 64 px model started from a 32 px one: every convolution and LSTM fits, the
+    projection of the taller feature map is new)."""
+    model_state = model.state_dict()
+    out = {k: v for k, v in state_dict.items() if k in model_state or fresh is None}
+    for key, value in model_state.items():
         src = state_dict.get(key)
-        if src is None or src.shape == value.shape:
+        if src is not None and src.shape == value.shape:
             continue
-        if src.shape[0] == old.num_classes and value.shape[0] == new.num_classes and src.shape[1:] == value.shape[1:]:
+        if src is not None and src.dim() >= 1 and src.shape[0] == old.num_classes and value.shape[0] == new.num_classes \
+                and src.shape[1:] == value.shape[1:]:
             merged = value.clone()
             merged[BLANK] = src[BLANK]
             for sym in new.symbols:
@@ -184,6 +192,11 @@ def resize_output_layer(state_dict: dict[str, torch.Tensor], old: Alphabet, new:
                 if source is not None:
                     merged[new.id_of(sym)] = src[old.id_of(source)]
             out[key] = merged
+        elif fresh is not None:
+            out[key] = value
+            fresh.append(key)
+        elif src is None:
+            continue  # load_state_dict names the missing key
         else:
             raise ValueError(f"cannot adapt layer {key}: checkpoint shape {tuple(src.shape)}, model shape {tuple(value.shape)}")
     return out
@@ -361,7 +374,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     audio: AudioFrontend | None = None
     if cfg.kind == "speech":
         stored = (resume_state or init_state or {}).get("preprocess", {}).get("audio")
-        audio = AudioFrontend.from_dict(stored) if stored else AudioFrontend(sample_rate=cfg.sample_rate, n_mels=cfg.n_mels)
+        if stored and (resume_state is not None or cfg.n_mels in (None, stored.get("n_mels"))):
+            audio = AudioFrontend.from_dict(stored)
+        else:
+            audio = AudioFrontend(sample_rate=cfg.sample_rate, n_mels=cfg.n_mels or 64)
     if resume_state is not None:
         alphabet = Alphabet.from_dict(resume_state["alphabet"])
         model_config = ModelConfig.from_dict(resume_state["model_config"])
@@ -372,7 +388,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             num_classes=alphabet.num_classes,
             arch=base.arch if base else cfg.arch,
             in_channels=base.in_channels if base else (1 if audio else cfg.channels),
-            height=base.height if base else (audio.n_mels if audio else cfg.height),
+            height=audio.n_mels if audio else cfg.height or (base.height if base else 32),
             **({"hidden_size": base.hidden_size} if base else ({"hidden_size": cfg.hidden_size} if cfg.hidden_size else {})),
         )
     height, channels = model_config.height, model_config.in_channels
@@ -422,7 +438,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         model.load_state_dict(resume_state["model"])
     elif init_state is not None:
         old_alphabet = Alphabet.from_dict(init_state["alphabet"])
-        model.load_state_dict(resize_output_layer(init_state["model"], old_alphabet, alphabet, model))
+        fresh: list[str] = []
+        model.load_state_dict(resize_output_layer(init_state["model"], old_alphabet, alphabet, model, fresh=fresh))
+        if is_main:
+            kept = len(model.state_dict()) - len(fresh)
+            resized = f"; output layer {old_alphabet.num_classes} -> {alphabet.num_classes} classes" \
+                if old_alphabet != alphabet else ""
+            new = f"; fresh: {', '.join(fresh)}" if fresh else ""
+            print(f"init from {cfg.init_from}: {kept} of {len(model.state_dict())} tensors kept{resized}{new}", flush=True)
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

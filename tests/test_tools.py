@@ -92,7 +92,6 @@ def test_cli_errors_are_one_line_exit_2(trained, tmp_path):
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", tmp_path), "is a directory")
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", not_image), "notes.png")
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", ck, "--beam", 0), "--beam")
-    _one_line_error(run_tool("infer.py", "--image", img), "--checkpoint")
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", ck, "--bogus"), "--bogus")
     _one_line_error(run_tool("train.py", "--data", tmp_path / "nope", "--max-steps", 1, "--out", tmp_path / "o"), "nope")
     _one_line_error(run_tool("train.py", "--data", trained / "lmdb"), "--max-steps")

@@ -94,6 +94,24 @@ def test_resize_output_layer_rejects_other_shapes():
         resize_output_layer({"weight": torch.zeros(5, 5), "bias": torch.zeros(3)}, a, a, model)
 
 
+def test_init_from_a_shorter_model_keeps_every_layer_that_fits():
+    from crnn_ocr.model import ModelConfig, build_model
+
+    old, new = Alphabet.preset("alphanumeric"), Alphabet(["clef-G2", "note-C4_quarter", "barline"])
+    torch.manual_seed(0)
+    src = build_model(ModelConfig(num_classes=old.num_classes, arch="crnn_compact", height=32, hidden_size=16))
+    dst = build_model(ModelConfig(num_classes=new.num_classes, arch="crnn_compact", height=64, hidden_size=16))
+    fresh: list[str] = []
+    out = resize_output_layer(src.state_dict(), old, new, dst, fresh=fresh)
+    assert fresh == ["project.weight", "project.bias"]  # 64 px leaves 3 feature rows to project; 32 px leaves 1
+    dst.load_state_dict(out)
+    for key, value in src.state_dict().items():
+        if key in dst.state_dict() and value.shape == dst.state_dict()[key].shape:
+            assert torch.equal(dst.state_dict()[key], value), key
+    with pytest.raises(RuntimeError, match="project.weight"):  # strict without ``fresh``
+        dst.load_state_dict(resize_output_layer(src.state_dict(), old, new, dst))
+
+
 def test_everything_filtered_is_an_error(tmp_path):
     lmdb = make_word_lmdb(tmp_path / "caps", ["ABC", "DEF"])
     with pytest.raises(ValueError):

@@ -12,8 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, run_cli  # noqa: E402
-from crnn_ocr.pretrained import checkpoint_or_default  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, model_files, run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None):
@@ -37,13 +36,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        args.checkpoint = checkpoint_or_default(args.checkpoint, "text")
-    except ValueError as e:
-        raise UsageError(f"--checkpoint: none given and {e}") from None
-    existing_file(args.checkpoint, "checkpoint")
-    if args.lexicon:
-        existing_file(args.lexicon, "lexicon")
+    args.checkpoint = model_files(args.checkpoint, args.lexicon, "text")
     import itertools
 
     from crnn_ocr.data import iter_lmdb_samples, read_label_file

@@ -23,8 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, expand_inputs, run_cli  # noqa: E402
-from crnn_ocr.pretrained import checkpoint_or_default  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, expand_inputs, model_files, run_cli  # noqa: E402
+from crnn_ocr.pretrained import MODELS  # noqa: E402
 
 PROGRESS_MIN_FILES = 64  # --progress auto: a bar for this many files or more
 
@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--audio", nargs="+", help="audio files (WAV, FLAC, OGG, ...), folders or glob patterns; a speech checkpoint")
     p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an ONNX export (.onnx, tools/export.py); "
                    "default: the shipped model for the input (crnn_ocr/pretrained.py)")
+    p.add_argument("--model", choices=sorted(MODELS), help="a model that ships with crnn_ocr, by name "
+                   "(crnn_ocr/pretrained.py); without this or --checkpoint: the input's (english for --image)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file, else torch")
     p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
@@ -68,13 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.audio is not None:
         return infer_audio(args)
     paths = expand_inputs(args.image)
-    try:
-        args.checkpoint = checkpoint_or_default(args.checkpoint, "text")
-    except ValueError as e:
-        raise UsageError(f"--checkpoint: none given and {e}") from None
-    existing_file(args.checkpoint, "checkpoint")
-    if args.lexicon:
-        existing_file(args.lexicon, "lexicon")
+    # no --checkpoint: the shipped model, as ONNX when onnxruntime can run it (no torch import: fast start)
+    onnx_ok = args.backend != "torch" and args.precision == "fp32" and args.device in (None, "cpu")
+    args.checkpoint = model_files(args.checkpoint, args.lexicon, "text", model=args.model, prefer_onnx=onnx_ok)
 
     from crnn_ocr.recognizer import load_recognizer  # imports torch only for the torch backend
 
@@ -170,13 +168,7 @@ def infer_audio(args) -> int:
     from crnn_ocr.audio import AUDIO_EXTENSIONS
 
     paths = expand_inputs(args.audio, AUDIO_EXTENSIONS, "audio")
-    try:
-        args.checkpoint = checkpoint_or_default(args.checkpoint, "speech")
-    except ValueError as e:
-        raise UsageError(f"--checkpoint: none given and {e}") from None
-    existing_file(args.checkpoint, "checkpoint")
-    if args.lexicon:
-        existing_file(args.lexicon, "lexicon")
+    args.checkpoint = model_files(args.checkpoint, args.lexicon, "speech", model=args.model)
     if args.visualize:
         raise UsageError("--visualize draws image spans; it does not apply to --audio")
     backend = args.backend if args.backend != "auto" else ("onnx" if args.checkpoint.lower().endswith(".onnx") else "torch")

@@ -1,0 +1,140 @@
+"""The shipped models: present, small, self-describing, and reading clean words; slim checkpoints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, render_word
+
+from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
+from crnn_ocr.export import ExportConfig, export
+from crnn_ocr.model import ModelConfig, build_model
+from crnn_ocr.pretrained import MODELS, checkpoint_or_default, default_model, load_pretrained, pretrained_path
+from crnn_ocr.recognizer import load_recognizer
+
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+CLEAN_WORDS = ["hello", "world", "OCR", "Python", "2026", "street", "COFFEE", "recognition"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_shipped_model_is_present_small_and_inference_only(name):
+    path = pretrained_path(name)
+    assert path.stat().st_size <= 25 * 1024 * 1024
+    state = load_checkpoint(path)
+    assert set(state) <= {"format", *INFERENCE_KEYS} and "optimizer" not in state
+    assert state["kind"] == MODELS[name].kind
+    model = build_model(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])  # weights match the stored config exactly
+
+
+def test_english_model_reads_clean_words(tmp_path):
+    rec = load_pretrained("english")
+    assert rec.alphabet == Alphabet.preset("alphanumeric")
+    results = rec.read_batch([render_word(w) for w in CLEAN_WORDS])
+    assert [r.text for r in results] == [w.lower() for w in CLEAN_WORDS]
+    assert all(r.confidence > 0.5 for r in results)
+    lexicon = rec.__class__(rec.model, rec.alphabet, rec.preprocess, lexicon=["hallo", "hello", "help"])
+    assert lexicon.read(render_word("hello")).text == "hello"
+
+
+def test_infer_defaults_to_the_shipped_model_as_onnx_without_torch(tmp_path):
+    cv2.imwrite(str(tmp_path / "w.png"), render_word("Python"))
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['infer.py', '--image', {str(tmp_path / 'w.png')!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'tools' / 'infer.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnxruntime'}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    row, loaded = r.stdout.strip().splitlines()
+    path, text, confidence = row.split("\t")
+    assert (path, text, loaded) == (str(tmp_path / "w.png"), "python", "LOADED ['onnxruntime']")
+    assert 0.5 < float(confidence) <= 1
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--image", str(tmp_path / "w.png"), "--backend", "torch"],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\t")[1] == "python"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--image", str(tmp_path / "w.png"), "--model", "english",
+                        "--checkpoint", "mine.pt"], capture_output=True, text=True, env=ENV, timeout=120)
+    assert (r.returncode, r.stderr) == (2, "infer.py: error: --model and --checkpoint: give one of them\n")
+    assert checkpoint_or_default(None, "text") == str(pretrained_path(default_model("text")))
+    assert checkpoint_or_default(None, "text", prefer_onnx=True) == str(MODELS["english"].onnx_path)
+    assert checkpoint_or_default("mine.pt", "text", prefer_onnx=True) == "mine.pt"
+    with pytest.raises(ValueError, match="no pretrained"):
+        pretrained_path("klingon")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if MODELS[n].onnx_filename))
+def test_shipped_onnx_export_matches_the_checkpoint(name):
+    from crnn_ocr.onnx_backend import OnnxRecognizer
+
+    torch_rec = load_pretrained(name)
+    onnx_rec = OnnxRecognizer.from_onnx(MODELS[name].onnx_path, threads=1)
+    images = [torch_rec.prepare(render_word(w)) for w in CLEAN_WORDS]
+    (a, la), (b, lb) = torch_rec.log_probs(images), onnx_rec.log_probs(images)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert [r.text for r in torch_rec.read_prepared(images)] == [r.text for r in onnx_rec.read_prepared(images)]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program (.ci/run installs it)")
+def test_speech_model_reads_spoken_digits(tmp_path):
+    for text in ("seven two nine", "one zero four four"):
+        wav = tmp_path / f"{text.replace(' ', '_')}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True, timeout=60)
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--audio", str(tmp_path)],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [(Path(row[0]).stem, row[1]) for row in rows] == [("one_zero_four_four", "one zero four four"),
+                                                               ("seven_two_nine", "seven two nine")]
+    assert [len(row[3].split()) for row in rows] == [4, 3]  # word@start-end times
+    rec = load_pretrained("spoken_digits", lexicon=["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    assert rec.read(str(tmp_path / "seven_two_nine.wav")).text == "seven two nine"
+
+
+def test_slim_checkpoint_export_drops_training_state_and_reads_the_same(tmp_path):
+    torch.manual_seed(0)
+    alphabet = Alphabet.preset("digits")
+    config = ModelConfig(num_classes=alphabet.num_classes, arch="crnn_compact", hidden_size=32)
+    model = build_model(config)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 1, 32, 64)).sum().backward()
+    optimizer.step()
+    full = tmp_path / "last.pt"
+    save_checkpoint(full, {"kind": "text", "model_config": config.to_dict(), "alphabet": alphabet.to_dict(),
+                           "preprocess": {"height": 32, "channels": 1, "max_width": 400}, "model": model.state_dict(),
+                           "optimizer": optimizer.state_dict(), "step": 7, "rng": {"seed": 1}})
+    out = export(ExportConfig(checkpoint=str(full), format="pt"))
+    assert out == tmp_path / "last.infer.pt"
+    state = load_checkpoint(out)
+    assert sorted(state) == ["alphabet", "format", "kind", "model", "model_config", "preprocess", "step"]
+    assert out.stat().st_size < full.stat().st_size / 2  # AdamW keeps two moments per weight
+    img = np.full((32, 80), 255, np.uint8)
+    cv2.putText(img, "123", (5, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    a, b = load_recognizer(full).log_probs([img])[0], load_recognizer(out).log_probs([img])[0]
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="would overwrite"):
+        export(ExportConfig(checkpoint=str(out), out=str(out), format="pt"))
