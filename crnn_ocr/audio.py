@@ -368,6 +368,30 @@ def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normali
     return logs.contiguous()
 
 
+def log_mel_numpy(wave: np.ndarray, frontend: AudioFrontend, *, normalize: bool = True) -> np.ndarray:
+    """``log_mel`` in numpy alone (for the torch-free onnxruntime deployment): the same centred,
+    zero-padded STFT with a periodic Hann window, filterbank, 80 dB floor and per-bin
+    normalization; float32 (n_mels, 1 + n // hop), equal to ``log_mel`` within float32 rounding."""
+    x = np.asarray(wave, dtype=np.float64).reshape(-1)  # (n,)
+    if x.size == 0:
+        raise ValueError("log_mel needs at least one sample")
+    n_fft, hop, win = frontend.fft_size, frontend.hop_length, frontend.win_length
+    window = np.zeros(n_fft)
+    left = (n_fft - win) // 2  # torch.stft centres a shorter window inside n_fft
+    window[left : left + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
+    x = np.pad(x, (n_fft // 2, n_fft // 2))  # center=True, pad_mode="constant"
+    frames = 1 + (x.size - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]  # (frames, n_fft)
+    spec = np.fft.rfft(x[idx] * window, axis=1)  # (frames, F)
+    power = spec.real**2 + spec.imag**2
+    fb = mel_filterbank(frontend.sample_rate, n_fft, frontend.n_mels, frontend.fmin, frontend.top_frequency)
+    logs = np.log(np.maximum(fb.astype(np.float64) @ power.T, 1e-10))  # (n_mels, frames)
+    logs = np.maximum(logs, logs.max() - _TOP_DB * math.log(10) / 10)
+    if normalize:
+        logs = (logs - logs.mean(axis=1, keepdims=True)) / np.maximum(logs.std(axis=1, keepdims=True), 1e-3)
+    return logs.astype(np.float32)
+
+
 def audio_features(
     source: str | os.PathLike | bytes | memoryview | np.ndarray,
     frontend: AudioFrontend,
@@ -376,16 +400,23 @@ def audio_features(
     augment: SpeechAugment | None = None,
     min_width: int = 1,
     name: str | None = None,
+    use_torch: bool = True,
 ) -> np.ndarray:
     """Audio -> float32 (n_mels, frames) model input, frames >= ``min_width`` (short clips are
-    right-padded by repeating the last frame, as ``pad_batch`` does); augmented when given."""
+    right-padded by repeating the last frame, as ``pad_batch`` does); augmented when given.
+    ``use_torch=False``: ``log_mel_numpy`` (no augmentation), for deployments without torch."""
     wave = load_audio(source, sample_rate, frontend=frontend, name=name)  # (n,)
-    if augment is not None:
-        wave = augment.augment_wave(wave, frontend.sample_rate)
-    spec = log_mel(wave, frontend)  # (n_mels, frames)
-    if augment is not None:
-        spec = augment.augment_spec(spec)
-    out = spec.numpy()
+    if not use_torch:
+        if augment is not None:
+            raise ValueError("augmentation needs the torch front-end")
+        out = log_mel_numpy(wave, frontend)
+    else:
+        if augment is not None:
+            wave = augment.augment_wave(wave, frontend.sample_rate)
+        spec = log_mel(wave, frontend)  # (n_mels, frames)
+        if augment is not None:
+            spec = augment.augment_spec(spec)
+        out = spec.numpy()
     if out.shape[1] < min_width:
         out = np.pad(out, [(0, 0), (0, min_width - out.shape[1])], mode="edge")
     return out

@@ -127,6 +127,10 @@ class OnnxRecognizer(BaseRecognizer):
         kind = meta.get("kind", "text")
         if expected_kind is not None and kind != expected_kind:
             raise OnnxModelError(f"{path}: is a {kind} model, cannot read {expected_kind} input with it")
+        if kind == "speech" and cls is OnnxRecognizer:
+            from crnn_ocr.speech import OnnxSpeechRecognizer
+
+            cls = OnnxSpeechRecognizer
         return cls(
             session, Alphabet.from_dict(meta["alphabet"]), Preprocess.from_dict(meta["preprocess"]),
             FrameRule.from_dict(meta["frames"]), kind=kind, precision=meta.get("precision", "fp32"), **decoder_options,

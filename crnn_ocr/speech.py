@@ -27,6 +27,7 @@ import numpy as np
 from crnn_ocr.audio import AudioFrontend, audio_features
 from crnn_ocr.decoding import DecodeResult
 from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH
+from crnn_ocr.onnx_backend import OnnxRecognizer
 from crnn_ocr.recognizer import Recognizer
 
 AudioInput = str | os.PathLike | bytes | np.ndarray
@@ -78,18 +79,19 @@ def word_spans(result: DecodeResult, alphabet) -> list[tuple[str, int, int]]:
     return words
 
 
-class SpeechRecognizer(Recognizer):
-    """Reads audio (paths, encoded bytes, or waveform arrays with their sample rate) with a
-    speech CRNN. Same construction and decoder options as ``Recognizer``, read as
-    ``speech_decoder_options`` (a lexicon constrains the output to sequences of its words);
-    ``prepare`` turns audio into a float32 (n_mels, frames) spectrogram instead of a uint8 image."""
+class _SpeechReading:
+    """Audio in, transcripts and word times out: shared by the torch and onnxruntime speech
+    recognizers (mixed in before ``Recognizer`` / ``OnnxRecognizer``)."""
 
-    def __init__(self, model, alphabet, preprocess, *, kind: str = "speech", **options: Any) -> None:
+    backend: str
+    frontend: AudioFrontend
+    min_width: int
+
+    def _init_speech(self, preprocess, model_min_width: int) -> None:
         if preprocess.audio is None:
             raise ValueError("not a speech model: its preprocessing has no audio front-end settings")
-        super().__init__(model, alphabet, preprocess, kind=kind, **speech_decoder_options(alphabet, **options))
         self.frontend = AudioFrontend.from_dict(preprocess.audio)
-        self.min_width = max(DEFAULT_MIN_WIDTH, self.model.min_width)
+        self.min_width = max(DEFAULT_MIN_WIDTH, model_min_width)
 
     def prepare(self, audio: AudioInput, sample_rate: int | None = None, *, name: str | None = None) -> np.ndarray:
         """Audio -> float32 (n_mels, frames) normalized log-mel spectrogram (at least ``min_width`` frames).
@@ -97,7 +99,8 @@ class SpeechRecognizer(Recognizer):
         ``ValueError`` naming the file for audio that is not readable, empty, or at a sample
         rate below ``frontend.min_input_rate``.
         """
-        return audio_features(audio, self.frontend, sample_rate=sample_rate, min_width=self.min_width, name=name)
+        return audio_features(audio, self.frontend, sample_rate=sample_rate, min_width=self.min_width, name=name,
+                              use_torch=self.backend == "torch")
 
     def log_probs(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Spectrograms [(n_mels, frames_i)] -> (log-probs (N, T, K) float32, lengths (N,) int64).
@@ -149,6 +152,27 @@ class SpeechRecognizer(Recognizer):
         """Read one utterance and time its words (seconds)."""
         features = self.prepare(audio, sample_rate)
         return self.transcript(self.read_prepared([features])[0], features)
+
+
+
+class SpeechRecognizer(_SpeechReading, Recognizer):
+    """Reads audio (paths, encoded bytes, or waveform arrays with their sample rate) with a
+    speech CRNN. Same construction and decoder options as ``Recognizer``, read as
+    ``speech_decoder_options`` (a lexicon constrains the output to sequences of its words);
+    ``prepare`` turns audio into a float32 (n_mels, frames) spectrogram instead of a uint8 image."""
+
+    def __init__(self, model, alphabet, preprocess, *, kind: str = "speech", **options: Any) -> None:
+        super().__init__(model, alphabet, preprocess, kind=kind, **speech_decoder_options(alphabet, **options))
+        self._init_speech(preprocess, self.model.min_width)
+
+
+class OnnxSpeechRecognizer(_SpeechReading, OnnxRecognizer):
+    """``SpeechRecognizer`` on onnxruntime, with the numpy log-mel front-end: no torch at all.
+    ``load_recognizer("speech.onnx")`` returns one for an exported speech checkpoint."""
+
+    def __init__(self, session, alphabet, preprocess, frames, *, kind: str = "speech", **options: Any) -> None:
+        super().__init__(session, alphabet, preprocess, frames, kind=kind, **speech_decoder_options(alphabet, **options))
+        self._init_speech(preprocess, frames.min_width)
 
 
 def speech_decoder_options(

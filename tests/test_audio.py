@@ -29,11 +29,13 @@ from crnn_ocr.audio import (
     hz_to_mel,
     load_audio,
     log_mel,
+    log_mel_numpy,
     mel_filterbank,
     mel_to_hz,
     resample,
     resampled_length,
 )
+from crnn_ocr.recognizer import load_recognizer
 
 torch.set_num_threads(1)
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
@@ -426,6 +428,42 @@ def test_infer_audio_errors_are_one_line(speech_model, tmp_path):
     one_line_error(run_tool(infer, "--audio", tmp_path / "gone.wav", "--checkpoint", ck), "gone.wav", "not found")
     one_line_error(run_tool(infer, "--audio", tmp_path / "empty.wav", "--image", "x.png", "--checkpoint", ck), "--image or --audio")
     one_line_error(run_tool(infer, "--image", tmp_path / "notes.wav", "--checkpoint", ck), "speech model")
+
+
+@pytest.mark.parametrize("rate,n_mels,n", [(8000, 32, 1), (8000, 32, 137), (8000, 64, 9001), (16000, 80, 16000), (22050, 40, 5000)])
+def test_numpy_log_mel_equals_the_torch_one(rate, n_mels, n):
+    fe = AudioFrontend(sample_rate=rate, n_mels=n_mels)
+    wave = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+    wave[: n // 3] *= 0.01  # quiet and loud parts: the 80 dB floor matters
+    a, b = log_mel(wave, fe).numpy(), log_mel_numpy(wave, fe)
+    assert a.shape == b.shape == (n_mels, fe.num_frames(n)) and b.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_speech_onnx_export_reads_like_the_checkpoint_without_torch(speech_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    ck, clip = speech_model / "run" / "last.pt", speech_model / "clip.wav"
+    r = run_tool(ROOT / "tools" / "export.py", "--checkpoint", ck, "--out", tmp_path / "speech.onnx")
+    assert r.returncode == 0, r.stderr
+    torch_out = run_tool(ROOT / "tools" / "infer.py", "--audio", clip, "--checkpoint", ck, "--json", "--threads", 1)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['infer.py', '--audio', {str(clip)!r}, '--checkpoint', {str(tmp_path / 'speech.onnx')!r}, '--json', '--threads', '1']\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'tools' / 'infer.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'albumentations'}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert torch_out.returncode == 0 and r.returncode == 0, (torch_out.stderr, r.stderr)
+    onnx_line, loaded = r.stdout.splitlines()
+    assert loaded == "LOADED []"
+    a, b = json.loads(torch_out.stdout), json.loads(onnx_line)
+    assert (a["text"], a["words"], a["duration"]) == (b["text"], b["words"], b["duration"])
+    assert abs(a["score"] - b["score"]) < 1e-3
+    rec = load_recognizer(tmp_path / "speech.onnx", lexicon=["yes", "no"])
+    assert type(rec).__name__ == "OnnxSpeechRecognizer" and set(rec.read(str(clip)).text.split()) <= {"yes", "no"}
 
 
 # ------------------------------------------------------------------------------------ bench, generators

@@ -172,21 +172,29 @@ def infer_audio(args) -> int:
     if args.visualize:
         raise UsageError("--visualize draws image spans; it does not apply to --audio")
     backend = args.backend if args.backend != "auto" else ("onnx" if args.checkpoint.lower().endswith(".onnx") else "torch")
-    if backend != "torch":
-        raise UsageError(f"{args.checkpoint}: speech models run with the torch backend (a .pt checkpoint)")
-    import torch
+    from crnn_ocr.speech import transcript_json, transcript_line
 
-    from crnn_ocr.recognizer import load_model
-    from crnn_ocr.speech import SpeechRecognizer, speech_decoder_options, transcript_json, transcript_line
+    options = dict(beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
+                   max_edit_distance=args.max_edit_distance)
+    if backend == "onnx":  # onnxruntime + the numpy log-mel front-end: torch is never imported
+        from crnn_ocr.recognizer import load_recognizer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, alphabet, pre, kind = load_model(args.checkpoint)
-    if kind != "speech" or pre.audio is None:
-        raise UsageError(f"{args.checkpoint}: is a {kind} model, it cannot read audio (use --image)")
-    options = speech_decoder_options(alphabet, beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
-                                     max_edit_distance=args.max_edit_distance)
-    rec = SpeechRecognizer(model, alphabet, pre, device=args.device, precision=args.precision, **options)
+        rec = load_recognizer(args.checkpoint, backend="onnx", device=args.device, threads=args.threads,
+                              precision=args.precision, **options)
+        if rec.kind != "speech":
+            raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read audio (use --image)")
+    else:
+        import torch
+
+        from crnn_ocr.recognizer import load_model
+        from crnn_ocr.speech import SpeechRecognizer
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, alphabet, pre, kind = load_model(args.checkpoint)
+        if kind != "speech" or pre.audio is None:
+            raise UsageError(f"{args.checkpoint}: is a {kind} model, it cannot read audio (use --image)")
+        rec = SpeechRecognizer(model, alphabet, pre, device=args.device, precision=args.precision, **options)
     show_progress = args.progress == "on" or (args.progress == "auto" and len(paths) >= PROGRESS_MIN_FILES)
     bar = None
     if show_progress:
