@@ -33,7 +33,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from crnn_ocr.alphabet import Alphabet

@@ -717,9 +717,9 @@ def _note_token(el: Any, expressions: Any) -> str:
 
     d = el.duration
     if isinstance(el, note.Unpitched) or el.isChord:
-        raise UnsupportedMusic(f"chord or unpitched note")
+        raise UnsupportedMusic("chord or unpitched note")
     if d.tuplets:
-        raise UnsupportedMusic(f"tuplet")
+        raise UnsupportedMusic("tuplet")
     is_grace = d.isGrace
     if d.type not in M21_TYPES or d.dots > 2:
         raise UnsupportedMusic(f"duration {d.type} with {d.dots} dots")
