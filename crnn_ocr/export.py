@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crnn_ocr.checkpoint import CheckpointError
 from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
 from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, FrameRule
 from crnn_ocr.recognizer import load_model
@@ -69,6 +70,8 @@ def frame_rule(config: ModelConfig) -> FrameRule:
 def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tuple[CRNN, dict[str, Any]]:
     """The checkpoint's model (CPU, eval, fp32) and the metadata dict stored with an export."""
     model, alphabet, pre, kind = load_model(path)
+    if kind == "speech" and pre.audio is None:  # the export could not turn audio into its input
+        raise CheckpointError(f"{os.fspath(path)}: a speech checkpoint without its audio front-end settings (preprocess.audio)")
     meta = {
         "format": ONNX_FORMAT,
         "kind": kind,

@@ -20,6 +20,7 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
+from crnn_ocr.audio import AudioFrontend  # noqa: E402
 from crnn_ocr.checkpoint import save_checkpoint  # noqa: E402
 from crnn_ocr.export import ExportConfig, export, export_onnx, export_torchscript, frame_rule  # noqa: E402
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
@@ -156,10 +157,18 @@ def test_score_and_speech_models_export_too(tmp_path):
     config = ModelConfig(num_classes=alphabet.num_classes, arch="crnn_compact", height=64, hidden_size=32)
     model = build_model(config).eval()
     save_checkpoint(tmp_path / "speech.pt", {"kind": "speech", "model_config": config.to_dict(), "alphabet": alphabet.to_dict(),
-                                             "preprocess": {"height": 64, "channels": 1, "max_width": None}, "model": model.state_dict()})
+                                             "preprocess": {"height": 64, "channels": 1, "max_width": None,
+                                                            "audio": AudioFrontend(sample_rate=8000, n_mels=64).to_dict()},
+                                             "model": model.state_dict()})
     export_onnx(tmp_path / "speech.pt", tmp_path / "speech.onnx")
+    deaf = torch.load(tmp_path / "speech.pt", weights_only=False)
+    del deaf["preprocess"]["audio"]
+    save_checkpoint(tmp_path / "deaf.pt", deaf)
+    with pytest.raises(ValueError, match="deaf.pt: a speech checkpoint without its audio front-end settings"):
+        export_onnx(tmp_path / "deaf.pt", tmp_path / "deaf.onnx")
     rec = OnnxRecognizer.from_onnx(tmp_path / "speech.onnx", threads=1, expected_kind="speech")
-    assert rec.kind == "speech" and rec.preprocess.height == 64
+    assert type(rec).__name__ == "OnnxSpeechRecognizer" and rec.kind == "speech" and rec.preprocess.height == 64
+    assert rec.frontend == AudioFrontend(sample_rate=8000, n_mels=64)
     x = np.random.default_rng(2).uniform(-1, 1, (2, 1, 64, 90)).astype(np.float32)
     with torch.inference_mode():
         assert np.abs(rec.forward(x) - model(torch.from_numpy(x)).numpy()).max() <= 1e-4

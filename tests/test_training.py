@@ -30,7 +30,7 @@ def _losses(run_dir: Path) -> list[float]:
 
 
 def test_compact_model_overfits_twenty_words(tmp_path, word_lmdb):
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     cfg = _cfg(tmp_path, word_lmdb, val=[str(word_lmdb)], batch_size=20, max_steps=400, lr=5e-3,
                schedule="onecycle", val_every=100, log_every=50)
     result = train(cfg)
