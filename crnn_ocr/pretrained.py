@@ -54,9 +54,15 @@ MODELS: dict[str, PretrainedModel] = {
             "spoken digit strings (zero..nine) and yes/no, English, 8 kHz and up; characters a-z ' and space; "
             "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings",
         ),
+        PretrainedModel(
+            "score", "score", "score_crnn_compact.pt",
+            "monophonic staves (one staff per image) in PrIMuS semantic tokens (1,825); crnn_compact, 64 px gray "
+            "input, started from the english model; Verovio engravings of folk tunes and random melodies "
+            "(datasets/synth_music.py)",
+        ),
     )
 }
-DEFAULT_FOR_KIND = {"text": "english", "speech": "spoken_digits"}
+DEFAULT_FOR_KIND = {"text": "english", "speech": "spoken_digits", "score": "score"}
 
 
 def pretrained_path(name: str) -> Path:

@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.audio import AudioFrontend  # noqa: E402
 from crnn_ocr.checkpoint import save_checkpoint  # noqa: E402
-from crnn_ocr.export import ExportConfig, export, export_onnx, export_torchscript, frame_rule  # noqa: E402
+from crnn_ocr.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
 from crnn_ocr.onnx_backend import OnnxModelError, OnnxRecognizer, read_onnx_metadata  # noqa: E402
 from crnn_ocr.preprocessing import image_to_tensor, images_to_batch, pad_batch  # noqa: E402

@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an ONNX export (.onnx, tools/export.py); "
                    "default: the shipped model for the input (crnn_ocr/pretrained.py)")
     p.add_argument("--model", choices=sorted(MODELS), help="a model that ships with crnn_ocr, by name "
-                   "(crnn_ocr/pretrained.py); without this or --checkpoint: the input's (english for --image)")
+                   "(crnn_ocr/pretrained.py); without this or --checkpoint: the input's (english for --image, "
+                   "score with --musicxml/--midi, spoken_digits for --audio)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file, else torch")
     p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = expand_inputs(args.image)
     # no --checkpoint: the shipped model, as ONNX when onnxruntime can run it (no torch import: fast start)
     onnx_ok = args.backend != "torch" and args.precision == "fp32" and args.device in (None, "cpu")
-    args.checkpoint = model_files(args.checkpoint, args.lexicon, "text", model=args.model, prefer_onnx=onnx_ok)
+    kind = "score" if args.musicxml or args.midi else "text"  # what a reader of staves or words expects
+    args.checkpoint = model_files(args.checkpoint, args.lexicon, kind, model=args.model, prefer_onnx=onnx_ok)
 
     from crnn_ocr.recognizer import load_recognizer  # imports torch only for the torch backend
 
