@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import sys
@@ -46,3 +47,23 @@ def make_word_lmdb(path: Path, words: list[str]) -> Path:
 @pytest.fixture
 def word_lmdb(tmp_path: Path) -> Path:
     return make_word_lmdb(tmp_path / "words_lmdb", WORDS)
+
+
+def require_engraving() -> None:
+    """Skip unless verovio and cairosvg (with the system cairo library) import."""
+    pytest.importorskip("verovio")
+    try:
+        import cairosvg  # noqa: F401
+    except (ImportError, OSError) as e:  # OSError: libcairo2 missing
+        pytest.skip(f"cairosvg unavailable: {e}")
+
+
+def load_script(name: str, path: Path):
+    """Import a script outside the package (datasets/) once, registered for its dataclasses."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

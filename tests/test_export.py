@@ -21,7 +21,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.audio import AudioFrontend  # noqa: E402
-from crnn_ocr.checkpoint import save_checkpoint  # noqa: E402
+from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from crnn_ocr.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
 from crnn_ocr.onnx_backend import OnnxModelError, OnnxRecognizer, read_onnx_metadata  # noqa: E402
@@ -161,7 +161,7 @@ def test_score_and_speech_models_export_too(tmp_path):
                                                             "audio": AudioFrontend(sample_rate=8000, n_mels=64).to_dict()},
                                              "model": model.state_dict()})
     export_onnx(tmp_path / "speech.pt", tmp_path / "speech.onnx")
-    deaf = torch.load(tmp_path / "speech.pt", weights_only=False)
+    deaf = load_checkpoint(tmp_path / "speech.pt")
     del deaf["preprocess"]["audio"]
     save_checkpoint(tmp_path / "deaf.pt", deaf)
     with pytest.raises(ValueError, match="deaf.pt: a speech checkpoint without its audio front-end settings"):

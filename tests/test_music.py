@@ -3,7 +3,6 @@ the PrIMuS converter and infer.py on a score checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, png_bytes
+from conftest import ROOT, load_script, png_bytes, require_engraving
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.music import (
@@ -39,26 +38,6 @@ SAMPLE = ("clef-C1 keySignature-EbM timeSignature-2/4 multirest-23 barline rest-
 
 def _music21():
     return pytest.importorskip("music21")
-
-
-def _engraving_available() -> None:
-    """Skip unless verovio and cairosvg (with the system cairo library) import."""
-    pytest.importorskip("verovio")
-    try:
-        import cairosvg  # noqa: F401
-    except (ImportError, OSError) as e:  # OSError: libcairo2 missing
-        pytest.skip(f"cairosvg unavailable: {e}")
-
-
-def _load(name: str, path: Path):
-    """Import a script outside the package (datasets/) once, registered for its dataclasses."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(path: Path, *args) -> subprocess.CompletedProcess:
@@ -152,8 +131,8 @@ def test_mei_accidentals_beams_ties_and_measures():
 
 
 def test_mei_renders_with_verovio_and_counts_agree():
-    _engraving_available()
-    synth = _load("synth_music", ROOT / "datasets" / "synth_music.py")
+    require_engraving()
+    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
     engraver = synth.Engraver()
     engraving = synth.Engraving.random(np.random.default_rng(0), ["Leipzig"])
     svg = engraver.svg(SAMPLE.split(), engraving)
@@ -232,9 +211,9 @@ def test_stream_to_semantic_from_abc_drops_slurs_and_rejects_chords():
 # ------------------------------------------------------------------------------ generator
 @pytest.fixture(scope="module")
 def synth():
-    _engraving_available()
+    require_engraving()
     _music21()
-    return _load("synth_music", ROOT / "datasets" / "synth_music.py")
+    return load_script("synth_music", ROOT / "datasets" / "synth_music.py")
 
 
 def test_random_melodies_are_valid_and_fit_the_measure(synth):
@@ -257,7 +236,7 @@ def test_random_melodies_are_valid_and_fit_the_measure(synth):
 
 
 def test_move_to_clef_shifts_octaves():
-    synth = _load("synth_music", ROOT / "datasets" / "synth_music.py")
+    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
     tokens = "clef-G2 keySignature-GM note-B4_quarter gracenote-C5_eighth note-D5_half barline".split()
     assert synth.move_to_clef(tokens, "F4") == (
         "clef-F4 keySignature-GM note-B2_quarter gracenote-C3_eighth note-D3_half barline".split())

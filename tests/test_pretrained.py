@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, render_word
+from conftest import ROOT, load_script, render_word, require_engraving
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
@@ -149,18 +149,9 @@ def test_score_model_reads_an_engraved_staff_into_musicxml(tmp_path):
     """No checkpoint with --musicxml: the shipped score model. It is a CPU-budget model (SER 0.27 on
     held-out staves, BENCHMARKS.md): on this clean staff it reads all but one token, the whole
     note's pitch above the staff; the test pins that so a broken or swapped model shows."""
-    pytest.importorskip("verovio")
+    require_engraving()
     pytest.importorskip("music21")
-    try:
-        import cairosvg  # noqa: F401
-    except (ImportError, OSError) as e:  # OSError: the system cairo library is missing
-        pytest.skip(f"cairosvg unavailable: {e}")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("synth_music_for_pretrained", ROOT / "datasets" / "synth_music.py")
-    synth = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = synth
-    spec.loader.exec_module(synth)
+    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
     engraving = synth.Engraving(font="Leipzig", spacing_linear=0.25, spacing_non_linear=0.6, staff_line_width=0.2,
                                 stem_width=0.25, bar_line_width=0.3, margin_top=20, margin_bottom=20, margin_left=50,
                                 margin_right=50, beams=True, grace="acc")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import importlib.util
 import io
 import os
 import signal
@@ -27,7 +26,7 @@ import pytest
 import torch
 
 import crnn_ocr.training as training
-from conftest import ROOT, WORDS, make_word_lmdb, png_bytes, render_word
+from conftest import ROOT, WORDS, load_script, make_word_lmdb, png_bytes, render_word
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint
 from crnn_ocr.cli import run_cli
@@ -75,13 +74,7 @@ def _temporaries(run_dir: Path) -> set[str]:
 
 def _load_tool(name: str):
     """tools/NAME.py as a module (registered, as dataclasses need)."""
-    module_name = f"_tool_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROOT / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    return load_script(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
 
 
 def _run_tool_inprocess(capsys, name: str, *args) -> tuple[int, str]:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import ROOT, load_script
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.preprocessing import decode_image
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("synth_text", ROOT / "datasets" / "synth_text.py")
-synth = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(synth)
+synth = load_script("synth_text", ROOT / "datasets" / "synth_text.py")
 
 
 def test_generate_writes_matching_labels(tmp_path):
