@@ -258,7 +258,7 @@ def _text_mask(text: str, font: ImageFont.FreeTypeFont, xs: list[float], origin:
 
 
 def render_word(
-    text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3
+    text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3, plain: bool = False
 ) -> np.ndarray:
     """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1).
 
@@ -266,7 +266,12 @@ def render_word(
     ink colour (hollow letters), a soft drop shadow, a border line in the margin, rotation,
     perspective, blur, low-resolution resampling, noise and JPEG artefacts. The text keeps a
     luminance contrast of at least 70/255 against every background pixel before noise.
+
+    ``plain``: a word from a printed page or a screen instead of a photo: near-black ink on
+    near-white paper, the font's own spacing, upright, and at most a light scanner blur and noise.
     """
+    if plain:
+        return _render_plain(text, font_path, rng, height=height, channels=channels)
     size = int(rng.integers(max(8, int(height * 0.7)), int(height * 1.6) + 1))
     font = _load_font(font_path, size)
     stroke = 1 if size >= 28 and rng.random() < 0.15 else 0
@@ -334,6 +339,27 @@ def render_word(
     return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if channels == 1 else out
 
 
+def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height: int, channels: int) -> np.ndarray:
+    size = int(rng.integers(max(8, int(height * 0.8)), int(height * 1.6) + 1))
+    font = _load_font(font_path, size)
+    xs, (left, top, right, bottom) = _layout(text, font, 0, 0.0)
+    ascent, descent = font.getmetrics()
+    v_top, v_bottom = min(0, top), max(ascent + descent, bottom)
+    text_w, line_h = max(1, right - left), v_bottom - v_top
+    pad_l, pad_r = (int(line_h * rng.uniform(0.0, 0.4)) + 1 for _ in range(2))
+    pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.2)) + 1 for _ in range(2))
+    w, h = text_w + pad_l + pad_r, line_h + pad_t + pad_b
+    mask = _text_mask(text, font, xs, (pad_l - left, pad_t - v_top), (w, h), 0)
+    paper, ink = rng.uniform(215, 255), rng.uniform(0, 60)
+    img = paper + (ink - paper) * mask
+    if rng.random() < 0.3:  # scanner blur
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.7) * size / height)
+    if rng.random() < 0.3:
+        img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1, 5))
+    out = resize_to_height(np.clip(img + 0.5, 0, 255).astype(np.uint8), height, min_width=1)
+    return out if channels == 1 else cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+
+
 def encode_image(img: np.ndarray, image_format: str = "png") -> bytes:
     """uint8 gray or RGB image -> PNG (fast compression) or JPEG (quality 95) bytes."""
     bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
@@ -359,8 +385,15 @@ def iter_samples(
     channels: int = 3,
     word_ratio: float = 0.7,
     max_length: int = 16,
+    plain_ratio: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, str]]:
-    """Yield ``count`` (image, label) pairs; sample ``i`` depends only on ``(seed, i)`` and the fonts."""
+    """Yield ``count`` (image, label) pairs; sample ``i`` depends only on ``(seed, i)`` and the fonts.
+
+    ``plain_ratio``: the share of words rendered as printed/screen text (``render_word(plain=True)``)
+    rather than as photographed scene text.
+    """
+    if not 0.0 <= plain_ratio <= 1.0:
+        raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
     alphabet = Alphabet.resolve(alphabet)
     word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
     source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length)
@@ -371,7 +404,8 @@ def iter_samples(
         text = source(rng)
         family = families[int(rng.integers(len(families)))]
         font = family[int(rng.integers(len(family)))]
-        yield render_word(text, font, rng, height=height, channels=channels), text
+        plain = plain_ratio > 0 and rng.random() < plain_ratio  # no draw at 0: older seeds render as before
+        yield render_word(text, font, rng, height=height, channels=channels, plain=plain), text
 
 
 def generate(
@@ -386,6 +420,7 @@ def generate(
     channels: int = 3,
     word_ratio: float = 0.7,
     max_length: int = 16,
+    plain_ratio: float = 0.0,
     image_format: str = "png",
     overwrite: bool = False,
     image_dir: str | os.PathLike | None = None,
@@ -404,7 +439,7 @@ def generate(
     def samples() -> Iterator[tuple[bytes, str]]:
         for img, text in iter_samples(
             count, seed=seed, alphabet=alphabet, words=words, fonts=fonts, height=height,
-            channels=channels, word_ratio=word_ratio, max_length=max_length,
+            channels=channels, word_ratio=word_ratio, max_length=max_length, plain_ratio=plain_ratio,
         ):  # fmt: skip
             labels.append(text)
             data = encode_image(img, image_format)
@@ -432,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gray", action="store_true", help="store grayscale images")
     p.add_argument("--word-ratio", type=float, default=0.7, help="share of dictionary words (rest: random strings)")
     p.add_argument("--max-length", type=int, default=16)
+    p.add_argument("--plain-ratio", type=float, default=0.0,
+                   help="share of words rendered as printed/screen text (dark on white, upright, no photo effects)")
     p.add_argument("--format", default="png", choices=("png", "jpg"))
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--png-dir", help="also write the images to this folder, with a gt.txt (name<TAB>label)")
@@ -440,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         n = generate(
             a.out, a.count, seed=a.seed, alphabet=a.alphabet, words=a.words, fonts=a.fonts, height=a.height,
-            channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length,
+            channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length, plain_ratio=a.plain_ratio,
             image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
         )  # fmt: skip
     except (ValueError, OSError) as e:

@@ -61,6 +61,24 @@ def test_render_word_shapes_and_fonts(tmp_path):
     assert synth.find_fonts([tmp_path]) == [synth.DEFAULT_FONT]  # no fonts there: Pillow's own
 
 
+def test_plain_style_is_dark_upright_text_on_white_and_keeps_old_seeds():
+    rng = np.random.default_rng(1)
+    img = synth.render_word("Hill", synth.DEFAULT_FONT, rng, height=32, channels=1, plain=True)
+    assert img.shape[0] == 32 and img.shape[1] > 16
+    assert np.median(img) >= 205 and img.min() <= 70  # white paper, near-black ink
+    rows_inked = (img < 128).any(axis=1)
+    assert not rows_inked[0] and not rows_inked[-1]  # upright and unclipped: margins above and below
+    # plain_ratio=0 draws nothing extra: existing datasets regenerate bit for bit
+    old = list(synth.iter_samples(5, seed=4, channels=1))
+    same = list(synth.iter_samples(5, seed=4, channels=1, plain_ratio=0.0))
+    assert all(np.array_equal(a, b) and s == t for (a, s), (b, t) in zip(old, same))
+    mixed = list(synth.iter_samples(40, seed=4, channels=1, plain_ratio=0.5))
+    whites = sum(np.median(im) >= 205 and im.min() <= 70 for im, _ in mixed)
+    assert 10 <= whites <= 35
+    with pytest.raises(ValueError, match="plain_ratio"):
+        next(synth.iter_samples(1, plain_ratio=1.5))
+
+
 def test_cli(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("alpha\nbeta\n")
