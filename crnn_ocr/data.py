@@ -207,6 +207,8 @@ class LmdbDataset(Dataset):
     ``filter=False`` skips the scan (fast start for trusted data): every index is kept,
     ``.widths`` is None, and unusable samples come back as ``None``.
     ``augment``: False, True (``"default"``), a strength name, or a callable on uint8 images.
+    ``width_scale``: images are stretched horizontally by this after the keep-ratio resize
+    (``resize_to_height``); a model is read with the scale it was trained with.
 
     Augmentation is deterministic per sample: before each sample it is reseeded from
     ``(seed, epoch, LMDB index)`` (``set_epoch`` sets the epoch; the trainer calls it every
@@ -237,7 +239,10 @@ class LmdbDataset(Dataset):
         filter: bool = True,
         seed: int = 0,
         audio: AudioFrontend | None = None,
+        width_scale: float = 1.0,
     ) -> None:
+        if not width_scale > 0:
+            raise ValueError(f"width_scale must be positive, got {width_scale}")
         if audio is not None and (height != audio.n_mels or channels != 1):
             raise ValueError(f"audio samples give 1 x {audio.n_mels} x frames spectrograms; got height {height}, channels {channels}")
         self.audio = audio
@@ -249,6 +254,7 @@ class LmdbDataset(Dataset):
         self.channels = channels
         self.max_width = max_width
         self.min_width = min_width
+        self.width_scale = width_scale
         self._augment_spec = augment
         self._augment: Callable | None = None
         self._env: lmdb.Environment | None = None
@@ -323,7 +329,8 @@ class LmdbDataset(Dataset):
                 if size is None:
                     counts["corrupt"] += 1
                     continue
-                width = resized_width(size[0], size[1], self.height, max_width=self.max_width, min_width=self.min_width)
+                width = resized_width(size[0], size[1], self.height, max_width=self.max_width, min_width=self.min_width,
+                                      width_scale=self.width_scale)
             if min_frames_fn is not None and ctc_min_frames(ids) > min_frames_fn(width):
                 counts["too_long"] += 1
                 continue
@@ -382,7 +389,8 @@ class LmdbDataset(Dataset):
             img = decode_image(image_buf, self.channels)  # (H, W[, 3]) uint8
         except (ValueError, UnicodeDecodeError):
             return None
-        img = resize_to_height(img, self.height, max_width=self.max_width, min_width=self.min_width)  # (height, w)
+        img = resize_to_height(img, self.height, max_width=self.max_width, min_width=self.min_width,
+                               width_scale=self.width_scale)  # (height, w)
         if self._augment is not None:
             set_seed = getattr(self._augment, "set_seed", None)
             if set_seed is not None:

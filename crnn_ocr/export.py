@@ -152,7 +152,8 @@ def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], prepro
     batches = []
     for image in images:
         img = decode_image(image, int(preprocess["channels"]))
-        img = resize_to_height(img, int(preprocess["height"]), max_width=preprocess.get("max_width"))
+        img = resize_to_height(img, int(preprocess["height"]), max_width=preprocess.get("max_width"),
+                               width_scale=float(preprocess.get("width_scale", 1.0)))
         batches.append(images_to_batch([img]))
     return batches
 

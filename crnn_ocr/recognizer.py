@@ -47,16 +47,19 @@ class Preprocess:
     channels: int = 1
     max_width: int | None = None
     audio: dict[str, Any] | None = None
+    width_scale: float = 1.0  # images: horizontal stretch after the keep-ratio resize (preprocessing.resize_to_height)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         max_width = d.get("max_width")
         audio = d.get("audio")
         return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width),
-                   audio=dict(audio) if audio else None)
+                   audio=dict(audio) if audio else None, width_scale=float(d.get("width_scale", 1.0)))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"height": self.height, "channels": self.channels, "max_width": self.max_width}
+        d: dict[str, Any] = {"height": self.height, "channels": self.channels, "max_width": self.max_width}
+        if self.width_scale != 1.0:  # written only when used: older readers see the same settings as before
+            d["width_scale"] = self.width_scale
         return {**d, "audio": dict(self.audio)} if self.audio else d
 
 
@@ -86,7 +89,8 @@ class BaseRecognizer:
     def prepare(self, image: ImageInput) -> np.ndarray:
         """Decode and resize one image to the model's height: uint8 (H, W) or (H, W, 3)."""
         img = decode_image(image, self.preprocess.channels)
-        return resize_to_height(img, self.preprocess.height, max_width=self.preprocess.max_width)
+        return resize_to_height(img, self.preprocess.height, max_width=self.preprocess.max_width,
+                                width_scale=self.preprocess.width_scale)
 
     # ------------------------------------------------------------------ inference
     def log_probs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

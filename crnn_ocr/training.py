@@ -50,6 +50,7 @@ class TrainConfig:
     height: int | None = None  # default 32, or the --init-from checkpoint's
     channels: int = 1
     max_width: int = 400
+    width_scale: float | None = None  # images: horizontal stretch (resize_to_height); default 1, or the --init-from checkpoint's
     hidden_size: int | None = None
     kind: str = "text"
     sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
@@ -392,6 +393,16 @@ def train(cfg: TrainConfig) -> TrainResult:
             **({"hidden_size": base.hidden_size} if base else ({"hidden_size": cfg.hidden_size} if cfg.hidden_size else {})),
         )
     height, channels = model_config.height, model_config.in_channels
+    if resume_state is not None:  # the run's own preprocessing, whatever the command line says now
+        width_scale = float(resume_state.get("preprocess", {}).get("width_scale", 1.0))
+    elif cfg.width_scale is not None:
+        width_scale = float(cfg.width_scale)
+    else:
+        width_scale = float(init_state.get("preprocess", {}).get("width_scale", 1.0)) if init_state else 1.0
+    if audio is not None:
+        width_scale = 1.0  # spectrogram frames are not stretched
+    if not width_scale > 0:
+        raise ValueError(f"--width-scale must be positive, got {width_scale}")
     _seed_everything(cfg.seed + rank)
 
     # ---- data
@@ -400,7 +411,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     train_sets = [
         LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=cfg.augment,
-                    min_frames_fn=min_frames, seed=cfg.seed, audio=audio)
+                    min_frames_fn=min_frames, seed=cfg.seed, audio=audio, width_scale=width_scale)
         for p in cfg.data
     ]
     if is_main:
@@ -417,7 +428,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     val_loader = None
     if cfg.val and is_main:
         val_sets = [LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=False,
-                                min_frames_fn=min_frames, audio=audio) for p in cfg.val]
+                                min_frames_fn=min_frames, audio=audio, width_scale=width_scale) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
         val_set = torch.utils.data.ConcatDataset(val_sets) if len(val_sets) > 1 else val_sets[0]
@@ -492,6 +503,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "model_config": model_config.to_dict(),
             "alphabet": alphabet.to_dict(),
             "preprocess": {"height": height, "channels": channels, "max_width": cfg.max_width,
+                           **({"width_scale": width_scale} if width_scale != 1.0 else {}),
                            **({"audio": audio.to_dict()} if audio is not None else {})},
             "model": core_model.state_dict(),
             "optimizer": optimizer.state_dict(),

@@ -28,7 +28,7 @@ from crnn_ocr.data import (
     write_lmdb,
 )
 from crnn_ocr.model import ModelConfig, output_length
-from crnn_ocr.preprocessing import decode_image, image_to_tensor, pad_batch, resize_to_height
+from crnn_ocr.preprocessing import decode_image, image_to_tensor, pad_batch, resize_to_height, resized_width
 
 torch.set_num_threads(1)
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -96,6 +96,9 @@ def test_resize_pad_and_tensor():
     padded = resize_to_height(narrow, 32, min_width=8)
     assert padded.shape == (32, 8) and (padded[:, 3:] == 255).all()  # last column repeated
     assert resize_to_height(np.zeros((10, 20, 3), np.uint8), 32).shape == (32, 64, 3)
+    assert resize_to_height(img, 32, width_scale=1.5).shape == (32, 75)  # stretched after the keep-ratio resize
+    assert resize_to_height(img, 32, width_scale=1.5, max_width=60).shape == (32, 60)  # the cap still holds
+    assert resized_width(100, 64, 32, width_scale=1.5) == 75 and resized_width(100, 64, 32, width_scale=1.5, max_width=60) == 60
     t = image_to_tensor(np.array([[0, 255]], np.uint8))
     assert t.shape == (1, 1, 2) and t.dtype == torch.float32 and t.tolist() == [[[-1.0, 1.0]]]
     batch = pad_batch([torch.zeros(1, 2, 3), torch.ones(1, 2, 1)])

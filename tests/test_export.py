@@ -116,6 +116,23 @@ def test_onnx_metadata_makes_the_file_self_contained(exported):
     assert rec.preprocess.max_width == 400 and rec.alphabet.num_classes == 37 and rec.output_length(100) == 26
 
 
+def test_width_scale_travels_with_the_model(exported, tmp_path):
+    """A model trained on stretched images is read stretched, by torch and by the bare .onnx file."""
+    tmp, model, images = exported
+    ck = load_checkpoint(tmp / "model.pt")
+    ck["preprocess"] = {**ck["preprocess"], "width_scale": 1.5}
+    save_checkpoint(tmp_path / "wide.pt", ck)
+    export_onnx(tmp_path / "wide.pt", tmp_path / "wide.onnx")
+    assert read_onnx_metadata(tmp_path / "wide.onnx")["preprocess"] == {"height": 32, "channels": 1, "max_width": 400, "width_scale": 1.5}
+    plain = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu")
+    torch_rec = Recognizer.from_checkpoint(tmp_path / "wide.pt", device="cpu")
+    onnx_rec = OnnxRecognizer.from_onnx(tmp_path / "wide.onnx", threads=1)
+    for p in images[1:4]:  # "cat", "tree", "window": rendered 32 px tall, so only the scale changes the width
+        w = plain.prepare(p).shape[1]
+        assert torch_rec.prepare(p).shape == onnx_rec.prepare(p).shape == (32, round(w * 1.5))
+    assert [r.text for r in torch_rec.read_batch(images)] == [r.text for r in onnx_rec.read_batch(images)]
+
+
 def test_int8_export_quantizes_lstm_and_linear_only_and_stays_close(exported):
     import onnx
 

@@ -394,6 +394,7 @@ def test_every_tool_reports_bad_input_in_one_line_exit_2(tmp_path, words, capsys
         ("train", ["--data", a_file, "--max-steps", 1, "--out", tmp_path / "o"], ["notes.txt", "cannot open as LMDB"]),
         ("train", ["--data", words, "--max-steps", 1, "--out", tmp_path / "o", "--init-from", a_file], ["notes.txt", "not a readable checkpoint"]),
         ("train", ["--data", words, "--max-steps", 1, "--batch-size", 0], ["--batch-size must be positive"]),
+        ("train", ["--data", words, "--max-steps", 1, "--width-scale", 0], ["--width-scale must be between 0.25 and 4"]),
         ("train", ["--data", words, "--max-steps", 1, "--arch", "transformer"], ["--arch", "transformer"]),
         # tools/infer.py (test_tools covers a missing image, a non-image, a checkpoint folder, --beam 0, --bogus)
         ("infer", ["--image", image, "--checkpoint", speech_ck], ["speech.pt", "speech model"]),

@@ -70,6 +70,19 @@ def test_init_from_resizes_output_layer(tmp_path, word_lmdb):
         assert torch.equal(w_new[k][new.id_of("q")], w_old[k][old.id_of("q")])  # shared symbol kept
 
 
+def test_width_scale_is_saved_and_inherited_by_init_from(tmp_path, word_lmdb):
+    torch.set_num_threads(1)
+    wide = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=1, width_scale=1.5))
+    assert load_checkpoint(wide.last_checkpoint)["preprocess"]["width_scale"] == 1.5
+    child = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "child"), max_steps=1, init_from=wide.last_checkpoint))
+    assert load_checkpoint(child.last_checkpoint)["preprocess"]["width_scale"] == 1.5  # fine-tuning keeps the input geometry
+    reset = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "reset"), max_steps=1, init_from=wide.last_checkpoint,
+                       width_scale=1.0))
+    assert "width_scale" not in load_checkpoint(reset.last_checkpoint)["preprocess"]  # 1: the settings older readers know
+    resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=2, resume="auto", width_scale=1.0))
+    assert load_checkpoint(resumed.last_checkpoint)["preprocess"]["width_scale"] == 1.5  # a resumed run keeps its own
+
+
 def _write(path: Path, alphabet: Alphabet) -> Path:
     alphabet.save(path)
     return path

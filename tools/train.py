@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--height", type=int, help="image height (default 32, or the --init-from checkpoint's)")
     p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
     p.add_argument("--max-width", type=int, default=400)
+    p.add_argument("--width-scale", type=float, help="stretch images horizontally by this after resizing to the height "
+                   "(more output frames per glyph for narrow letters; default 1, or the --init-from checkpoint's)")
     p.add_argument("--hidden-size", type=int, help="LSTM units per direction (default: the arch's)")
     p.add_argument("--kind", default="text", choices=["text", "score", "speech"], help="what the model reads (stored in the checkpoint)")
     p.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
@@ -64,6 +66,8 @@ def parse_args(argv: list[str] | None):
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
+    if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
+        p.error(f"--width-scale must be between 0.25 and 4, got {args.width_scale}")
     if args.data_ratios and len(args.data_ratios) != len(args.data):
         p.error(f"--data-ratios: {len(args.data_ratios)} ratios for {len(args.data)} --data LMDBs")
     return args
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = TrainConfig(
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
-        height=args.height, channels=args.channels, max_width=args.max_width, hidden_size=args.hidden_size,
+        height=args.height, channels=args.channels, max_width=args.max_width, width_scale=args.width_scale, hidden_size=args.hidden_size,
         kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
