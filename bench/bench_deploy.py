@@ -83,8 +83,6 @@ class Run:
 
 # ------------------------------------------------------------------------------------ data
 def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[WordSet]:
-    from PIL import Image, ImageDraw, ImageFont
-
     sets = []
     iiit_rows = []
     if IIIT_TSV.exists():
@@ -96,26 +94,11 @@ def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[Wor
                 iiit_rows.append((str(IIIT_TSV.parent / path), word))
         iiit_rows = split_by_scene(iiit_rows, 1000, 200)["test"]  # the split bench_english.py reports
     if n_clean:
-        from datasets.synth_text import load_words
-
-        words = [w for w in load_words() if normalize(w) == w.lower() and 2 <= len(w) <= 14]
-        words = words or [w for _, w in iiit_rows if normalize(w) == w.lower()]
+        words = clean_words() or [w for _, w in iiit_rows if normalize(w) == w.lower()]
         rng = np.random.default_rng(0)
         if not words:  # no word list anywhere: random lower-case strings
             words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(3, 10)))) for _ in range(1000)]
-        font = ImageFont.truetype(_clean_font(), 32)
-        out = folder / "clean"
-        out.mkdir()
-        paths, labels = [], []
-        for i in range(n_clean):
-            word = words[int(rng.integers(len(words)))]
-            word = (word.lower(), word.title(), word.upper())[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
-            x0, y0, x1, y1 = font.getbbox(word)
-            img = Image.new("L", (x1 - x0 + 16, 48), 255)
-            ImageDraw.Draw(img).text((8 - x0, (48 - (y1 - y0)) // 2 - y0), word, font=font, fill=0)
-            paths.append(str(out / f"{i:05d}.png"))
-            img.save(paths[-1])
-            labels.append(word)
+        paths, labels = render_clean_words(folder / "clean", words, _clean_font(), n_clean, rng)
         sets.append(WordSet("clean", paths, labels))
     if n_synth:
         import cv2
@@ -134,6 +117,32 @@ def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[Wor
         rows = iiit_rows[:n_iiit]
         sets.append(WordSet("iiit5k", [p for p, _ in rows], [w for _, w in rows]))
     return sets
+
+
+def clean_words() -> list[str]:
+    """Dictionary words of 2-14 letters/digits (synth_text's word list), for the clean sets."""
+    from datasets.synth_text import load_words
+
+    return [w for w in load_words() if normalize(w) == w.lower() and 2 <= len(w) <= 14]
+
+
+def render_clean_words(out: Path, words: list[str], font_path: str, count: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """``count`` words black on white at 32 px in 48 px tall PNGs under ``out``: 50% lower, 30% Title, 20% UPPER case."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, 32)
+    out.mkdir(parents=True)
+    paths, labels = [], []
+    for i in range(count):
+        word = words[int(rng.integers(len(words)))]
+        word = (word.lower(), word.title(), word.upper())[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+        x0, y0, x1, y1 = font.getbbox(word)
+        img = Image.new("L", (x1 - x0 + 16, 48), 255)
+        ImageDraw.Draw(img).text((8 - x0, (48 - (y1 - y0)) // 2 - y0), word, font=font, fill=0)
+        paths.append(str(out / f"{i:05d}.png"))
+        img.save(paths[-1])
+        labels.append(word)
+    return paths, labels
 
 
 def _clean_font() -> str:
