@@ -45,8 +45,8 @@ MODELS: dict[str, PretrainedModel] = {
     for m in (
         PretrainedModel(
             "english", "text", "english_crnn_compact.pt",
-            "English words, case-insensitive letters and digits (36 symbols); crnn_compact, 32 px gray input; "
-            "trained on synthetic words only (datasets/synth_text.py)",
+            "English words, case-insensitive letters and digits (36 symbols); crnn_compact, 32 px gray input stretched 1.5x "
+            "in width; trained on synthetic words only (datasets/synth_text.py: scene text and printed text)",
             onnx_filename="english_crnn_compact.onnx",
         ),
         PretrainedModel(
