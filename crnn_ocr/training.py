@@ -50,7 +50,7 @@ class TrainConfig:
     height: int | None = None  # default 32, or the --init-from checkpoint's
     channels: int = 1
     max_width: int = 400
-    width_scale: float | None = None  # images: horizontal stretch (resize_to_height); default 1, or the --init-from checkpoint's
+    width_scale: float | None = None  # images: horizontal stretch (resize_to_height); default 1, or a same-kind --init-from checkpoint's
     hidden_size: int | None = None
     kind: str = "text"
     sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
@@ -398,7 +398,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     elif cfg.width_scale is not None:
         width_scale = float(cfg.width_scale)
     else:
-        width_scale = float(init_state.get("preprocess", {}).get("width_scale", 1.0)) if init_state else 1.0
+        same_kind = init_state is not None and init_state.get("kind", "text") == cfg.kind  # a score model from a text one starts at 1
+        width_scale = float(init_state.get("preprocess", {}).get("width_scale", 1.0)) if same_kind else 1.0
     if audio is not None:
         width_scale = 1.0  # spectrogram frames are not stretched
     if not width_scale > 0:

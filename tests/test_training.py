@@ -81,6 +81,9 @@ def test_width_scale_is_saved_and_inherited_by_init_from(tmp_path, word_lmdb):
     assert "width_scale" not in load_checkpoint(reset.last_checkpoint)["preprocess"]  # 1: the settings older readers know
     resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=2, resume="auto", width_scale=1.0))
     assert load_checkpoint(resumed.last_checkpoint)["preprocess"]["width_scale"] == 1.5  # a resumed run keeps its own
+    other_kind = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "score"), max_steps=1, kind="score",
+                            init_from=wide.last_checkpoint))
+    assert "width_scale" not in load_checkpoint(other_kind.last_checkpoint)["preprocess"]  # text -> score: not inherited
 
 
 def _write(path: Path, alphabet: Alphabet) -> Path:

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
     p.add_argument("--max-width", type=int, default=400)
     p.add_argument("--width-scale", type=float, help="stretch images horizontally by this after resizing to the height "
-                   "(more output frames per glyph for narrow letters; default 1, or the --init-from checkpoint's)")
+                   "(more output frames per glyph for narrow letters; default 1, or the --init-from checkpoint's when it is the same --kind)")
     p.add_argument("--hidden-size", type=int, help="LSTM units per direction (default: the arch's)")
     p.add_argument("--kind", default="text", choices=["text", "score", "speech"], help="what the model reads (stored in the checkpoint)")
     p.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
