@@ -36,6 +36,7 @@ from crnn_ocr.checkpoint import load_checkpoint, remove_stale_temporaries, save_
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.metrics import compute_metrics
 from crnn_ocr.model import ModelConfig, build_model, output_length, output_lengths
+from crnn_ocr.recognizer import Preprocess
 
 
 @dataclass
@@ -393,17 +394,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             **({"hidden_size": base.hidden_size} if base else ({"hidden_size": cfg.hidden_size} if cfg.hidden_size else {})),
         )
     height, channels = model_config.height, model_config.in_channels
-    if resume_state is not None:  # the run's own preprocessing, whatever the command line says now
-        width_scale = float(resume_state.get("preprocess", {}).get("width_scale", 1.0))
-    elif cfg.width_scale is not None:
-        width_scale = float(cfg.width_scale)
-    else:
-        same_kind = init_state is not None and init_state.get("kind", "text") == cfg.kind  # a score model from a text one starts at 1
-        width_scale = float(init_state.get("preprocess", {}).get("width_scale", 1.0)) if same_kind else 1.0
+    # width scale: a resumed run keeps its own; else the config's, else a same-kind init's (a score model from a text one starts at 1)
+    inherit = resume_state if resume_state is not None else (
+        init_state if cfg.width_scale is None and init_state is not None and init_state.get("kind", "text") == cfg.kind else None)
+    width_scale = Preprocess.from_dict(inherit["preprocess"]).width_scale if inherit else float(cfg.width_scale or 1.0)
     if audio is not None:
         width_scale = 1.0  # spectrogram frames are not stretched
-    if not width_scale > 0:
-        raise ValueError(f"--width-scale must be positive, got {width_scale}")
+    preprocess = Preprocess(height=height, channels=channels, max_width=cfg.max_width, width_scale=width_scale,
+                            audio=audio.to_dict() if audio is not None else None).to_dict()
     _seed_everything(cfg.seed + rank)
 
     # ---- data
@@ -503,9 +501,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "kind": cfg.kind,
             "model_config": model_config.to_dict(),
             "alphabet": alphabet.to_dict(),
-            "preprocess": {"height": height, "channels": channels, "max_width": cfg.max_width,
-                           **({"width_scale": width_scale} if width_scale != 1.0 else {}),
-                           **({"audio": audio.to_dict()} if audio is not None else {})},
+            "preprocess": preprocess,
             "model": core_model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

@@ -247,6 +247,15 @@ def _layout(text: str, font: ImageFont.FreeTypeFont, stroke: int, tracking: floa
     return xs, (int(math.floor(left)), int(top), int(math.ceil(right)), int(bottom))
 
 
+def _line_box(text: str, font: ImageFont.FreeTypeFont, stroke: int, tracking: float) -> tuple[list[float], int, int, int, int]:
+    """``_layout`` plus the line box: (pen xs, ink left, line top, ink width, line height); the line
+    spans the font's ascent + descent, widened for glyphs that reach beyond it."""
+    xs, (left, top, right, bottom) = _layout(text, font, stroke, tracking)
+    ascent, descent = font.getmetrics()
+    v_top, v_bottom = min(0, top), max(ascent + descent, bottom)
+    return xs, left, v_top, max(1, right - left), v_bottom - v_top
+
+
 def _text_mask(text: str, font: ImageFont.FreeTypeFont, xs: list[float], origin: tuple[float, float], size: tuple[int, int], stroke: int) -> np.ndarray:
     """(h, w) float coverage in [0, 1] of ``text`` drawn at ``origin`` (per character when ``xs`` has one pen x each)."""
     img = Image.new("L", size, 0)
@@ -276,10 +285,7 @@ def render_word(
     font = _load_font(font_path, size)
     stroke = 1 if size >= 28 and rng.random() < 0.15 else 0
     tracking = size * rng.uniform(-0.03, 0.25) if len(text) > 1 and rng.random() < 0.2 else 0.0
-    xs, (left, top, right, bottom) = _layout(text, font, stroke, tracking)
-    ascent, descent = font.getmetrics()
-    v_top, v_bottom = min(0, top), max(ascent + descent, bottom)  # line box, widened for tall glyphs
-    text_w, line_h = max(1, right - left), v_bottom - v_top
+    xs, left, v_top, text_w, line_h = _line_box(text, font, stroke, tracking)
 
     angle = rng.uniform(-4, 4) if rng.random() < 0.4 else 0.0
     lift = math.ceil(text_w / 2 * abs(math.sin(math.radians(angle))))  # room so rotation never clips
@@ -342,10 +348,7 @@ def render_word(
 def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height: int, channels: int) -> np.ndarray:
     size = int(rng.integers(max(8, int(height * 0.8)), int(height * 1.6) + 1))
     font = _load_font(font_path, size)
-    xs, (left, top, right, bottom) = _layout(text, font, 0, 0.0)
-    ascent, descent = font.getmetrics()
-    v_top, v_bottom = min(0, top), max(ascent + descent, bottom)
-    text_w, line_h = max(1, right - left), v_bottom - v_top
+    xs, left, v_top, text_w, line_h = _line_box(text, font, 0, 0.0)
     pad_l, pad_r = (int(line_h * rng.uniform(0.0, 0.4)) + 1 for _ in range(2))
     pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.2)) + 1 for _ in range(2))
     w, h = text_w + pad_l + pad_r, line_h + pad_t + pad_b
