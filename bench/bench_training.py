@@ -32,7 +32,7 @@ from crnn_ocr.training import ctc_loss  # noqa: E402
 
 def step_fn(model, optimizer, config):
     def step(batch) -> int:
-        logits = model(batch["images"])  # (N, 1, 32, W) -> (N, T, C)
+        logits = model(batch["images"], batch["input_widths"])  # (N, 1, 32, W), (N,) -> (N, T, C)
         lengths = output_lengths(batch["input_widths"], config).clamp(max=logits.shape[1])
         loss = ctc_loss(logits, batch["targets"], lengths, batch["target_lengths"])
         optimizer.zero_grad(set_to_none=True)

@@ -5,8 +5,10 @@
     export_onnx("best.pt", "best.int8.onnx", int8=True, calibration=word_images)  # + static int8 convs
     export_torchscript("best.pt", "best.ts")
 
-The ONNX graph maps ``images`` float32 (N, C, H, W) in [-1, 1] (batch and width dynamic) to
-``logits`` float32 (N, T, num_classes). Its metadata key ``crnn_ocr`` holds JSON with the
+The ONNX graph maps ``images`` float32 (N, C, H, W) in [-1, 1] (batch and width dynamic) and
+``widths`` int64 (N,), each image's true width in the right-padded batch, to ``logits`` float32
+(N, T, num_classes): the padding is masked in the convolutions and the BiLSTMs run with
+``sequence_lens``, so an image reads the same in any batch (``CRNN.forward``). Its metadata key ``crnn_ocr`` holds JSON with the
 alphabet, kind, preprocessing, model config and the frame rule T(W), so the ``.onnx`` file alone
 is enough to read with (``crnn_ocr.onnx_backend.OnnxRecognizer``); a TorchScript file carries
 the same JSON as the extra file ``crnn_ocr.json``.
@@ -17,12 +19,14 @@ BiLSTM and dynamic width without extra packages; opset 17.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ import torch
 
 from crnn_ocr.checkpoint import CheckpointError
 from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
-from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, FrameRule
+from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, WIDTHS_NAME, FrameRule
 from crnn_ocr.recognizer import load_model
 
 DEFAULT_OPSET = 17
@@ -81,6 +85,7 @@ def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tupl
         "frames": frame_rule(model.config).to_dict(),
         "precision": precision,
         "input": INPUT_NAME,
+        "widths": WIDTHS_NAME,
         "output": OUTPUT_NAME,
     }
     return model.float().cpu(), meta
@@ -89,6 +94,11 @@ def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tupl
 def _example_input(model: CRNN, width: int = 128, batch: int = 2) -> torch.Tensor:
     c = model.config
     return torch.zeros(batch, c.in_channels, c.height, width).uniform_(-1, 1)  # (N, C, H, W)
+
+
+def _example_widths(width: int, batch: int = 2) -> torch.Tensor:
+    """True widths (N,) of an example batch: the first image full width, the others narrower."""
+    return torch.tensor([width] + [max(16, width * (batch - i) // (batch + 1)) for i in range(1, batch)], dtype=torch.long)
 
 
 def export_onnx(
@@ -117,12 +127,13 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         fp32_path = Path(tmp) / "model.onnx"
-        with warnings.catch_warnings():  # tracer chatter: shape checks become constants, LSTM batch note
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), _quiet_native_warnings("prim::PackPadded", "prim::PadPacked"):
+            warnings.simplefilter("ignore")  # tracer chatter: shape checks become constants, LSTM batch note
             torch.onnx.export(
-                model, (_example_input(model),), str(fp32_path), dynamo=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch", 3: "width"}, OUTPUT_NAME: {0: "batch", 1: "frames"}},
+                model, (_example_input(model), _example_widths(128)), str(fp32_path), dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME, WIDTHS_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch", 3: "width"}, WIDTHS_NAME: {0: "batch"},
+                              OUTPUT_NAME: {0: "batch", 1: "frames"}},
             )
         src = fp32_path
         if int8:
@@ -141,6 +152,26 @@ def export_onnx(
             check_onnx(model, staged, tolerance=tolerance)
         os.replace(staged, out)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_native_warnings(*patterns: str) -> Iterator[None]:
+    """Drop the lines of C++ warnings (written to file descriptor 2, out of Python's reach) that
+    contain one of ``patterns``; every other line still reaches stderr. The exporter warns that it
+    cannot infer shapes through packed sequences, which the fused ONNX LSTM does not need."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not any(p in line for p in patterns)]
+            sys.stderr.write("".join(kept))
 
 
 def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], preprocess: dict[str, Any]) -> list[np.ndarray]:
@@ -187,7 +218,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
 
             def get_next(self) -> dict[str, np.ndarray] | None:
                 batch = next(self.items, None)
-                return None if batch is None else {INPUT_NAME: batch}
+                return None if batch is None else {INPUT_NAME: batch, WIDTHS_NAME: np.full(len(batch), batch.shape[3], np.int64)}
 
         work = Path(dst).with_name("static_pre.onnx")
         quant_pre_process(str(src), str(work))
@@ -202,7 +233,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
 
 def check_onnx(model: CRNN, path: str | os.PathLike, *, tolerance: float = 1e-4, widths: tuple[int, ...] = (37, 160)) -> float:
     """Max |logit difference| between ``model`` and the ONNX file on random inputs of ``widths``
-    (batch 2); ValueError if above ``tolerance`` or if the frame counts differ."""
+    (batch 2: one full width, one narrower, compared on its own frames); ValueError if above
+    ``tolerance`` or if the frame counts differ."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -211,33 +243,35 @@ def check_onnx(model: CRNN, path: str | os.PathLike, *, tolerance: float = 1e-4,
     session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     worst = 0.0
     for w in widths:
-        x = _example_input(model, width=w)
+        x, true_widths = _example_input(model, width=w), _example_widths(w)
         with torch.inference_mode():
-            ref = model(x).numpy()  # (N, T, K)
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+            ref = model(x, true_widths).numpy()  # (N, T, K)
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy(), WIDTHS_NAME: true_widths.numpy()})[0]
         if got.shape != ref.shape:
             raise ValueError(f"{path}: exported model gives logits {got.shape} at width {w}, PyTorch {ref.shape}")
-        worst = max(worst, float(np.abs(got - ref).max()))
+        for i, frames in enumerate(output_length(true_widths, model.config).tolist()):
+            worst = max(worst, float(np.abs(got[i, :frames] - ref[i, :frames]).max()))
     if worst > tolerance:
         raise ValueError(f"{path}: exported logits differ from PyTorch by {worst:.3g} (> {tolerance})")
     return worst
 
 
 def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *, check: bool = True) -> Path:
-    """Write ``checkpoint`` as a traced TorchScript module (any batch and width) with the metadata
-    JSON as the extra file ``crnn_ocr.json``; load with ``torch.jit.load(path, _extra_files=...)``."""
+    """Write ``checkpoint`` as a traced TorchScript module (any batch and width; called as
+    ``module(images, widths)`` like the ONNX graph) with the metadata JSON as the extra file
+    ``crnn_ocr.json``; load with ``torch.jit.load(path, _extra_files=...)``."""
     model, meta = export_metadata(checkpoint)
     meta = {**meta, "format": "crnn_ocr-torchscript/1"}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # torch.jit.trace is deprecated but still the lightest TorchScript path
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example_input(model))
+        traced = torch.jit.trace(model, (_example_input(model), _example_widths(128)))
     if check:
         for w in (37, 160):
-            x = _example_input(model, width=w)
+            x, true_widths = _example_input(model, width=w), _example_widths(w)
             with torch.inference_mode():
-                diff = float((traced(x) - model(x)).abs().max())
+                diff = float((traced(x, true_widths) - model(x, true_widths)).abs().max())
             if diff > 1e-5:
                 raise ValueError(f"{out}: traced logits differ from the model by {diff:.3g}")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -176,16 +176,71 @@ def _mobilenet_trunk(arch: str, in_channels: int) -> nn.Sequential:
 
 
 class BidirectionalLSTM(nn.Module):
-    """BiLSTM plus a linear layer: (N, T, D_in) -> (N, T, D_out), as in the reference CRNN."""
+    """BiLSTM plus a linear layer: (N, T, D_in) -> (N, T, D_out), as in the reference CRNN.
+
+    With ``lengths`` (N,) the LSTM runs on packed sequences: each item's backward direction starts
+    at its own last frame, so frames past an item's length (batch padding) never reach its real
+    ones. Those padded output frames hold ``linear(0)`` and mean nothing.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
         super().__init__()
         self.rnn = nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True)
         self.linear = nn.Linear(2 * hidden_size, output_size)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x, _ = self.rnn(x)  # (N, T, D_in) -> (N, T, 2*hidden)
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if lengths is None:
+            x, _ = self.rnn(x)  # (N, T, D_in) -> (N, T, 2*hidden)
+        else:
+            total = x.shape[1]
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)  # (N, T, 2*hidden)
         return self.linear(x)  # (N, T, D_out)
+
+
+def _column_mask(x: Tensor, widths: Tensor) -> Tensor:
+    """(N, C, H, W) features, valid widths (N,) -> bool (N, 1, 1, W): True on each item's real columns."""
+    columns = torch.arange(x.shape[3], device=x.device)
+    return (columns[None, :] < widths.to(x.device)[:, None])[:, None, None, :]
+
+
+def _width_after(module: nn.Module, widths: Tensor) -> Tensor:
+    """Output width of a Conv2d / MaxPool2d / AvgPool2d for input widths (N,): the layer's arithmetic."""
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    kernel, stride, padding = pair(module.kernel_size)[1], pair(module.stride)[1], pair(module.padding)[1]
+    dilation = pair(getattr(module, "dilation", 1))[1]
+    return torch.div(widths + 2 * padding - dilation * (kernel - 1) - 1, stride, rounding_mode="floor") + 1
+
+
+def _is_maskable(trunk: nn.Module) -> bool:
+    """Whether ``masked_trunk`` can run ``trunk`` exactly: a plain chain of convs, pools and per-element layers."""
+    elementwise = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
+    return isinstance(trunk, nn.Sequential) and all(
+        isinstance(m, elementwise) or (isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and not getattr(m, "ceil_mode", False))
+        for m in trunk
+    )
+
+
+def masked_trunk(trunk: nn.Sequential, x: Tensor, widths: Tensor) -> tuple[Tensor, Tensor]:
+    """Run a plain conv trunk on a right-padded batch as if each image were alone.
+
+    Before every convolution the columns past each item's width are zeroed (what the
+    convolution's own zero padding shows a lone image), before every max-pool they are -inf
+    (its padding), so the real columns' features equal those of the image run alone; BatchNorm
+    in eval mode, ReLU and dropout act per element. (N, C_in, H, W), widths (N,) ->
+    (features (N, C, H', T) with zeros past each item's frames, frames (N,)).
+    """
+    for module in trunk:
+        if isinstance(module, nn.Conv2d):
+            x = torch.where(_column_mask(x, widths), x, torch.zeros((), dtype=x.dtype, device=x.device))
+            widths = _width_after(module, widths)
+        elif isinstance(module, nn.MaxPool2d):
+            x = torch.where(_column_mask(x, widths), x, torch.full((), float("-inf"), dtype=x.dtype, device=x.device))
+            widths = _width_after(module, widths)
+        x = module(x)
+    x = torch.where(_column_mask(x, widths), x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return x, widths
 
 
 class MeanOverHeight(nn.Module):
@@ -228,6 +283,7 @@ class CRNN(nn.Module):
         else:
             self.cnn = _mobilenet_trunk(config.arch, config.in_channels)
 
+        self.maskable = _is_maskable(self.cnn)  # masked_trunk applies (not to torchvision's residual trunks)
         channels, feature_height = self._probe_trunk(config)
         # (N, T, C*H') -> (N, T, C): keeps what each row of a tall feature map saw (dtrb_vgg: averages)
         if feature_height == 1:
@@ -279,8 +335,16 @@ class CRNN(nn.Module):
     def min_width(self) -> int:
         return min_input_width(self.config)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """(N, C_in, H, W) float images in [-1, 1] -> (N, T, num_classes) logits, T = output_length(W)."""
+    def forward(self, images: Tensor, widths: Tensor | None = None) -> Tensor:
+        """(N, C_in, H, W) float images in [-1, 1] -> (N, T, num_classes) logits, T = output_length(W).
+
+        ``widths`` (N,): each image's true width in a right-padded batch. Then no padding column
+        changes an image's real frames: the trunk masks the padding before every convolution and
+        pool (``masked_trunk``; torchvision trunks, which are not plain chains, are not masked),
+        and each BiLSTM runs on packed sequences of ``output_length(widths)`` frames. An image's
+        logits then equal those it gets alone (to float rounding); frames past its length are
+        meaningless. Without ``widths`` every column counts as real.
+        """
         if images.dim() != 4:
             raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         _, c, h, w = images.shape
@@ -290,11 +354,23 @@ class CRNN(nn.Module):
             )
         if w < self.min_width:
             raise ValueError(f"width {w} is below the minimum {self.min_width} of arch {self.config.arch!r}; pad it")
-        x = self.cnn(images)  # (N, C_in, H, W) -> (N, C, H', T)
+        lengths = None
+        if widths is not None:
+            if widths.shape != (images.shape[0],):
+                raise ValueError(f"widths must have shape ({images.shape[0]},), got {tuple(widths.shape)}")
+            widths = widths.to(device=images.device, dtype=torch.long)
+            if torch.jit.is_tracing() or bool((widths != w).any()):  # all full width: nothing to mask
+                lengths = self.output_lengths(widths)
+        if lengths is not None and self.maskable:
+            x, _ = masked_trunk(self.cnn, images, widths)  # (N, C_in, H, W) -> (N, C, H', T)
+        else:
+            x = self.cnn(images)  # (N, C_in, H, W) -> (N, C, H', T)
         n, c, h, t = x.shape
         x = x.permute(0, 3, 1, 2).reshape(n, t, c * h)  # (N, T, C*H')
         x = self.dropout(self.project(x))  # (N, T, D)
-        return self.rnn(x)  # (N, T, num_classes)
+        for layer in self.rnn:  # (N, T, D) -> (N, T, num_classes)
+            x = layer(x, lengths) if isinstance(layer, BidirectionalLSTM) else layer(x)
+        return x
 
 
 def build_model(config: ModelConfig) -> CRNN:

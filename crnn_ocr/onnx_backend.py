@@ -22,11 +22,13 @@ import numpy as np
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import log_softmax
+from crnn_ocr.extras import require
 from crnn_ocr.recognizer import BaseRecognizer, Preprocess
 
 METADATA_KEY = "crnn_ocr"
 ONNX_FORMAT = "crnn_ocr-onnx/1"
 INPUT_NAME = "images"  # (N, C, H, W) float32 in [-1, 1]
+WIDTHS_NAME = "widths"  # (N,) int64: each image's true width in the right-padded batch (exports since the masking)
 OUTPUT_NAME = "logits"  # (N, T, num_classes) float32
 
 
@@ -59,8 +61,7 @@ class FrameRule:
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The crnn_ocr metadata dict of an exported ``.onnx`` file (needs the ``onnx`` package)."""
-    import onnx
-
+    onnx = require("onnx", "reading ONNX metadata")
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as e:
@@ -95,6 +96,8 @@ class OnnxRecognizer(BaseRecognizer):
         self.session = session
         self.frames = frames
         self.precision = precision
+        # exports made before the widths input cannot mask the batch padding: equal-width batches only
+        self.masks_padding = WIDTHS_NAME in {i.name for i in session.get_inputs()}
 
     @classmethod
     def from_onnx(
@@ -108,8 +111,7 @@ class OnnxRecognizer(BaseRecognizer):
     ) -> OnnxRecognizer:
         """Load an exported model. ``threads``: onnxruntime intra-op threads (None: its default,
         one per physical core); ``providers``: default ``["CPUExecutionProvider"]``."""
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "the onnx backend (an .onnx model)")
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise OnnxModelError(f"{path}: {'is a directory, expected an ONNX model' if os.path.isdir(path) else 'ONNX model not found'}")
@@ -139,9 +141,14 @@ class OnnxRecognizer(BaseRecognizer):
     def output_length(self, width: int) -> int:
         return int(self.frames(width))
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Images (N, C, H, W) float32 in [-1, 1] -> logits (N, T, K) float32."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    def forward(self, batch: np.ndarray, widths: np.ndarray | None = None) -> np.ndarray:
+        """Images (N, C, H, W) float32 in [-1, 1] and their true widths (N,) (default: all W)
+        -> logits (N, T, K) float32."""
+        feeds = {INPUT_NAME: batch}
+        if self.masks_padding:
+            full = np.full(batch.shape[0], batch.shape[3], dtype=np.int64)
+            feeds[WIDTHS_NAME] = full if widths is None else np.asarray(widths, dtype=np.int64)
+        return self.session.run([OUTPUT_NAME], feeds)[0]
 
-    def _log_probs_of_batch(self, batch: np.ndarray) -> np.ndarray:
-        return log_softmax(self.forward(batch))  # (N, T, K) logits -> log-probs
+    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        return log_softmax(self.forward(batch, widths))  # (N, T, K) logits -> log-probs

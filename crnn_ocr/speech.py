@@ -105,14 +105,15 @@ class _SpeechReading:
     def log_probs(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Spectrograms [(n_mels, frames_i)] -> (log-probs (N, T, K) float32, lengths (N,) int64).
 
-        Right-padded to the longest by repeating the last frame, as in training.
+        Right-padded to the longest by repeating the last frame, as in training; the model is
+        told each one's length, so the padding changes none of its frames.
         """
         widths = [int(f.shape[1]) for f in features]
         batch = np.empty((len(features), 1, self.frontend.n_mels, max(widths)), dtype=np.float32)  # (N, 1, H, W)
         for i, (f, w) in enumerate(zip(features, widths)):
             batch[i, 0, :, :w] = f
             batch[i, 0, :, w:] = f[:, w - 1 : w]
-        log_probs = self._log_probs_of_batch(batch)  # (N, T, K)
+        log_probs = self._log_probs_of_batch(batch, np.array(widths, dtype=np.int64))  # (N, T, K)
         lengths = np.array([self.output_length(w) for w in widths], dtype=np.int64)
         return log_probs, np.minimum(lengths, log_probs.shape[1])
 

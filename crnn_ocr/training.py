@@ -334,7 +334,7 @@ def evaluate_loader(model: nn.Module, loader, alphabet: Alphabet, config: ModelC
             continue
         images = batch["images"].to(device, non_blocking=True)
         with autocast():
-            logits = model(images)  # (N, C, H, W) -> (N, T, K)
+            logits = model(images, batch["input_widths"])  # (N, C, H, W), true widths (N,) -> (N, T, K)
         in_len = output_lengths(batch["input_widths"], config).clamp(max=logits.shape[1])
         loss = ctc_loss(logits, batch["targets"].to(device), in_len.to(device), batch["target_lengths"].to(device))
         loss_sum += float(loss) * len(batch["labels"])
@@ -558,8 +558,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                         images = images.contiguous(memory_format=torch.channels_last)
                     targets = batch["targets"].to(device)
                     target_lengths = batch["target_lengths"].to(device)
-                    with autocast():
-                        logits = model(images)  # (N, C, H, W) -> (N, T, K)
+                    with autocast():  # the padding is masked: each image trains as it is read alone
+                        logits = model(images, batch["input_widths"])  # (N, C, H, W), (N,) -> (N, T, K)
                     input_lengths = output_lengths(batch["input_widths"], model_config).clamp(max=logits.shape[1]).to(device)
                     loss = ctc_loss(logits, targets, input_lengths, target_lengths)
                     if not torch.isfinite(loss):

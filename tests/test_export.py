@@ -79,7 +79,7 @@ def test_onnx_logits_match_pytorch_at_several_widths_and_batches(exported):
         x = rng.uniform(-1, 1, (n, 1, 32, w)).astype(np.float32)
         with torch.inference_mode():
             ref = model(torch.from_numpy(x)).numpy()  # (N, T, K)
-        got = session.run(["logits"], {"images": x})[0]
+        got = session.run(["logits"], {"images": x, "widths": np.full(n, w, dtype=np.int64)})[0]
         assert got.shape == ref.shape == (n, w // 4 + 1, 37)
         assert np.abs(got - ref).max() <= 1e-4
 
@@ -199,9 +199,9 @@ def test_torchscript_export_carries_metadata_and_matches(exported):
     extra = {"crnn_ocr.json": ""}
     traced = torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["crnn_ocr.json"])["frames"]["stride"] == 4
-    x = torch.rand(3, 1, 32, 150) * 2 - 1
+    x, widths = torch.rand(3, 1, 32, 150) * 2 - 1, torch.tensor([150, 90, 31])  # called like the ONNX graph
     with torch.inference_mode():
-        assert (traced(x) - model(x)).abs().max() <= 1e-5
+        assert (traced(x, widths) - model(x, widths)).abs().max() <= 1e-5
 
 
 def test_onnx_errors_name_the_file(tmp_path, exported):

@@ -337,9 +337,9 @@ def _nan_forward(monkeypatch, bad) -> None:
         model = real_build(config)
         forward, calls = model.forward, [0]
 
-        def patched(images):
+        def patched(images, widths=None):
             calls[0] += 1
-            logits = forward(images)
+            logits = forward(images, widths)
             poison = bad(calls[0])
             return logits + poison if poison is not None else logits
 
