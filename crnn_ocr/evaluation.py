@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from crnn_ocr.metrics import RecognitionMetrics, compute_metrics
 from crnn_ocr.recognizer import BaseRecognizer
 
+MAX_NAMED = 5  # skipped samples named in the summary
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -19,10 +21,12 @@ class Evaluation:
     ms_per_image: float
     predictions: list[tuple[str, str, str, float]]  # (name, reference, prediction, confidence)
     skipped: int  # samples whose image could not be decoded
+    first_skipped: tuple[str, ...] = ()  # the names of the first few of them
 
     def summary(self) -> str:
         m = self.metrics
-        skipped = f", {self.skipped} undecodable images skipped" if self.skipped else ""
+        named = f" (first: {', '.join(self.first_skipped)})" if self.first_skipped else ""
+        skipped = f", {self.skipped} undecodable images skipped{named}" if self.skipped else ""
         return (
             f"{m.count} samples: word accuracy {m.word_accuracy:.4f} (case-insensitive alphanumeric "
             f"{m.word_accuracy_alnum:.4f}), CER {m.cer:.4f}, 1-NED {m.one_minus_ned:.4f}, "
@@ -42,6 +46,7 @@ def evaluate(recognizer: BaseRecognizer, samples: Iterable[tuple[str, bytes | st
     preds: list[str] = []
     confs: list[float] = []
     skipped = 0
+    first_skipped: list[str] = []
     elapsed = 0.0
     pending: list[tuple[str, object, str]] = []
 
@@ -55,10 +60,10 @@ def evaluate(recognizer: BaseRecognizer, samples: Iterable[tuple[str, bytes | st
                 kept.append((name, ref))
             except ValueError:
                 skipped += 1
+                if len(first_skipped) < MAX_NAMED:
+                    first_skipped.append(name)
         if prepared:
-            log_probs, lengths = recognizer.log_probs(prepared)
-            results = recognizer.decoder.decode_batch(log_probs, lengths)
-            for (name, ref), res in zip(kept, results):
+            for (name, ref), res in zip(kept, recognizer.read_prepared(prepared, batch_size=len(prepared))):
                 names.append(name)
                 refs.append(alphabet.normalize(ref))
                 preds.append(res.text)
@@ -78,4 +83,5 @@ def evaluate(recognizer: BaseRecognizer, samples: Iterable[tuple[str, bytes | st
         ms_per_image=1000 * elapsed / max(len(preds) + skipped, 1),
         predictions=list(zip(names, refs, preds, confs)),
         skipped=skipped,
+        first_skipped=tuple(first_skipped),
     )

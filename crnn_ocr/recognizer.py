@@ -17,7 +17,7 @@ to share between threads (no shared mutable state during inference).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,10 +67,15 @@ class BaseRecognizer:
     """Preprocessing, batching and CTC decoding around a backend's forward pass.
 
     A backend implements ``output_length(width)`` (frames T for an input width) and
-    ``_log_probs_of_batch(batch)``: float32 (N, C, H, W) in [-1, 1] -> float32 log-probs (N, T, K).
+    ``_log_probs_of_batch(batch, widths)``: float32 (N, C, H, W) in [-1, 1] and each image's true
+    width (N,) -> float32 log-probs (N, T, K). A backend whose model masks the batch padding
+    (``masks_padding``) reads every image as it would read it alone, whatever else is in its
+    batch; one that cannot (torchvision trunks, ONNX files exported before the ``widths`` input)
+    is only given batches of images of equal width, so its readings do not depend on the batch either.
     """
 
     backend = ""
+    masks_padding = True
 
     def __init__(self, alphabet: Alphabet, preprocess: Preprocess, *, kind: str = "text", **decoder_options: Any) -> None:
         self.alphabet = alphabet
@@ -82,25 +87,64 @@ class BaseRecognizer:
     def output_length(self, width: int) -> int:
         raise NotImplementedError
 
-    def _log_probs_of_batch(self, batch: np.ndarray) -> np.ndarray:
+    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, image: ImageInput) -> np.ndarray:
-        """Decode and resize one image to the model's height: uint8 (H, W) or (H, W, 3)."""
+        """Decode and resize one image to the model's height: uint8 (H, W) or (H, W, 3), at full
+        resolution however wide (``read_prepared`` reads one wider than the model's ``max_width``
+        in overlapping windows)."""
         img = decode_image(image, self.preprocess.channels)
-        return resize_to_height(img, self.preprocess.height, max_width=self.preprocess.max_width,
-                                width_scale=self.preprocess.width_scale)
+        return resize_to_height(img, self.preprocess.height, width_scale=self.preprocess.width_scale)
+
+    # ------------------------------------------------------------------ long lines
+    @property
+    def frame_stride(self) -> int:
+        """Input columns per output frame (4 for every arch: T = (W + offset) // 4)."""
+        return round(1000 / (self.output_length(2000) - self.output_length(1000)))
+
+    def windows(self, width: int) -> list[tuple[int, int, int, int]]:
+        """How an input of ``width`` columns is read: ``(x0, x1, first, last)`` per window, where
+        columns ``[x0, x1)`` go through the model and its frames ``[first, last)`` (global frame
+        numbers) are kept.
+
+        Up to the model's ``max_width`` (what it was trained on): one window, all frames. Wider:
+        windows of ``max_width`` columns every ``max_width // 2`` (rounded to the frame stride,
+        so a window's frame ``t`` is global frame ``t + x0 // stride``), the last one flush with
+        the right edge; consecutive windows hand over in the middle of their overlap, so every
+        kept frame has at least a quarter window of context on both sides.
+        """
+        size = self.preprocess.max_width
+        total = self.output_length(width)
+        if size is None or width <= size:
+            return [(0, width, 0, total)]
+        s = self.frame_stride
+        step = max(s, size // 2 // s * s)
+        starts = list(range(0, width - size, step))
+        last_start = (width - size) // s * s
+        if last_start > starts[-1]:
+            starts.append(last_start)
+        out = []
+        for k, x0 in enumerate(starts):
+            x1 = width if k == len(starts) - 1 else x0 + size
+            # hand over at the middle of the overlap with the next window (in global frames)
+            first = 0 if k == 0 else out[-1][3]
+            last = total if k == len(starts) - 1 else (x0 + size + starts[k + 1]) // 2 // s
+            out.append((x0, x1, first, last))
+        return out
 
     # ------------------------------------------------------------------ inference
     def log_probs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Prepared images -> (log-probs (N, T, K) float32, lengths (N,) int64) for the decoder.
 
-        The images are right-padded to the widest (repeating the last column) and run as one batch.
+        The images are right-padded to the widest (repeating the last column) and run as one
+        batch; the model is told each image's width, so the padding changes none of its frames.
         """
         batch = images_to_batch(list(images))  # (N, C, H, W)
-        log_probs = self._log_probs_of_batch(batch)  # (N, T, K)
-        lengths = np.array([self.output_length(int(im.shape[1])) for im in images], dtype=np.int64)
+        widths = np.array([int(im.shape[1]) for im in images], dtype=np.int64)  # (N,)
+        log_probs = self._log_probs_of_batch(batch, widths)  # (N, T, K)
+        lengths = np.array([self.output_length(int(w)) for w in widths], dtype=np.int64)
         return log_probs, np.minimum(lengths, log_probs.shape[1])
 
     def read(self, image: ImageInput) -> DecodeResult:
@@ -112,44 +156,83 @@ class BaseRecognizer:
         return self.read_prepared([self.prepare(img) for img in images], batch_size)
 
     def read_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[DecodeResult]:
-        """Read prepared images (``prepare``'s output), batching images of similar width."""
-        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[1])
+        """Read prepared images (``prepare``'s output), batching images of similar width (of
+        equal width when the backend does not mask padding: ``masks_padding``). An image wider
+        than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
+        are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
+        pieces = []  # (image index, window array, first kept frame, last kept frame, window's global frame offset)
+        for i, im in enumerate(prepared):
+            for x0, x1, first, last in self.windows(int(im.shape[1])):
+                pieces.append((i, im[:, x0:x1], first, last, x0 // self.frame_stride if x0 else 0))
+        whole = [len(self.windows(int(im.shape[1]))) == 1 for im in prepared]
+        order = sorted(range(len(pieces)), key=lambda k: pieces[k][1].shape[1])
         results: list[DecodeResult | None] = [None] * len(prepared)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            log_probs, lengths = self.log_probs([prepared[i] for i in idx])
-            for i, res in zip(idx, self.decoder.decode_batch(log_probs, lengths)):
+        parts: dict[int, list[tuple[int, np.ndarray]]] = {}  # image index -> (first kept frame, its frames)
+        for idx in self._batches(order, [int(pieces[k][1].shape[1]) for k in order], batch_size):
+            log_probs, lengths = self.log_probs([pieces[k][1] for k in idx])  # (n, T, K), (n,)
+            single = [j for j, k in enumerate(idx) if whole[pieces[k][0]]]
+            if single:
+                decoded = self.decoder.decode_batch(log_probs[single], lengths[single])
+                for j, res in zip(single, decoded):
+                    results[pieces[idx[j]][0]] = res
+            for j, k in enumerate(idx):
+                i, _, first, last, offset = pieces[k]
+                if not whole[i]:
+                    parts.setdefault(i, []).append((first, log_probs[j, first - offset : last - offset]))
+        if parts:
+            stitched = sorted(parts)
+            sequences = [np.concatenate([frames for _, frames in sorted(parts[i], key=lambda p: p[0])]) for i in stitched]
+            for i, res in zip(stitched, self.decoder.decode_batch(sequences)):
                 results[i] = res
         return results  # type: ignore[return-value]
 
+    def _batches(self, order: list[int], widths: list[int], batch_size: int) -> Iterator[list[int]]:
+        """Consecutive runs of ``order`` (sorted by width) of at most ``batch_size``; runs of one width
+        only when the backend does not mask padding."""
+        start = 0
+        while start < len(order):
+            end = min(start + batch_size, len(order))
+            if not self.masks_padding:
+                end = next((k for k in range(start + 1, end) if widths[k] != widths[start]), end)
+            yield order[start:end]
+            start = end
+
     def read_files(
-        self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32, workers: int = 4, window: int | None = None
+        self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32, workers: int = 4, window: int | None = None,
+        on_error: Callable[[str | os.PathLike, str], None] | None = None,
     ) -> Iterator[tuple[str | os.PathLike, np.ndarray, DecodeResult]]:
-        """Read image files in order, yielding ``(path, prepared image, result)``.
+        """Read files in order, yielding ``(path, prepared input, result)``.
 
         Files are decoded and resized by ``workers`` threads (OpenCV releases the GIL) while the
         model runs on the previous ``window`` files (default ``8 * batch_size``), which are
-        batched by width. A file that cannot be decoded raises ``ValueError`` naming it.
+        batched by width. A file that cannot be read (``prepare`` raises ``ValueError`` naming
+        it) raises, unless ``on_error(path, message)`` is given: then it is reported there and
+        skipped, and every other file is still read and yielded, in order.
         """
         window = window or 8 * batch_size
         chunks = [paths[i : i + window] for i in range(0, len(paths), window)]
         if not chunks:
             return
-        if workers <= 1 or len(paths) == 1:
-            for chunk in chunks:
-                prepared = [self.prepare(p) for p in chunk]
-                yield from zip(chunk, prepared, self.read_prepared(prepared, batch_size))
-            return
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crnn_ocr-decode")
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crnn_ocr-decode") \
+            if workers > 1 and len(paths) > 1 else None
         try:
-            submit = lambda chunk: [pool.submit(self.prepare, p) for p in chunk]  # noqa: E731
-            pending: list[Future] = submit(chunks[0])
+            submit = lambda chunk: [pool.submit(self.prepare, p) for p in chunk] if pool else chunk  # noqa: E731
+            pending = submit(chunks[0])
             for k, chunk in enumerate(chunks):
                 current, pending = pending, (submit(chunks[k + 1]) if k + 1 < len(chunks) else [])
-                prepared = [f.result() for f in current]  # the first bad file raises here, in order
-                yield from zip(chunk, prepared, self.read_prepared(prepared, batch_size))
+                kept, prepared = [], []
+                for path, job in zip(chunk, current):
+                    try:  # in order: without on_error the first bad file raises here
+                        prepared.append(job.result() if isinstance(job, Future) else self.prepare(job))
+                        kept.append(path)
+                    except ValueError as e:
+                        if on_error is None:
+                            raise
+                        on_error(path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+                yield from zip(kept, prepared, self.read_prepared(prepared, batch_size))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def frame_to_columns(self, span: tuple[int, int], prepared_width: int, original_width: int) -> tuple[int, int]:
         """Map a frame span (start, end) to pixel columns of the original image (approximate:
@@ -201,6 +284,7 @@ class Recognizer(BaseRecognizer):
         self.channels_last = True if channels_last is None else channels_last
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device).eval().to(memory_format=memory_format)
+        self.masks_padding = bool(getattr(model, "maskable", False))  # torchvision trunks: equal-width batches
 
     @classmethod
     def from_checkpoint(
@@ -231,14 +315,14 @@ class Recognizer(BaseRecognizer):
 
         return int(output_length(width, self.model.config))
 
-    def _log_probs_of_batch(self, batch: np.ndarray) -> np.ndarray:
+    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             x = torch.from_numpy(batch).to(self.device)  # (N, C, H, W)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = self.model(x)  # (N, C, H, W) -> (N, T, K)
+            logits = self.model(x, torch.from_numpy(widths))  # (N, C, H, W), (N,) -> (N, T, K)
             return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
 
 

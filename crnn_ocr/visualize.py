@@ -1,4 +1,13 @@
-"""Draw a reading on its image: one box per symbol over the image columns its frames cover."""
+"""Draw a reading on its image: one box per symbol over the glyph it was read from.
+
+CTC does not say where a glyph is, only the frames where the model emits each symbol, and a
+BiLSTM emits a symbol once it is sure of it: often at the left edge of its glyph, and the
+first symbol of a line as soon as the line starts (frame 0, over the margin). So a box is not
+the emission frames themselves: symbol ``i`` owns the columns from its first emission frame to
+the next symbol's (the first symbol from column 0, the last to the right edge), and the box is
+that range trimmed to the columns holding ink (pixels of the text's polarity, Otsu threshold).
+A range without ink keeps its emission frames.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +17,42 @@ import numpy as np
 from crnn_ocr.decoding import DecodeResult
 
 
-def draw_spans(image: np.ndarray, result: DecodeResult, num_frames: int, symbols: list[str]) -> np.ndarray:
-    """Return an RGB copy of ``image`` (H, W[, 3]) with each symbol's frame span as a box and
-    its symbol above it, plus the text and confidence in a strip below.
+def ink_columns(image: np.ndarray) -> np.ndarray:
+    """bool (W,): the columns of a text image (H, W[, 3]) uint8 that hold ink.
 
-    Frame ``t`` of ``num_frames`` is drawn over columns ``[t * W / T, (t + 1) * W / T)``.
+    Otsu splits the pixels in two; the class most of the border belongs to is the background.
+    A column holds ink when at least ``max(2, H // 16)`` of its pixels are of the other class.
     """
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    _, dark = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)  # 1 where darker than the threshold
+    border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    ink = dark if border.mean() < 0.5 else 1 - dark  # dark text on light, or light on dark
+    return ink.sum(axis=0) >= max(2, gray.shape[0] // 16)
+
+
+def symbol_boxes(image: np.ndarray, spans: tuple[tuple[int, int], ...], num_frames: int) -> list[tuple[int, int]]:
+    """Column range ``[x0, x1)`` of each symbol on the model's input image (see the module doc)."""
+    w = image.shape[1]
+    per_frame = w / max(num_frames, 1)
+    ink = ink_columns(image)
+    boxes = []
+    for i, (start, end) in enumerate(spans):
+        lo = 0 if i == 0 else int(round(start * per_frame))
+        hi = w if i == len(spans) - 1 else int(round(spans[i + 1][0] * per_frame))
+        cols = np.flatnonzero(ink[lo:hi])
+        if cols.size:
+            boxes.append((lo + int(cols[0]), lo + int(cols[-1]) + 1))
+        else:
+            x0 = int(start * per_frame)
+            boxes.append((x0, max(int(round(end * per_frame)), x0 + 1)))
+    return boxes
+
+
+def draw_spans(image: np.ndarray, result: DecodeResult, num_frames: int, symbols: list[str]) -> np.ndarray:
+    """Return an RGB copy of ``image`` (H, W[, 3], the model's input) with a box over each
+    symbol's glyph (``symbol_boxes``) and the symbol above it, plus the text and confidence in
+    a strip below."""
+    boxes = symbol_boxes(image, result.spans, num_frames)
     rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image.copy()
     h, w = rgb.shape[:2]
     scale = max(1.0, 64.0 / h)  # enlarge small crops so the labels stay legible
@@ -23,9 +62,8 @@ def draw_spans(image: np.ndarray, result: DecodeResult, num_frames: int, symbols
     canvas = np.full((h + 24 + strip.shape[0], max(w, strip.shape[1]), 3), 255, np.uint8)
     canvas[24 : 24 + h, :w] = rgb
     colors = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
-    per_frame = w / max(num_frames, 1)
-    for i, ((start, end), sym) in enumerate(zip(result.spans, symbols)):
-        x0, x1 = int(start * per_frame), max(int(end * per_frame) - 1, int(start * per_frame) + 1)
+    for i, ((x0, x1), sym) in enumerate(zip(boxes, symbols)):
+        x0, x1 = int(x0 * scale), max(int(x1 * scale) - 1, int(x0 * scale) + 1)
         color = colors[i % len(colors)]
         cv2.rectangle(canvas, (x0, 24), (x1, 24 + h - 1), color, 1)
         cv2.putText(canvas, sym, (x0, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
