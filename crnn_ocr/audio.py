@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crnn_ocr.extras import require
+
 if TYPE_CHECKING:
     import torch
 
@@ -146,7 +148,7 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     ``p / q`` = ``target_rate / orig_rate`` (rounded to a denominator <= 1000 for odd rates)."""
     if orig_rate == target_rate:
         return wave.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
+    resample_poly = require("scipy.signal", "resampling audio").resample_poly
 
     ratio = Fraction(int(target_rate), int(orig_rate)).limit_denominator(_MAX_RATIO_DENOMINATOR)
     return resample_poly(wave.astype(np.float64), ratio.numerator, ratio.denominator).astype(np.float32)
@@ -183,7 +185,7 @@ def read_audio(source: str | os.PathLike | bytes | memoryview, *, name: str | No
 
     ``ValueError`` naming the file when it is missing, not audio, or holds no samples.
     """
-    import soundfile as sf
+    sf = require("soundfile", "reading audio")
 
     what = _name(source, name)
     if isinstance(source, (str, os.PathLike)):
@@ -246,7 +248,7 @@ def load_audio(
 
 def audio_info(data: bytes | memoryview) -> tuple[int, int] | None:
     """(samples, sample rate) from encoded audio's header without decoding it; None if unreadable or empty."""
-    import soundfile as sf
+    sf = require("soundfile", "reading audio")
 
     try:
         info = sf.info(io.BytesIO(bytes(data)))
@@ -274,7 +276,7 @@ def audio_num_frames(data: bytes | memoryview, frontend: AudioFrontend) -> int |
 
 def encode_wav(wave: np.ndarray, sample_rate: int) -> bytes:
     """float (n,) in [-1, 1] -> 16-bit PCM WAV bytes (what the generators store in LMDBs)."""
-    import soundfile as sf
+    sf = require("soundfile", "reading audio")
 
     buf = io.BytesIO()
     sf.write(buf, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), int(sample_rate), format="WAV", subtype="PCM_16")

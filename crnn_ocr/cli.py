@@ -7,9 +7,21 @@ import os
 import sys
 from collections.abc import Callable
 
+from crnn_ocr.extras import MissingExtra
+
 
 class UsageError(ValueError):
     """Bad input from the command line (a missing file, a wrong argument): exit code 2."""
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default, unless it has none (None, False, []) or its help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -23,7 +35,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None, *, prog: str | None = None) -> None:
     """Run ``main``; turn expected errors into one line on stderr (``prog: error: ...``) and exit code 2.
 
-    ``ValueError`` (bad data or arguments, checkpoint errors), and the file errors a wrong path
+    ``ValueError`` (bad data or arguments, checkpoint errors), ``MissingExtra`` (an optional
+    dependency the command needs, with the extra that installs it), and the file errors a wrong path
     gives (not found, permission denied, a directory or a file where the other was expected) are
     user errors; anything else is a bug and keeps its traceback. ``prog`` defaults to the
     script's file name.
@@ -37,7 +50,8 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+    except (ValueError, MissingExtra, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         sys.stderr.write(f"{prog}: error: {msg}\n")
         sys.exit(2)

@@ -25,7 +25,7 @@ import os
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lmdb
@@ -647,13 +647,23 @@ class CreateStats:
     empty_labels: int = 0
     out: str = ""
     media: str = "image"  # "image" or "audio": what the entries hold
+    first_skipped: list[str] = field(default_factory=list)  # the first few skipped files, each with why
+
+    MAX_NAMED = 5
 
     @property
     def skipped(self) -> int:
         return self.undecodable + self.missing_files + self.empty_labels
 
+    def skip(self, what: str, path: str | os.PathLike, why: str) -> None:
+        """Count one skipped entry (``what``: undecodable, missing_files or empty_labels), naming the first few."""
+        setattr(self, what, getattr(self, what) + 1)
+        if len(self.first_skipped) < self.MAX_NAMED:
+            self.first_skipped.append(f"{os.fspath(path)} ({why})")
+
     def summary(self) -> str:
-        """E.g. ``"wrote 98 samples to out/ (skipped 2: 1 undecodable image, 1 missing file)"``."""
+        """E.g. ``"wrote 98 samples to out/ (skipped 2: 1 undecodable image, 1 missing file; first: a.png
+        (undecodable image), b.png (missing file))"``."""
         parts = [
             f"{n} {one if n == 1 else many}"
             for n, one, many in (
@@ -664,7 +674,8 @@ class CreateStats:
             )
             if n
         ]
-        tail = f" (skipped {self.skipped}: {', '.join(parts)})" if parts else ""
+        named = f"; first: {', '.join(self.first_skipped)}" if self.first_skipped else ""
+        tail = f" (skipped {self.skipped}: {', '.join(parts)}{named})" if parts else ""
         return f"wrote {self.written} samples to {self.out}{tail}"
 
 
@@ -764,27 +775,28 @@ def create_lmdb(
         raise FileExistsError(f"{out}: an LMDB already exists there (use --overwrite)")
 
     def samples() -> Iterator[tuple[bytes, str]]:
+        unreadable = "unreadable audio" if media == "audio" else "undecodable image"
         for image, label in entries:
             if not label:
-                stats.empty_labels += 1
+                stats.skip("empty_labels", image, "empty label")
                 continue
             try:
                 data = Path(image).read_bytes()
             except OSError:
-                stats.missing_files += 1
+                stats.skip("missing_files", image, "missing file")
                 continue
             if media == "audio":
                 if not data or not _check_audio(data, check):
-                    stats.undecodable += 1
+                    stats.skip("undecodable", image, unreadable)
                     continue
             elif check:
                 try:
                     decode_image(data, 1)
                 except ValueError:
-                    stats.undecodable += 1
+                    stats.skip("undecodable", image, unreadable)
                     continue
             elif not data:
-                stats.undecodable += 1
+                stats.skip("undecodable", image, unreadable)
                 continue
             yield data, label
 

@@ -310,7 +310,8 @@ def test_create_lmdb_from_audio_label_file_and_folder(tmp_path):
     (tmp_path / "gt.tsv").write_text("clips/a.wav\tyes\nclips/b.flac\tno no\nclips/c.wav\tyes\nclips/gone.wav\tno\n")
     stats = create_lmdb_from_label_file(tmp_path / "l1", tmp_path / "gt.tsv")
     assert stats.media == "audio"
-    assert stats.summary() == f"wrote 2 samples to {tmp_path / 'l1'} (skipped 2: 1 unreadable audio file, 1 missing file)"
+    assert stats.summary() == (f"wrote 2 samples to {tmp_path / 'l1'} (skipped 2: 1 unreadable audio file, 1 missing file; "
+                               f"first: {clips / 'c.wav'} (unreadable audio), {clips / 'gone.wav'} (missing file))")
     stored = list(iter_lmdb_samples(tmp_path / "l1"))
     assert [(i, label) for i, _, label in stored] == [(1, "yes"), (2, "no no")]
     assert bytes(stored[1][1]) == (clips / "b.flac").read_bytes()  # stored as-is
@@ -416,15 +417,29 @@ def test_infer_audio_prints_transcript_confidence_and_word_times(speech_model, t
     assert all(0 <= w["start"] <= w["end"] <= out["duration"] for w in out["words"])
 
 
+def test_infer_audio_reads_every_good_file_of_a_folder_with_bad_ones(speech_model, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.wav").write_bytes(wav_bytes(word_wave("yes"), 8000))
+    (clips / "b.wav").write_text("not audio " * 10)
+    (clips / "c.wav").write_bytes(wav_bytes(word_wave("no"), 8000))
+    r = run_tool(ROOT / "tools" / "infer.py", "--audio", clips, "--checkpoint", speech_model / "run" / "last.pt")
+    assert r.returncode == 1
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(clips / "a.wav"), str(clips / "c.wav")]
+    assert r.stderr.splitlines() == [f"infer.py: skipped {clips / 'b.wav'}: not a readable audio file (Format not recognised)",
+                                     "infer.py: 1 of 3 files could not be read"]
+
+
 def test_infer_audio_errors_are_one_line(speech_model, tmp_path):
     ck = speech_model / "run" / "last.pt"
     infer = ROOT / "tools" / "infer.py"
     (tmp_path / "notes.wav").write_text("definitely not audio " * 5)
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "low.wav").write_bytes(wav_bytes(tone(300, 0.3, 2000), 2000))
-    one_line_error(run_tool(infer, "--audio", tmp_path / "notes.wav", "--checkpoint", ck), "notes.wav", "not a readable audio file")
-    one_line_error(run_tool(infer, "--audio", tmp_path / "empty.wav", "--checkpoint", ck), "empty.wav", "empty file")
-    one_line_error(run_tool(infer, "--audio", tmp_path / "low.wav", "--checkpoint", ck), "low.wav", "sample rate 2000 Hz")
+    for name, why in [("notes.wav", "not a readable audio file"), ("empty.wav", "empty file"), ("low.wav", "sample rate 2000 Hz")]:
+        r = run_tool(infer, "--audio", tmp_path / name, "--checkpoint", ck)  # a bad file, not a bad command: exit 1
+        assert (r.returncode, r.stdout) == (1, ""), r.stderr
+        assert r.stderr.startswith(f"infer.py: skipped {tmp_path / name}: ") and why in r.stderr and r.stderr.count("\n") == 1
     one_line_error(run_tool(infer, "--audio", tmp_path / "gone.wav", "--checkpoint", ck), "gone.wav", "not found")
     one_line_error(run_tool(infer, "--audio", tmp_path / "empty.wav", "--image", "x.png", "--checkpoint", ck), "--image or --audio")
     one_line_error(run_tool(infer, "--image", tmp_path / "notes.wav", "--checkpoint", ck), "speech model")

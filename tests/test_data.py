@@ -280,7 +280,9 @@ def test_create_lmdb_cli_from_gt_txt(tmp_path):
     (tmp_path / "gt.txt").write_text("imgs/a.png\tHello\nimgs/b.jpg\tthere 2\n\nimgs/c.png\tx\nimgs/d.png\ty\n")
     res = run_cli("--out", str(tmp_path / "db"), "--labels", str(tmp_path / "gt.txt"))
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == f"wrote 2 samples to {tmp_path / 'db'} (skipped 2: 1 undecodable image, 1 missing file)"
+    imgs = tmp_path / "imgs"
+    assert res.stdout.strip() == (f"wrote 2 samples to {tmp_path / 'db'} (skipped 2: 1 undecodable image, 1 missing file; "
+                                  f"first: {imgs / 'c.png'} (undecodable image), {imgs / 'd.png'} (missing file))")
     ds = LmdbDataset(tmp_path / "db", Alphabet.preset("printable"))
     assert [ds[i]["label"] for i in range(2)] == ["Hello", "there 2"]
 

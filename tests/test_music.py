@@ -325,8 +325,11 @@ def test_primus_converter_counts_skips(tmp_path):
 
     _primus_tree(tmp_path / "primus")
     stats = create_lmdb_from_primus(tmp_path / "sem", tmp_path / "primus")
+    pkg = tmp_path / "primus" / "package_aa"
+    first = ", ".join(f"{pkg / n / n}.png ({why})" for n, why in [
+        ("000000002-1_1_1", "undecodable image"), ("000000003-1_1_1", "missing file"), ("000000004-1_1_1", "empty label")])
     assert stats.summary() == (f"wrote 1 samples to {tmp_path / 'sem'} (skipped 3: 1 undecodable image, 1 missing file, "
-                               "1 empty label); 1 images without a label file skipped")
+                               f"1 empty label; first: {first}); 1 images without a label file skipped")
     assert [label for _, _, label in iter_lmdb_samples(tmp_path / "sem")] == ["clef-G2 note-C5_quarter barline"]
     stats = create_lmdb_from_primus(tmp_path / "agn", tmp_path / "primus", encoding="agnostic", distorted=True)
     assert stats.written == 1 and [label for _, _, label in iter_lmdb_samples(tmp_path / "agn")] == [

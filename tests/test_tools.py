@@ -63,6 +63,36 @@ def test_infer_json_folder_and_visualize(trained, tmp_path):
     assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["dog.png", "sun.png"]
 
 
+def test_infer_reads_every_good_image_of_a_folder_with_bad_ones(trained, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for w in ("cat", "dog", "sun"):
+        cv2.imwrite(str(folder / f"{w}.png"), render_word(w))
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "empty.jpg").write_bytes(b"")
+    r = run_tool("infer.py", "--image", folder, "--checkpoint", trained / "run" / "last.pt", "--workers", 2)
+    assert r.returncode == 1  # documented: some files could not be read
+    assert [Path(line.split("\t")[0]).name for line in r.stdout.splitlines()] == ["cat.png", "dog.png", "sun.png"]
+    assert r.stderr.splitlines() == [f"infer.py: skipped {folder / 'broken.png'}: not a decodable image",
+                                     f"infer.py: skipped {folder / 'empty.jpg'}: not a decodable image",
+                                     "infer.py: 2 of 5 files could not be read"]
+
+
+def test_visualize_a_file_name_gives_one_indexed_picture_per_image(trained, tmp_path):
+    ck = trained / "run" / "last.pt"
+    for w in ("dog", "sun"):
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w))
+    r = run_tool("infer.py", "--image", tmp_path / "dog.png", tmp_path / "sun.png", "--checkpoint", ck,
+                 "--visualize", tmp_path / "spans.jpg")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.glob("spans*")) == ["spans_0001.jpg", "spans_0002.jpg"]
+    assert all(cv2.imread(str(p)) is not None for p in tmp_path.glob("spans*"))
+    r = run_tool("infer.py", "--image", tmp_path / "dog.png", "--checkpoint", ck, "--visualize", tmp_path / "one.png")
+    assert r.returncode == 0 and (tmp_path / "one.png").is_file()
+    r = run_tool("infer.py", "--image", tmp_path / "dog.png", "--checkpoint", ck, "--visualize", tmp_path / "spans.txt")
+    assert (r.returncode, r.stdout) == (2, "") and "not an image file name" in r.stderr  # refused before any reading
+
+
 def test_infer_with_lexicon_returns_a_lexicon_word(trained, tmp_path):
     img = tmp_path / "word.png"
     cv2.imwrite(str(img), render_word("cat"))
@@ -88,7 +118,9 @@ def test_cli_errors_are_one_line_exit_2(trained, tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_text("this is not a picture")
     _one_line_error(run_tool("infer.py", "--image", tmp_path / "missing.png", "--checkpoint", ck), "missing.png", "not found")
-    _one_line_error(run_tool("infer.py", "--image", not_image, "--checkpoint", ck), "notes.png")
+    unreadable = run_tool("infer.py", "--image", not_image, "--checkpoint", ck)  # a bad file, not a bad command: exit 1
+    assert (unreadable.returncode, unreadable.stdout) == (1, "")
+    assert unreadable.stderr == f"infer.py: skipped {not_image}: not a decodable image\n"
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", tmp_path), "is a directory")
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", not_image), "notes.png")
     _one_line_error(run_tool("infer.py", "--image", img, "--checkpoint", ck, "--beam", 0), "--beam")
@@ -115,3 +147,27 @@ def test_evaluate_on_lmdb_and_label_file(trained, tmp_path):
     r = run_tool("evaluate.py", "--checkpoint", ck, "--labels", tmp_path / "gt.txt", "--lexicon", tmp_path / "lex.txt")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("2 samples: word accuracy ")
+
+
+def test_evaluate_skips_and_names_unreadable_images_and_exits_1(trained, tmp_path):
+    for w in ("cat", "dog"):
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "gt.txt").write_text("cat.png\tcat\nbad.png\tsun\ndog.png\tdog\n")
+    r = run_tool("evaluate.py", "--checkpoint", trained / "run" / "last.pt", "--labels", tmp_path / "gt.txt")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.startswith("2 samples: word accuracy ")
+    assert r.stdout.rstrip().endswith(f", 1 undecodable images skipped (first: {tmp_path / 'bad.png'})")
+
+
+@pytest.mark.parametrize("blocked,args,extra", [
+    ("onnxruntime", ["--image", "w.png", "--backend", "onnx"], "onnx"),
+    ("soundfile", ["--audio", "w.wav"], "speech"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, args, extra):
+    cv2.imwrite(str(tmp_path / "w.png"), render_word("cat"))
+    (tmp_path / "w.wav").write_bytes(b"RIFF")
+    code = (f"import runpy, sys; sys.modules[{blocked!r}] = None; sys.argv = ['infer.py', *{args!r}]; "
+            f"runpy.run_path({str(ROOT / 'tools' / 'infer.py')!r}, run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    _one_line_error(r, f"needs {blocked}, which is not installed", f'pip install -e ".[{extra}]"')

@@ -3,6 +3,9 @@
 
     python tools/evaluate.py --checkpoint best.pt --data lmdb/val
     python tools/evaluate.py --checkpoint best.pt --labels gt.txt --root images/ --lexicon words.txt
+
+Exit status: 0 every sample read; 1 some images could not be decoded (skipped, counted and the
+first few named in the summary; the metrics cover the rest); 2 bad arguments or files.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, ref, pred, conf in result.predictions:
                 f.write(f"{name}\t{ref}\t{pred}\t{conf:.4f}\n")
     print(result.summary())
-    return 0
+    return 1 if result.skipped else 0  # 1: some images could not be read (named in the summary)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@ Prints one line per image: path, text, confidence (tab-separated), or JSON lines
 With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
 and end in seconds, ``word@0.32-0.71`` (tab-separated).
 Many files are decoded by worker threads and batched by width; a progress bar and the
-images/s go to stderr.
+images/s go to stderr. An image wider than the model's maximum width (a text line) is read
+at full resolution in overlapping windows, as one reading.
+
+Exit status: 0 every file was read; 1 some files could not be read (each is named on stderr
+in one line, every other file's line is still printed); 2 bad arguments or a missing
+model, file or extra (one line on stderr, nothing read).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from crnn_ocr.cli import ArgumentParser, UsageError, expand_inputs, model_files, run_cli  # noqa: E402
+from crnn_ocr.extras import require  # noqa: E402
 from crnn_ocr.pretrained import MODELS  # noqa: E402
 
 PROGRESS_MIN_FILES = 64  # --progress auto: a bar for this many files or more
@@ -52,7 +58,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
                    help=f"progress bar and images/s on stderr (auto: for {PROGRESS_MIN_FILES}+ files)")
     p.add_argument("--json", action="store_true", help="one JSON object per line: text, confidence, score, spans")
-    p.add_argument("--visualize", help="draw symbol spans: a PNG file for one image, else a folder")
+    p.add_argument("--visualize", help="draw a box over each symbol's glyph: an image file name (spans.png; with "
+                   "several images spans_0001.png, spans_0002.png, ... in input order), or a folder (one PNG per image)")
     p.add_argument("--musicxml", help="score checkpoints: write what one staff image reads as MusicXML (needs music21)")
     p.add_argument("--midi", help="score checkpoints: write what one staff image reads as a MIDI file (needs music21)")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
@@ -81,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     backend = args.backend
     if backend == "auto":
         backend = "onnx" if args.checkpoint.lower().endswith(".onnx") else "torch"
+    if backend == "onnx":
+        require("onnxruntime", "--backend onnx (an .onnx model)")
+    targets = visualize_targets(args.visualize, paths) if args.visualize else {}
     if backend == "torch" and args.threads:
         import torch
 
@@ -105,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         import json
     kept = []  # (path, prepared image, result) for --visualize
+    failed = FailedFiles()
     start = time.perf_counter()
     out = sys.stdout
-    for path, img, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers):
+    for path, img, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers, on_error=failed):
         if args.json:
             out.write(json.dumps({"path": path, "text": res.text, "confidence": round(res.confidence, 6),
                                   "score": round(res.score, 6), "token_ids": list(res.token_ids),
@@ -122,12 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     if bar is not None:
         bar.close()
         elapsed = time.perf_counter() - start
-        sys.stderr.write(f"infer.py: read {len(paths)} images in {elapsed:.2f} s ({len(paths) / elapsed:.1f} images/s)\n")
+        sys.stderr.write(f"infer.py: read {len(paths) - failed.count} images in {elapsed:.2f} s "
+                         f"({(len(paths) - failed.count) / elapsed:.1f} images/s)\n")
     if args.visualize:
-        visualize(rec, kept, args.visualize)
+        visualize(rec, kept, targets)
+    if failed.count:
+        return failed.finish(len(paths))
     if args.musicxml or args.midi:
         return write_score_files(read_text, paths[0], args.musicxml, args.midi)
     return 0
+
+
+class FailedFiles:
+    """``on_error`` for ``read_files``: names each unreadable file on stderr at once, counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, path, message: str) -> None:
+        self.count += 1
+        sys.stderr.write(f"infer.py: skipped {message if str(path) in message else f'{path}: {message}'}\n")
+
+    def finish(self, total: int) -> int:
+        if total > 1:
+            sys.stderr.write(f"infer.py: {self.count} of {total} files could not be read\n")
+        return 1
 
 
 def write_score_files(tokens: str, path: str, musicxml: str | None, midi: str | None) -> int:
@@ -149,20 +179,50 @@ def write_score_files(tokens: str, path: str, musicxml: str | None, midi: str | 
     return 0
 
 
-def visualize(rec, results: list, target: str) -> None:
-    """Draw each result's symbol spans: into ``target`` (a .png) for one image, else a folder."""
+VISUALIZE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def visualize_targets(target: str, paths: list[str]) -> dict[str, str]:
+    """Where --visualize draws each input, decided before any work (one-line UsageError if it cannot).
+
+    An image file name: that file for one input; for several, the name with the input's index
+    (``spans_0001.png``, in input order). Anything else is a folder (made if missing), with one
+    PNG per input named after it (``word.png``; the index is added when two inputs share a name).
+    """
+    stem, ext = os.path.splitext(target)
+    if ext.lower() in VISUALIZE_EXTENSIONS:
+        if os.path.isdir(target):
+            raise UsageError(f"--visualize {target}: is a folder, but its name ends like an image file")
+        if os.path.dirname(target) and not os.path.isdir(os.path.dirname(target)):
+            raise UsageError(f"--visualize {target}: folder {os.path.dirname(target)} does not exist")
+        if len(paths) == 1:
+            return {paths[0]: target}
+        digits = max(4, len(str(len(paths))))
+        return {p: f"{stem}_{i:0{digits}d}{ext}" for i, p in enumerate(paths, 1)}
+    if ext and not os.path.isdir(target):
+        raise UsageError(f"--visualize {target}: not an image file name ({', '.join(VISUALIZE_EXTENSIONS)}) nor a folder")
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise UsageError(f"--visualize {target}: is a file, expected a folder or an image file name")
+    os.makedirs(target, exist_ok=True)
+    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    out = {}
+    for i, (p, name) in enumerate(zip(paths, names), 1):
+        unique = names.count(name) == 1
+        out[p] = os.path.join(target, f"{name}.png" if unique else f"{name}_{i:04d}.png")
+    return out
+
+
+def visualize(rec, results: list, targets: dict[str, str]) -> None:
+    """Draw each result's symbols over their glyphs into its file in ``targets``."""
     import cv2
 
     from crnn_ocr.visualize import draw_spans
 
-    single = len(results) == 1 and target.lower().endswith(".png")
-    if not single:
-        os.makedirs(target, exist_ok=True)
     for path, img, res in results:
         symbols = [rec.alphabet.symbol_of(i) for i in res.token_ids]
         canvas = draw_spans(img, res, rec.output_length(img.shape[1]), symbols)
-        out = target if single else os.path.join(target, os.path.splitext(os.path.basename(path))[0] + ".png")
-        cv2.imwrite(out, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        if not cv2.imwrite(targets[path], cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
+            raise UsageError(f"--visualize: could not write {targets[path]}")
 
 
 def infer_audio(args) -> int:
@@ -173,6 +233,8 @@ def infer_audio(args) -> int:
     args.checkpoint = model_files(args.checkpoint, args.lexicon, "speech", model=args.model)
     if args.visualize:
         raise UsageError("--visualize draws image spans; it does not apply to --audio")
+    require("soundfile", "--audio")
+    require("scipy", "--audio")
     backend = args.backend if args.backend != "auto" else ("onnx" if args.checkpoint.lower().endswith(".onnx") else "torch")
     from crnn_ocr.speech import transcript_json, transcript_line
 
@@ -181,6 +243,7 @@ def infer_audio(args) -> int:
     if backend == "onnx":  # onnxruntime + the numpy log-mel front-end: torch is never imported
         from crnn_ocr.recognizer import load_recognizer
 
+        require("onnxruntime", "--backend onnx (an .onnx model)")
         rec = load_recognizer(args.checkpoint, backend="onnx", device=args.device, threads=args.threads,
                               precision=args.precision, **options)
         if rec.kind != "speech":
@@ -203,14 +266,15 @@ def infer_audio(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
-    for path, features, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers):
+    failed = FailedFiles()
+    for path, features, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers, on_error=failed):
         t = rec.transcript(res, features)
         sys.stdout.write((transcript_json(path, t) if args.json else transcript_line(path, t)) + "\n")
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return 0
+    return failed.finish(len(paths)) if failed.count else 0
 
 
 if __name__ == "__main__":
