@@ -1,7 +1,14 @@
 """Decoder benchmark: crnn_ocr.decoding vs fast-ctc-decode and pyctcdecode (benchmark-only
 dependencies), plus lexicon decoding with a 50k-word lexicon.
 
-    .venv/bin/python bench/bench_decoder.py [--quick] [--seed 0]
+    .venv/bin/python bench/bench_decoder.py [--quick] [--seed 0] [--pyctcdecode-python .bench-venv/bin/python]
+
+pyctcdecode pins numpy < 2 (OpenCV 5, in the main venv, needs numpy >= 2), so it runs in a venv
+of its own, on the same inputs saved to a file (``bench/pyctcdecode_worker.py``); make it once:
+
+    python3 -m venv .bench-venv && .bench-venv/bin/pip install pyctcdecode "numpy<2"
+
+Without it the pyctcdecode column says so and the rest runs.
 
 Inputs are synthetic CTC outputs: a random label is laid out as runs of frames with blanks
 between, turned into logits (``strength`` on the path, Gaussian noise everywhere) and
@@ -16,7 +23,6 @@ output is compared after collapsing runs of spaces, which it cannot output).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import string
@@ -79,11 +85,25 @@ def agreement(texts: list[str], exact: list[str], squash: bool = False) -> float
     return 100.0 * sum(norm(a) == norm(b) for a, b in zip(texts, exact)) / len(exact)
 
 
+def pyctcdecode_runs(python: str, labels: list[str], inputs: list[np.ndarray], beams: list[int]) -> dict[int, tuple[float, list[str]]]:
+    """beam -> (median ms, texts) of pyctcdecode on ``inputs``, run by ``python`` (its own venv)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "inputs.npz"
+        np.savez(path, labels=np.array(labels), beams=np.array(beams), **{f"lp_{i}": x for i, x in enumerate(inputs)})
+        out = subprocess.run([python, str(Path(__file__).with_name("pyctcdecode_worker.py")), str(path)],
+                             capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {r["beam"]: (r["median_ms"], r["texts"]) for r in rows}
+
+
 def bench_search(args: argparse.Namespace) -> None:
     import fast_ctc_decode
-    from pyctcdecode import build_ctcdecoder
 
-    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    has_pyctc = os.path.exists(args.pyctcdecode_python)
     counts = {"word": 200, "speech": 40, "long": 8} if not args.quick else {"word": 60, "speech": 12, "long": 3}
     beams = [10, 25, 100]
     print(f"## Beam search: median ms per utterance (agreement with exact search, beam {EXACT_BEAM})\n")
@@ -96,11 +116,11 @@ def bench_search(args: argparse.Namespace) -> None:
         C = alphabet.num_classes
         labels = [""] + list(symbols)
         fcd_alphabet = ["N"] + list(symbols)
-        pyctc = build_ctcdecoder(labels)
         for kind, strength in KINDS.items():
             lps = [synth(rng, T, C, length, strength) for _ in range(counts[name])]
             probs = [np.exp(x) for x in lps]
             exact = [CTCDecoder(alphabet, beam_width=EXACT_BEAM).decode(x).text for x in lps]
+            py_runs = pyctcdecode_runs(args.pyctcdecode_python, labels, lps, beams) if has_pyctc else {}
             settled = agreement([CTCDecoder(alphabet, beam_width=STABILITY_BEAM).decode(x).text for x in lps], exact)
             mean_top = float(np.mean([np.exp(x).max(axis=1).mean() for x in lps]))
             stability.append(f"{name} {kind}: top-class probability {mean_top:.2f}, beam {STABILITY_BEAM} "
@@ -114,12 +134,12 @@ def bench_search(args: argparse.Namespace) -> None:
                     lambda x: fast_ctc_decode.beam_search(x, fcd_alphabet, beam_size=beam, beam_cut_threshold=0.0)[0],
                     probs,
                 )
-                t_py, x_py = timed(lambda x: pyctc.decode_beams(x, beam_width=beam)[0][0], lps)
                 cells = [
                     f"{t_ours:.2f} ({agreement(x_ours, exact):.0f}%)",
                     f"{t_prune:.2f} ({agreement(x_prune, exact):.0f}%)",
                     f"{t_fcd:.2f} ({agreement(x_fcd, exact):.0f}%)",
-                    f"{t_py:.2f} ({agreement(x_py, exact, squash=True):.0f}%)",
+                    f"{py_runs[beam][0]:.2f} ({agreement(py_runs[beam][1], exact, squash=True):.0f}%)" if has_pyctc
+                    else f"n/a (no {args.pyctcdecode_python})",
                 ]
                 print(f"| {name} {kind} | {T} x {C} | {len(lps)} | {beam} | " + " | ".join(cells) + " |", flush=True)
     print("\nReference check (is the exact search settled?):\n")
@@ -180,6 +200,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer utterances (about a minute)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=["search", "lexicon"], default=None)
+    ap.add_argument("--pyctcdecode-python", default=".bench-venv/bin/python",
+                    help="python of a venv with pyctcdecode and numpy<2 (see the docstring)")
     args = ap.parse_args()
     load = os.getloadavg()
     print(f"# bench_decoder ({'quick' if args.quick else 'full'}), load average at start: {load[0]:.2f} (cores: {os.cpu_count()})\n")
