@@ -363,6 +363,67 @@ def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height
     return out if channels == 1 else cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
 
 
+STYLES = ("scene", "dot-matrix")
+
+
+@functools.lru_cache(maxsize=None)
+def _dot_matrix_fonts() -> tuple[str, ...]:
+    """The monospace faces dot-matrix glyphs are sampled from: matplotlib's bundled DejaVu Sans
+    Mono (regular and bold), so every machine draws the same dots."""
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return tuple(str(folder / f) for f in ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf"))
+
+
+def render_dot_matrix(text: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3) -> np.ndarray:
+    """Render ``text`` as a dot-matrix display or print: uint8 ``(height, w, 3)`` RGB (or ``(height, w)``).
+
+    The glyphs are a monospace font drawn without anti-aliasing at 9-11 px, so each pixel is one
+    cell of the matrix; a lit cell becomes a round dot. Half are LED signs (amber, red, green or
+    white dots with a glow over a dark panel whose unlit dots show faintly), half dot-matrix
+    print (dark dots on paper). Then a little blur and sensor noise.
+    """
+    font = ImageFont.truetype(_dot_matrix_fonts()[int(rng.integers(2))], int(rng.integers(9, 12)))
+    left, top, right, bottom = font.getbbox(text)
+    grid_img = Image.new("1", (right - left + 2, bottom - top + 2), 0)
+    draw = ImageDraw.Draw(grid_img)
+    draw.fontmode = "1"  # no anti-aliasing: one pixel, one dot
+    draw.text((1 - left, 1 - top), text, fill=1, font=font)
+    grid = np.asarray(grid_img, dtype=bool)  # (rows, cols)
+    cell = int(rng.integers(4, 7))
+    radius = cell * rng.uniform(0.28, 0.45)
+    rows, cols = grid.shape
+    h, w = rows * cell, cols * cell
+    led = rng.random() < 0.5
+    if led:
+        panel = rng.uniform(0, 40, 3)
+        ink = np.array([[255, 176, 0], [255, 40, 30], [60, 255, 90], [235, 235, 255]][int(rng.integers(4))], float)
+        ink = ink * rng.uniform(0.75, 1.0)
+        unlit = panel + rng.uniform(8, 30)
+    else:
+        panel = np.full(3, rng.uniform(190, 250)) - rng.uniform(0, 25, 3)
+        ink = np.full(3, rng.uniform(10, 80))
+        unlit = None
+    canvas = np.empty((h, w, 3), np.float32)
+    canvas[:] = panel
+    centers = [(int(c * cell + cell / 2), int(r * cell + cell / 2)) for r in range(rows) for c in range(cols)]
+    for (x, y), on in zip(centers, grid.ravel()):
+        color = ink if on else unlit
+        if color is not None:
+            cv2.circle(canvas, (x, y), max(1, int(round(radius))), color.tolist(), -1, cv2.LINE_AA)
+    if led:  # glow around the lit dots
+        glow = cv2.GaussianBlur(canvas, (0, 0), cell * 0.6)
+        canvas = np.maximum(canvas, 0.6 * glow)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.3, 1.2))
+    canvas += rng.normal(0, rng.uniform(2, 8), canvas.shape)
+    margin = int(cell * rng.uniform(0.5, 2.0))
+    canvas = cv2.copyMakeBorder(canvas, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=panel.tolist())
+    img = np.clip(canvas, 0, 255).astype(np.uint8)
+    img = resize_to_height(img, height)
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if channels == 1 else img
+
+
 def encode_image(img: np.ndarray, image_format: str = "png") -> bytes:
     """uint8 gray or RGB image -> PNG (fast compression) or JPEG (quality 95) bytes."""
     bgr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
@@ -389,17 +450,28 @@ def iter_samples(
     word_ratio: float = 0.7,
     max_length: int = 16,
     plain_ratio: float = 0.0,
+    style: str = "scene",
 ) -> Iterator[tuple[np.ndarray, str]]:
     """Yield ``count`` (image, label) pairs; sample ``i`` depends only on ``(seed, i)`` and the fonts.
 
     ``plain_ratio``: the share of words rendered as printed/screen text (``render_word(plain=True)``)
-    rather than as photographed scene text.
+    rather than as photographed scene text. ``style="dot-matrix"``: every word as an LED sign or
+    dot-matrix print (``render_dot_matrix``; its glyphs come from matplotlib's bundled font, so
+    the images are the same on every machine).
     """
     if not 0.0 <= plain_ratio <= 1.0:
         raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     alphabet = Alphabet.resolve(alphabet)
     word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
     source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length)
+    if style == "dot-matrix":
+        for i in range(count):
+            rng = np.random.default_rng([seed, i])
+            text = source(rng)
+            yield render_dot_matrix(text, rng, height=height, channels=channels), text
+        return
     charset = source.all + (" " if source.space else "")
     families = font_families(find_fonts(fonts, charset))
     for i in range(count):
@@ -424,6 +496,7 @@ def generate(
     word_ratio: float = 0.7,
     max_length: int = 16,
     plain_ratio: float = 0.0,
+    style: str = "scene",
     image_format: str = "png",
     overwrite: bool = False,
     image_dir: str | os.PathLike | None = None,
@@ -442,7 +515,7 @@ def generate(
     def samples() -> Iterator[tuple[bytes, str]]:
         for img, text in iter_samples(
             count, seed=seed, alphabet=alphabet, words=words, fonts=fonts, height=height,
-            channels=channels, word_ratio=word_ratio, max_length=max_length, plain_ratio=plain_ratio,
+            channels=channels, word_ratio=word_ratio, max_length=max_length, plain_ratio=plain_ratio, style=style,
         ):  # fmt: skip
             labels.append(text)
             data = encode_image(img, image_format)
@@ -472,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=16)
     p.add_argument("--plain-ratio", type=float, default=0.0,
                    help="share of words rendered as printed/screen text (dark on white, upright, no photo effects)")
+    p.add_argument("--style", default="scene", choices=STYLES,
+                   help="scene: photographed and printed words in many fonts; dot-matrix: LED signs and dot-matrix print")
     p.add_argument("--format", default="png", choices=("png", "jpg"))
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--png-dir", help="also write the images to this folder, with a gt.txt (name<TAB>label)")
@@ -481,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         n = generate(
             a.out, a.count, seed=a.seed, alphabet=a.alphabet, words=a.words, fonts=a.fonts, height=a.height,
             channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length, plain_ratio=a.plain_ratio,
-            image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
+            style=a.style, image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
         )  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"synth_text: error: {e}", file=sys.stderr)
