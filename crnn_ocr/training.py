@@ -79,6 +79,7 @@ class TrainConfig:
     device: str | None = None
     progress: bool = True
     max_bad_steps: int = 20  # consecutive non-finite losses before giving up
+    mask_padding: bool = True  # the model sees each image's true width (CRNN.forward); False: the old unmasked forward, for ablations
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -559,7 +560,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     targets = batch["targets"].to(device)
                     target_lengths = batch["target_lengths"].to(device)
                     with autocast():  # the padding is masked: each image trains as it is read alone
-                        logits = model(images, batch["input_widths"])  # (N, C, H, W), (N,) -> (N, T, K)
+                        logits = model(images, batch["input_widths"] if cfg.mask_padding else None)  # (N, C, H, W), (N,) -> (N, T, K)
                     input_lengths = output_lengths(batch["input_widths"], model_config).clamp(max=logits.shape[1]).to(device)
                     loss = ctc_loss(logits, targets, input_lengths, target_lengths)
                     if not torch.isfinite(loss):

@@ -102,3 +102,18 @@ def test_cli(tmp_path):
 def test_encode_formats(fmt):
     img = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
     assert decode_image(synth.encode_image(img, fmt), 3).shape == (32, 40, 3)
+
+
+def test_dot_matrix_style_is_deterministic_and_drawn_in_dots(tmp_path):
+    a = list(synth.iter_samples(8, seed=5, style="dot-matrix", words=["Platform", "EXIT", "gate"]))
+    b = list(synth.iter_samples(8, seed=5, style="dot-matrix", words=["Platform", "EXIT", "gate"]))
+    assert [t for _, t in a] == [t for _, t in b] and all(np.array_equal(x, y) for (x, _), (y, _) in zip(a, b))
+    for img, text in a:
+        assert img.shape[0] == 32 and img.shape[2] == 3 and img.shape[1] > 8 * len(text)
+    # dots, not strokes: along a lit row the brightness rises and falls many times
+    glyphs = synth.render_dot_matrix("HHHH", np.random.default_rng([0, 1]), height=64, channels=1)
+    row = glyphs[glyphs.shape[0] // 2].astype(float)
+    crossings = np.count_nonzero(np.diff(np.sign(row - row.mean())))
+    assert crossings >= 12
+    with pytest.raises(ValueError, match="style must be one of"):
+        next(synth.iter_samples(1, style="neon"))
