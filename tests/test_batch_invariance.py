@@ -7,6 +7,8 @@ recognizers (PyTorch and onnxruntime) and the trainer's loss rely on it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -100,9 +102,21 @@ def _assert_batch_invariant(rec, prepared: list[np.ndarray]) -> None:
         assert [r.spans for r in batched] == [r.spans for r in alone], batch_size
 
 
-@pytest.fixture(scope="module")
-def word_crops():
-    return rendered_words(200)
+SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"  # real crops, on development machines only
+
+
+def real_crops(count: int = 200) -> list[np.ndarray]:
+    """The first ``count // 2`` ICDAR 2015 and IIIT5K training crops, if ../shared is there."""
+    if not SHARED_TEXT.is_dir():
+        pytest.skip("../shared/data/text is not on this machine (development data, not in the project)")
+    paths = sorted((SHARED_TEXT / "ic15_train").glob("*.png"))[: count // 2]
+    paths += sorted((SHARED_TEXT / "iiit5k_train").glob("*.jpg"))[: count - len(paths)]
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+@pytest.fixture(scope="module", params=["rendered", "real"])
+def word_crops(request):
+    return rendered_words(200) if request.param == "rendered" else real_crops(200)
 
 
 def test_shipped_model_reads_the_same_alone_and_in_any_batch_torch(word_crops):
