@@ -160,11 +160,13 @@ class BaseRecognizer:
         equal width when the backend does not mask padding: ``masks_padding``). An image wider
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
         are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
+        stride = self.frame_stride
         pieces = []  # (image index, window array, first kept frame, last kept frame, window's global frame offset)
+        whole = []  # per image: read in one piece
         for i, im in enumerate(prepared):
-            for x0, x1, first, last in self.windows(int(im.shape[1])):
-                pieces.append((i, im[:, x0:x1], first, last, x0 // self.frame_stride if x0 else 0))
-        whole = [len(self.windows(int(im.shape[1]))) == 1 for im in prepared]
+            windows = self.windows(int(im.shape[1]))
+            whole.append(len(windows) == 1)
+            pieces += [(i, im[:, x0:x1], first, last, x0 // stride) for x0, x1, first, last in windows]
         order = sorted(range(len(pieces)), key=lambda k: pieces[k][1].shape[1])
         results: list[DecodeResult | None] = [None] * len(prepared)
         parts: dict[int, list[tuple[int, np.ndarray]]] = {}  # image index -> (first kept frame, its frames)
