@@ -46,7 +46,7 @@ class TrainConfig:
     data: list[str]
     val: list[str] = field(default_factory=list)
     data_ratios: list[float] | None = None
-    alphabet: str = "alphanumeric"
+    alphabet: str | None = None  # a preset or file; None: the --init-from checkpoint's, else "alphanumeric"
     arch: str = "crnn_compact"
     height: int | None = None  # default 32, or the --init-from checkpoint's
     channels: int = 1
@@ -385,7 +385,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         alphabet = Alphabet.from_dict(resume_state["alphabet"])
         model_config = ModelConfig.from_dict(resume_state["model_config"])
     else:
-        alphabet = Alphabet.resolve(cfg.alphabet)
+        if cfg.alphabet is not None:
+            alphabet = Alphabet.resolve(cfg.alphabet)
+        else:  # fine-tuning keeps the model's symbols unless told otherwise
+            alphabet = Alphabet.from_dict(init_state["alphabet"]) if init_state else Alphabet.preset("alphanumeric")
         base = ModelConfig.from_dict(init_state["model_config"]) if init_state else None
         model_config = ModelConfig(
             num_classes=alphabet.num_classes,

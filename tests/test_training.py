@@ -70,6 +70,16 @@ def test_init_from_resizes_output_layer(tmp_path, word_lmdb):
         assert torch.equal(w_new[k][new.id_of("q")], w_old[k][old.id_of("q")])  # shared symbol kept
 
 
+def test_init_from_keeps_the_checkpoints_alphabet_unless_one_is_given(tmp_path, word_lmdb):
+    torch.set_num_threads(1)
+    cased = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "cased"), max_steps=1, alphabet="alphanumeric_cased"))
+    child = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "child"), max_steps=1, alphabet=None,
+                       init_from=cased.last_checkpoint))
+    assert Alphabet.from_dict(load_checkpoint(child.last_checkpoint)["alphabet"]) == Alphabet.preset("alphanumeric_cased")
+    fresh = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "fresh"), max_steps=1, alphabet=None))
+    assert Alphabet.from_dict(load_checkpoint(fresh.last_checkpoint)["alphabet"]) == Alphabet.preset("alphanumeric")
+
+
 def test_width_scale_is_saved_and_inherited_by_init_from(tmp_path, word_lmdb):
     torch.set_num_threads(1)
     wide = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=1, width_scale=1.5))

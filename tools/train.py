@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None):
     data.add_argument("--data", nargs="+", required=True, help="training LMDB folder(s) in the standard layout")
     data.add_argument("--data-ratios", nargs="+", type=float, help="share of each batch drawn from each --data LMDB (default: by size)")
     data.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s): word accuracy every --val-every steps picks best.pt")
-    data.add_argument("--alphabet", default="alphanumeric",
-                      help="preset (digits, alphanumeric: 36 case-folded symbols, alphanumeric_cased, printable) or a file, one symbol per line")
+    data.add_argument("--alphabet", help="preset (digits, alphanumeric: 36 case-folded symbols, alphanumeric_cased, printable) "
+                      "or a file, one symbol per line (default: the --init-from checkpoint's, else alphanumeric)")
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
