@@ -45,8 +45,10 @@ MODELS: dict[str, PretrainedModel] = {
     for m in (
         PretrainedModel(
             "english", "text", "english_crnn_compact.pt",
-            "English words, case-insensitive letters and digits (36 symbols); crnn_compact, 32 px gray input stretched 1.5x "
-            "in width; trained on synthetic words only (datasets/synth_text.py: scene text and printed text)",
+            "English words and short text: the 95 printable ASCII symbols (both cases, digits, punctuation, space); "
+            "crnn_compact, 32 px gray input stretched 1.5x in width; synthetic words in 764 fonts "
+            "(datasets/synth_text.py: scene and printed text) mixed with real crops (IIIT5K train outside the "
+            "dev/test splits, ICDAR 2015 train), fine-tuned from the synthetic-only model",
             onnx_filename="english_crnn_compact.onnx",
         ),
         PretrainedModel(
