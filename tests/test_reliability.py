@@ -122,6 +122,7 @@ def _kill(proc: subprocess.Popen) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_midepoch_and_midwrite_then_sigterm_then_resume_matches_uninterrupted(tmp_path, words, capsys):
     # the uninterrupted reference: the same tools/train.py main, in this process
     assert _load_tool("train").main(["--data", str(words), "--out", str(tmp_path / "ref"), *TRAIN_ARGS]) == 0

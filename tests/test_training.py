@@ -29,6 +29,7 @@ def _losses(run_dir: Path) -> list[float]:
         return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
 
 
+@pytest.mark.slow
 def test_compact_model_overfits_twenty_words(tmp_path, word_lmdb):
     torch.set_num_threads(1)
     cfg = _cfg(tmp_path, word_lmdb, val=[str(word_lmdb)], batch_size=20, max_steps=400, lr=5e-3,
@@ -160,6 +161,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, out: str) ->
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_ranks_keep_identical_parameters(tmp_path, word_lmdb):
     cfg = _cfg(tmp_path, word_lmdb, max_steps=2, batch_size=4, device="cpu")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
