@@ -107,3 +107,14 @@ def test_symbol_boxes_sit_on_their_glyphs(rec):
         assert boxes[0][0] >= margin * scale - 2  # the first box starts at its glyph, not at the left edge
         checked += 1
     assert checked >= 2
+
+
+def test_a_20000_pixel_image_reads_its_text_not_nothing(rec):
+    text = " ".join(["receipt total 1250 thank you for shopping"] * 20)
+    font = ImageFont.truetype(FONT, 30)
+    img = Image.new("L", (20000, 40), 255)
+    ImageDraw.Draw(img).text((10, 2), text, fill=0, font=font)
+    assert font.getlength(text) < 19900  # the whole text is on the image
+    result = rec.read(np.asarray(img))
+    assert editdistance.eval(squash(result.text), squash(text)) / len(squash(text)) <= 0.05
+    assert rec.read(np.full((40, 20000), 255, np.uint8)).text == ""  # blank stays blank
