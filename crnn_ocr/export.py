@@ -175,7 +175,9 @@ def _quiet_native_warnings(*patterns: str) -> Iterator[None]:
 
 
 def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], preprocess: dict[str, Any]) -> list[np.ndarray]:
-    """Images (paths, bytes or arrays) -> model inputs (1, C, H, w) float32, one per image, as at inference."""
+    """Images (paths, bytes or arrays) -> model inputs (1, C, H, w) float32, one per image, as at
+    inference: resized like ``BaseRecognizer.prepare`` (full resolution), then no wider than one
+    reading window (``max_width``), which is what the model sees of a longer line."""
     from crnn_ocr.preprocessing import decode_image, images_to_batch, resize_to_height
 
     if not images:
@@ -183,9 +185,9 @@ def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], prepro
     batches = []
     for image in images:
         img = decode_image(image, int(preprocess["channels"]))
-        img = resize_to_height(img, int(preprocess["height"]), max_width=preprocess.get("max_width"),
-                               width_scale=float(preprocess.get("width_scale", 1.0)))
-        batches.append(images_to_batch([img]))
+        img = resize_to_height(img, int(preprocess["height"]), width_scale=float(preprocess.get("width_scale", 1.0)))
+        window = preprocess.get("max_width")
+        batches.append(images_to_batch([img if window is None else img[:, : int(window)]]))
     return batches
 
 

@@ -199,14 +199,14 @@ class BidirectionalLSTM(nn.Module):
         return self.linear(x)  # (N, T, D_out)
 
 
-def _column_mask(x: Tensor, widths: Tensor) -> Tensor:
-    """(N, C, H, W) features, valid widths (N,) -> bool (N, 1, 1, W): True on each item's real columns."""
-    columns = torch.arange(x.shape[3], device=x.device)
-    return (columns[None, :] < widths.to(x.device)[:, None])[:, None, None, :]
+def _fill_past(x: Tensor, widths: Tensor, value: float) -> Tensor:
+    """(N, C, H, W) features with every column at or past each item's width (N,) set to ``value``."""
+    real = torch.arange(x.shape[3], device=x.device)[None, :] < widths[:, None]  # (N, W)
+    return torch.where(real[:, None, None, :], x, torch.full((), value, dtype=x.dtype, device=x.device))
 
 
 def _width_after(module: nn.Module, widths: Tensor) -> Tensor:
-    """Output width of a Conv2d / MaxPool2d / AvgPool2d for input widths (N,): the layer's arithmetic."""
+    """Output width of a Conv2d or MaxPool2d for input widths (N,): the layer's arithmetic."""
     pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     kernel, stride, padding = pair(module.kernel_size)[1], pair(module.stride)[1], pair(module.padding)[1]
     dilation = pair(getattr(module, "dilation", 1))[1]
@@ -222,25 +222,21 @@ def _is_maskable(trunk: nn.Module) -> bool:
     )
 
 
-def masked_trunk(trunk: nn.Sequential, x: Tensor, widths: Tensor) -> tuple[Tensor, Tensor]:
+def masked_trunk(trunk: nn.Sequential, x: Tensor, widths: Tensor) -> Tensor:
     """Run a plain conv trunk on a right-padded batch as if each image were alone.
 
     Before every convolution the columns past each item's width are zeroed (what the
     convolution's own zero padding shows a lone image), before every max-pool they are -inf
     (its padding), so the real columns' features equal those of the image run alone; BatchNorm
-    in eval mode, ReLU and dropout act per element. (N, C_in, H, W), widths (N,) ->
-    (features (N, C, H', T) with zeros past each item's frames, frames (N,)).
+    in eval mode, ReLU and dropout act per element. (N, C_in, H, W), widths (N,) -> features
+    (N, C, H', T), zero past each item's ``output_length(width)`` frames.
     """
     for module in trunk:
-        if isinstance(module, nn.Conv2d):
-            x = torch.where(_column_mask(x, widths), x, torch.zeros((), dtype=x.dtype, device=x.device))
-            widths = _width_after(module, widths)
-        elif isinstance(module, nn.MaxPool2d):
-            x = torch.where(_column_mask(x, widths), x, torch.full((), float("-inf"), dtype=x.dtype, device=x.device))
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+            x = _fill_past(x, widths, 0.0 if isinstance(module, nn.Conv2d) else float("-inf"))
             widths = _width_after(module, widths)
         x = module(x)
-    x = torch.where(_column_mask(x, widths), x, torch.zeros((), dtype=x.dtype, device=x.device))
-    return x, widths
+    return _fill_past(x, widths, 0.0)
 
 
 class MeanOverHeight(nn.Module):
@@ -362,7 +358,7 @@ class CRNN(nn.Module):
             if torch.jit.is_tracing() or bool((widths != w).any()):  # all full width: nothing to mask
                 lengths = self.output_lengths(widths)
         if lengths is not None and self.maskable:
-            x, _ = masked_trunk(self.cnn, images, widths)  # (N, C_in, H, W) -> (N, C, H', T)
+            x = masked_trunk(self.cnn, images, widths)  # (N, C_in, H, W) -> (N, C, H', T)
         else:
             x = self.cnn(images)  # (N, C_in, H, W) -> (N, C, H', T)
         n, c, h, t = x.shape
