@@ -117,3 +117,111 @@ def test_dot_matrix_style_is_deterministic_and_drawn_in_dots(tmp_path):
     assert crossings >= 12
     with pytest.raises(ValueError, match="style must be one of"):
         next(synth.iter_samples(1, style="neon"))
+
+
+crop_colors = load_script("crop_colors", ROOT / "datasets" / "crop_colors.py")
+
+
+def _crop(text_rgb, bg_rgb, seed):
+    """A 32x96 crop: two filled 'letters' of text colour on a background, with a little noise."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((32, 96, 3), np.float32)
+    img[:] = bg_rgb
+    img[8:24, 20:40] = text_rgb
+    img[8:24, 56:76] = text_rgb
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_crop_colors_finds_text_and_background_pairs(tmp_path):
+    import cv2
+
+    pairs = {"red_on_white": ((200, 20, 20), (245, 245, 240)), "white_on_blue": ((250, 250, 250), (20, 30, 120))}
+    lines = []
+    for name, (text_rgb, bg_rgb) in pairs.items():
+        for k in range(5):
+            path = tmp_path / f"{name}_{k}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(_crop(text_rgb, bg_rgb, k), cv2.COLOR_RGB2BGR))
+            lines.append(f"{path.name}\tword")
+    lines.append("missing.png\tword")
+    (tmp_path / "gt.tsv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "colors.tsv"
+    assert crop_colors.main(["--labels", str(tmp_path / "gt.tsv"), "--out", str(out), "--clusters", "2"]) == 0
+    palette = synth.Palette.load(out)
+    assert sorted(palette.p.tolist()) == [0.5, 0.5]
+    found = sorted(palette.pairs.round().astype(int).tolist())
+    want = sorted([list(t), list(b)] for t, b in pairs.values())
+    assert np.abs(np.array(found) - np.array(want)).max() <= 3  # text colour first, background second
+    ink, paper = palette.sample(np.random.default_rng(0))
+    assert ink.shape == paper.shape == (3,)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# header\n1 2 3 4 5 6 7\n1 2 three\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:3: expected"):
+        synth.Palette.load(bad)
+
+
+def _edge_ink(img: np.ndarray) -> bool:
+    """Whether ink (far from the crop's median) touches the left or right column or the top or bottom row."""
+    med = float(np.median(img))
+    edges = np.concatenate([img[:, 0], img[:, -1], img[0], img[-1]]).astype(float)
+    return bool((np.abs(edges - med) > 60).mean() > 0.04)
+
+
+def test_scene_colours_photos_and_detector_cuts(tmp_path):
+    import cv2
+
+    import matplotlib
+
+    font = str(synth.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # the same on every machine
+    palette = synth.Palette(np.array([[250, 250, 0, 0, 0, 200]]), np.array([1]))  # yellow on blue
+    scene = synth.Scene(palette=palette, palette_ratio=1.0)
+    img = synth.render_word("Colour", font, np.random.default_rng(3), scene=scene)
+    assert np.abs(np.median(img.reshape(-1, 3), axis=0) - [0, 0, 200]).max() <= 25  # the real crop's background
+    # a photograph's texture under the text: strong stripes, kept 40 levels of luminance from the ink
+    stripes = np.zeros((400, 400, 3), np.uint8)
+    stripes[:, ::8] = 255
+    stripes[:, 1::8] = 255
+    cv2.imwrite(str(tmp_path / "stripes.png"), stripes)
+    photos = synth.PhotoBackgrounds([tmp_path])
+    flat, textured = [], []
+    for seed in range(12):
+        for scene, out in ((synth.Scene(), flat), (synth.Scene(photos=photos, photo_ratio=1.0), textured)):
+            gray = synth.render_word("mm", font, np.random.default_rng(seed), channels=1, scene=scene)
+            out.append(float(np.abs(np.diff(gray[:3].astype(float), axis=1)).mean()))  # top margin: texture only
+    assert np.mean(textured) > 2 * np.mean(flat)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no photographs"):
+        synth.PhotoBackgrounds([tmp_path / "empty"])
+    # detector-like cuts: part of a neighbouring letter, line or edge reaches the crop's border
+    cut = [_edge_ink(synth.render_word("word", font, np.random.default_rng(s), channels=1, scene=synth.Scene(neighbors=1.0))) for s in range(40)]
+    clean = [_edge_ink(synth.render_word("word", font, np.random.default_rng(s), channels=1, scene=synth.Scene())) for s in range(40)]
+    assert sum(cut) >= 16 and sum(clean) <= 6, (sum(cut), sum(clean))  # 23 and 1 here
+    with pytest.raises(ValueError, match="neighbors must be in"):
+        synth.Scene(neighbors=2.0)
+
+
+def test_patterns_and_scene_in_the_cli(tmp_path):
+    source = synth.TextSource(Alphabet.preset("printable"), ["shop", "fresh"], pattern_ratio=1.0)
+    rng = np.random.default_rng(0)
+    texts = [source(rng) for _ in range(300)]
+    assert all(Alphabet.preset("printable").try_encode(t) is not None and t == t.strip() for t in texts)
+    assert sum(any(c.isdigit() for c in t) for t in texts) >= 120
+    assert any(t.startswith("$") for t in texts) and any(t.startswith("www.") for t in texts)
+    digits_only = synth.TextSource(Alphabet.preset("digits"), [], pattern_ratio=1.0)
+    assert all(t.isdigit() for t in (digits_only(rng) for _ in range(50)))  # patterns it cannot write fall back
+    (tmp_path / "colors.tsv").write_text("0 0 0 255 255 255 3\n")
+    args = ["--out", str(tmp_path / "db"), "--count", "4", "--colors", str(tmp_path / "colors.tsv"),
+            "--neighbors", "0.5", "--curve", "0.5", "--wide-margin", "0.5", "--pattern-ratio", "0.5"]  # fmt: skip
+    assert synth.main(args) == 0 and len(LmdbDataset(tmp_path / "db", Alphabet.preset("alphanumeric"))) == 4
+    assert synth.main(["--out", str(tmp_path / "x"), "--count", "2", "--colors", str(tmp_path / "nope.tsv")]) == 2
+    assert synth.main(["--out", str(tmp_path / "y"), "--count", "2", "--photos", str(tmp_path / "nope")]) == 2
+
+
+def test_fonts_that_draw_greek_at_latin_code_points_are_left_out(tmp_path):
+    import shutil
+
+    import matplotlib
+
+    dejavu = synth.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("DejaVuSans.ttf", "ellenita.ttf", "alfa-beta.ttf"):
+        shutil.copy(dejavu, tmp_path / name)
+    assert [synth.Path(f).name for f in synth.find_fonts([tmp_path], "abc")] == ["DejaVuSans.ttf"]
