@@ -54,8 +54,7 @@ def find_english_g2() -> Path | None:
 
 
 def synth_samples(count: int):
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from synth_text import iter_samples
+    from crnn_ocr.synth.text import iter_samples
 
     for i, (img, text) in enumerate(iter_samples(count, seed=SYNTH_SEED, alphabet="alphanumeric_cased", height=64)):
         yield f"synth_{i}", img, text

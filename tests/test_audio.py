@@ -505,10 +505,8 @@ def _digit_folder(root: Path) -> Path:
 
 
 def test_concat_digits_by_speaker(tmp_path):
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from concat_digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
-
     from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.synth.digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
 
     folder = _digit_folder(tmp_path / "digits")
     recs = read_recordings(folder)
@@ -533,8 +531,7 @@ def test_concat_digits_by_speaker(tmp_path):
 
 
 def test_synth_speech_text_is_deterministic():
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from synth_speech import DIGIT_WORDS, SynthSpeechConfig, utterance_text
+    from crnn_ocr.synth.speech import DIGIT_WORDS, SynthSpeechConfig, utterance_text
 
     cfg = SynthSpeechConfig(out="unused", content="digits", min_words=2, max_words=3)
     texts = [utterance_text(np.random.default_rng([0, i]), cfg) for i in range(30)]

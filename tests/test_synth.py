@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_script
+import crnn_ocr.synth.colors as crop_colors
+import crnn_ocr.synth.text as synth
+from conftest import ROOT
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.preprocessing import decode_image
-
-synth = load_script("synth_text", ROOT / "datasets" / "synth_text.py")
 
 
 def test_generate_writes_matching_labels(tmp_path):
@@ -117,9 +117,6 @@ def test_dot_matrix_style_is_deterministic_and_drawn_in_dots(tmp_path):
     assert crossings >= 12
     with pytest.raises(ValueError, match="style must be one of"):
         next(synth.iter_samples(1, style="neon"))
-
-
-crop_colors = load_script("crop_colors", ROOT / "datasets" / "crop_colors.py")
 
 
 def _crop(text_rgb, bg_rgb, seed):
