@@ -79,7 +79,7 @@ def evaluate_lmdb(rec, path: str, batch_size: int = 32) -> ScoreMetrics:
 def read_primus(rec, root: str) -> ScoreMetrics:
     """Read each PrIMuS image, printing its reading, reference and SER."""
     from crnn_ocr.music import validate_semantic
-    from crnn_ocr.primus import scan_primus
+    from crnn_ocr.music.primus import scan_primus
 
     entries, _ = scan_primus(root)
     m = ScoreMetrics()

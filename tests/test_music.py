@@ -325,7 +325,7 @@ def _primus_tree(root: Path) -> None:
 
 
 def test_primus_converter_counts_skips(tmp_path):
-    from crnn_ocr.primus import create_lmdb_from_primus
+    from crnn_ocr.music.primus import create_lmdb_from_primus
 
     _primus_tree(tmp_path / "primus")
     stats = create_lmdb_from_primus(tmp_path / "sem", tmp_path / "primus")

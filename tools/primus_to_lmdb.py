@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{cfg.primus}: PrIMuS folder not found (--primus)")
     if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
         raise UsageError(f"{cfg.out}: is a file, expected an LMDB folder (--out)")
-    from crnn_ocr.primus import create_lmdb_from_primus
+    from crnn_ocr.music.primus import create_lmdb_from_primus
 
     stats = create_lmdb_from_primus(cfg.out, cfg.primus, encoding=cfg.encoding, distorted=cfg.distorted,
                                     check=cfg.check, overwrite=cfg.overwrite)
