@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import string
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.decoding import CTCDecoder, log_softmax  # noqa: E402

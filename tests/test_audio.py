@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from crnn_ocr.audio import (
     AudioFrontend,
@@ -483,8 +483,8 @@ def test_speech_onnx_export_reads_like_the_checkpoint_without_torch(speech_model
 
 # ------------------------------------------------------------------------------------ bench, generators
 def test_bench_speech_scores():
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_speech import score, vocabulary
+    bench_speech = load_script("bench_speech", ROOT / "bench" / "bench_speech.py")
+    score, vocabulary = bench_speech.score, bench_speech.vocabulary
 
     s = score(["seven two", "yes no", ""], ["seven three", "yes no", "no"])
     assert (s.count, s.wer, s.sentence_accuracy) == (3, 2 / 5, 1 / 3)
