@@ -19,7 +19,6 @@ import soundfile as sf
 import torch
 
 from conftest import ROOT, load_script
-
 from crnn_ocr.audio import (
     AudioFrontend,
     SpeechAugment,

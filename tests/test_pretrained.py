@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from conftest import ROOT, render_word, require_engraving
-
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
 from crnn_ocr.export import ExportConfig, export

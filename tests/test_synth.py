@@ -165,7 +165,6 @@ def _edge_ink(img: np.ndarray) -> bool:
 
 def test_scene_colours_photos_and_detector_cuts(tmp_path):
     import cv2
-
     import matplotlib
 
     font = str(synth.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # the same on every machine

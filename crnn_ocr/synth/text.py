@@ -68,7 +68,7 @@ def _font_dirs() -> list[Path]:
     return dirs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _font_charset(path: str) -> frozenset[str]:
     from fontTools.ttLib import TTFont
 
@@ -227,7 +227,8 @@ class TextSource:
         if kind == 7:  # codes: B-12, A4, XJ220, No.5
             L = "ABCDEFGHJKLMNPRSTUVWXYZ"
             letters = "".join(L[int(i)] for i in rng.integers(len(L), size=int(rng.integers(1, 4))))
-            forms = (f"{letters}-{d(int(rng.integers(1, 4)))}", f"{letters}{d(int(rng.integers(1, 5)))}", f"No.{int(rng.integers(1, 100))}", f"#{d(int(rng.integers(1, 4)))}")
+            forms = (f"{letters}-{d(int(rng.integers(1, 4)))}", f"{letters}{d(int(rng.integers(1, 5)))}",
+                     f"No.{int(rng.integers(1, 100))}", f"#{d(int(rng.integers(1, 4)))}")
             return forms[int(rng.integers(len(forms)))]
         if kind == 8:  # a word with punctuation around it
             forms = (f"{w().title()}!", f"\"{w()}\"", f"({w()})", f"{w()},", f"{w()}.", f"{w().title()}'s", f"{w()}?")
@@ -409,9 +410,9 @@ def _layout(text: str, font: ImageFont.FreeTypeFont, stroke: int, tracking: floa
     right = bottom = -(1 << 30)
     for ch in text:
         xs.append(x)
-        l, t, r, b = font.getbbox(ch, stroke_width=stroke)
-        if r > l:  # spaces have no ink
-            left, top, right, bottom = min(left, x + l), min(top, t), max(right, x + r), max(bottom, b)
+        x0, y0, x1, y1 = font.getbbox(ch, stroke_width=stroke)
+        if x1 > x0:  # spaces have no ink
+            left, top, right, bottom = min(left, x + x0), min(top, y0), max(right, x + x1), max(bottom, y1)
         x += font.getlength(ch) + tracking
     if right < left:
         left, top, right, bottom = 0, 0, 1, 1
@@ -563,8 +564,8 @@ class _SceneCut:
             if kind < 3:  # part of the letter before, after, or both
                 for side in (("left",), ("right",), ("left", "right"))[kind]:
                     ch = _NEIGHBOR_CHARS[int(rng.integers(len(_NEIGHBOR_CHARS)))]
-                    l, _, r, _ = font.getbbox(ch)
-                    visible = max(1, int((r - l) * rng.uniform(0.15, 0.6)))
+                    x0, _, x1, _ = font.getbbox(ch)
+                    visible = max(1, int((x1 - x0) * rng.uniform(0.15, 0.6)))
                     space = int(line_h * rng.uniform(0.1, 0.45)) + 1
                     cut.letters.append((side, ch, visible))
                     cut.extra[0 if side == "left" else 1] = visible + space
@@ -584,16 +585,16 @@ class _SceneCut:
         return cut
 
     def pads(self, *pads: int) -> tuple[int, int, int, int]:
-        l, r, t, b = (max(p, e) + a for p, e, a in zip(pads, self.extra, self.add))
-        return l, r, t, b
+        left, right, top, bottom = (max(p, e) + a for p, e, a in zip(pads, self.extra, self.add))
+        return left, right, top, bottom
 
     def neighbor_mask(self, font: ImageFont.FreeTypeFont, origin: tuple[float, float], size: tuple[int, int], stroke: int) -> np.ndarray:
         """Coverage of the neighbouring letters and line, cut by the crop's edges."""
         w, h = size
         mask = np.zeros((h, w), np.float32)
         for side, ch, visible in self.letters:
-            l, _, r, _ = font.getbbox(ch, stroke_width=stroke)
-            x = visible - r if side == "left" else w - visible - l
+            x0, _, x1, _ = font.getbbox(ch, stroke_width=stroke)
+            x = visible - x1 if side == "left" else w - visible - x0
             mask = np.maximum(mask, _text_mask(ch, font, [0.0], (x, origin[1]), size, stroke))
         if self.line is not None:
             where, line, visible, shift = self.line
@@ -652,7 +653,7 @@ def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height
 STYLES = ("scene", "dot-matrix")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dot_matrix_fonts() -> tuple[str, ...]:
     """The monospace faces dot-matrix glyphs are sampled from: matplotlib's bundled DejaVu Sans
     Mono (regular and bold), so every machine draws the same dots."""
