@@ -484,6 +484,9 @@ def _prefix_beam_search(
     Returns (ids, acoustic log-prob as tracked by the beam) of the best final prefix, or None
     when the scorer accepts no final prefix.
     """
+    # A hot loop, kept as one function on purpose: splitting the per-frame body into helper
+    # calls costs speed (a call per frame and the beam's state passed through it), and this
+    # is the decoder's inner loop. tests/test_layout.py exempts functions marked like this.
     T, C = lp.shape
     B = beam_width
     lpx = lp.copy()
