@@ -221,3 +221,20 @@ def test_fonts_that_draw_greek_at_latin_code_points_are_left_out(tmp_path):
     for name in ("DejaVuSans.ttf", "ellenita.ttf", "alfa-beta.ttf"):
         shutil.copy(dejavu, tmp_path / name)
     assert [synth.Path(f).name for f in synth.find_fonts([tmp_path], "abc")] == ["DejaVuSans.ttf"]
+
+
+def test_importing_the_generators_leaves_optional_dependencies_unloaded():
+    """``import crnn_ocr.synth`` / ``crnn_ocr.music`` load nothing heavy; each generator imports its
+    optional dependencies (fontTools, wordfreq, verovio, cairosvg, music21, soundfile) on use."""
+    code = (
+        "import sys\n"
+        "import crnn_ocr, crnn_ocr.synth, crnn_ocr.music\n"
+        "light = sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules)\n"
+        "import crnn_ocr.synth.text, crnn_ocr.synth.colors, crnn_ocr.synth.speech, crnn_ocr.synth.digits\n"
+        "import crnn_ocr.synth.music\n"
+        "optional = ('fontTools', 'wordfreq', 'verovio', 'cairosvg', 'music21', 'soundfile')\n"
+        "print(light, sorted(m for m in optional if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "[]"]
