@@ -48,8 +48,6 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
@@ -103,7 +101,7 @@ def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[Wor
     if n_synth:
         import cv2
 
-        from datasets.synth_text import iter_samples
+        from crnn_ocr.synth.text import iter_samples
 
         out = folder / "synth"
         out.mkdir()
@@ -121,7 +119,7 @@ def make_sets(folder: Path, n_clean: int, n_synth: int, n_iiit: int) -> list[Wor
 
 def clean_words() -> list[str]:
     """Dictionary words of 2-14 letters/digits (synth_text's word list), for the clean sets."""
-    from datasets.synth_text import load_words
+    from crnn_ocr.synth.text import load_words
 
     return [w for w in load_words() if normalize(w) == w.lower() and 2 <= len(w) <= 14]
 
@@ -273,7 +271,7 @@ def main() -> None:
     from crnn_ocr.export import export_onnx
     from crnn_ocr.onnx_backend import OnnxRecognizer
     from crnn_ocr.recognizer import Recognizer
-    from datasets.synth_text import iter_samples
+    from crnn_ocr.synth.text import iter_samples
 
     torch.set_num_threads(a.threads)
     lines: list[str] = []

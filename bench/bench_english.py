@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
@@ -115,7 +113,6 @@ def run_tesseract(paths: list[str], psm: int, threads: int, folder: Path) -> Row
 
 def english_g2_checkpoint(folder: Path) -> Path | None:
     from convert_english_g2 import find_english_g2
-
     from crnn_ocr.convert import ConvertConfig, convert_dtrb_checkpoint
 
     pth = find_english_g2()

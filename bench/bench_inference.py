@@ -12,15 +12,11 @@ Run on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from crnn_ocr.model import ModelConfig, build_model  # noqa: E402
+from crnn_ocr.model import ModelConfig, build_model
 
 
 def rate(fn, batch: int, seconds: float) -> float:

@@ -33,18 +33,6 @@ from crnn_ocr.recognizer import load_model  # noqa: E402
 from crnn_ocr.training import ctc_loss  # noqa: E402
 
 
-def _synth_text():
-    """datasets/synth_text.py, loaded by path (datasets/ is scripts, not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "datasets" / "synth_text.py"
-    spec = importlib.util.spec_from_file_location("synth_text", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def batches(db: str, alphabet, config, width_scale: float, size: int, count: int, bucketed: bool) -> list[dict]:
     ds = LmdbDataset(db, alphabet, max_width=400, augment=False, width_scale=width_scale,
                      min_frames_fn=lambda w: int(output_length(w, config)))
@@ -87,7 +75,8 @@ def time_inference(model, bs: list[dict], masked: bool) -> float:
 
 
 def speed(args: argparse.Namespace, tmp: str) -> None:
-    synth_text = _synth_text()
+    import crnn_ocr.synth.text as synth_text
+
     db = os.path.join(tmp, "words")
     synth_text.generate(db, 2000, seed=7, channels=1, plain_ratio=0.25)
     model, alphabet, pre, _ = load_model(MODELS["english"].path)
@@ -109,11 +98,11 @@ def speed(args: argparse.Namespace, tmp: str) -> None:
 
 
 def accuracy(tmp: str) -> None:
+    import crnn_ocr.synth.text as synth_text
     from crnn_ocr.evaluation import evaluate
     from crnn_ocr.recognizer import Recognizer
     from crnn_ocr.training import TrainConfig, train
 
-    synth_text = _synth_text()
     train_db, val_db = os.path.join(tmp, "dots_train"), os.path.join(tmp, "dots_val")
     synth_text.generate(train_db, 5000, seed=0, style="dot-matrix")
     synth_text.generate(val_db, 300, seed=1, style="dot-matrix")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import editdistance  # noqa: E402
 
@@ -79,7 +78,7 @@ def evaluate_lmdb(rec, path: str, batch_size: int = 32) -> ScoreMetrics:
 def read_primus(rec, root: str) -> ScoreMetrics:
     """Read each PrIMuS image, printing its reading, reference and SER."""
     from crnn_ocr.music import validate_semantic
-    from crnn_ocr.primus import scan_primus
+    from crnn_ocr.music.primus import scan_primus
 
     entries, _ = scan_primus(root)
     m = ScoreMetrics()

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "datasets"))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
@@ -51,7 +47,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--samples", type=int, default=3000)
     a = p.parse_args()
-    import synth_text
+    import crnn_ocr.synth.text as synth_text
 
     alphabet = Alphabet.preset("alphanumeric")
     config = ModelConfig(num_classes=alphabet.num_classes, arch=a.arch)

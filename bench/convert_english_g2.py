@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
@@ -54,8 +53,7 @@ def find_english_g2() -> Path | None:
 
 
 def synth_samples(count: int):
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from synth_text import iter_samples
+    from crnn_ocr.synth.text import iter_samples
 
     for i, (img, text) in enumerate(iter_samples(count, seed=SYNTH_SEED, alphabet="alphanumeric_cased", height=64)):
         yield f"synth_{i}", img, text

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 BLANK = 0
 """Id of the CTC blank, for every alphabet, model, loss and decoder in crnn_ocr."""
@@ -87,7 +88,7 @@ class Alphabet:
         return cls(symbols, ignore_case=ignore_case)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, ignore_case: bool = False, separator: str | None = None) -> Alphabet:
+    def from_file(cls, path: str | os.PathLike[str], *, ignore_case: bool = False, separator: str | None = None) -> Alphabet:
         """Read one symbol per line (UTF-8). Empty lines are ignored; a line holding one space is the space symbol."""
         try:
             with open(path, encoding="utf-8") as f:
@@ -122,7 +123,7 @@ class Alphabet:
         return cls(sorted(found), separator=separator)
 
     @classmethod
-    def resolve(cls, spec: str | os.PathLike | Alphabet) -> Alphabet:
+    def resolve(cls, spec: str | os.PathLike[str] | Alphabet) -> Alphabet:
         """An Alphabet from a preset name, a file path, or an Alphabet (returned as is)."""
         if isinstance(spec, Alphabet):
             return spec
@@ -133,17 +134,17 @@ class Alphabet:
             return cls.from_file(spec_s)
         raise ValueError(f"alphabet {spec_s!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write one symbol per line (the format ``from_file`` reads)."""
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(self.symbols) + "\n")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, str, bool) for checkpoints; inverse of ``from_dict``."""
         return {"symbols": list(self.symbols), "ignore_case": self.ignore_case, "separator": self.separator}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Alphabet:
+    def from_dict(cls, d: dict[str, Any]) -> Alphabet:
         return cls(d["symbols"], ignore_case=bool(d.get("ignore_case", False)), separator=d.get("separator"))
 
     # ------------------------------------------------------------------ queries

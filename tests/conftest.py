@@ -15,8 +15,6 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 WORDS = ["cat", "dog", "sun", "tree", "bird", "fish", "moon", "star", "rain", "wind",
          "fire", "road", "book", "door", "milk", "salt", "gold", "ship", "lamp", "rock"]
@@ -59,7 +57,9 @@ def require_engraving() -> None:
 
 
 def load_script(name: str, path: Path):
-    """Import a script outside the package (datasets/) once, registered for its dataclasses."""
+    """Import a script of tools/ or bench/ (files, not a package) by its path, once, registered
+    under ``name`` for its dataclasses. No sys.path edit: the script may import the installed
+    package, not its neighbours."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -18,8 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import ROOT
-
+from conftest import ROOT, load_script
 from crnn_ocr.audio import (
     AudioFrontend,
     SpeechAugment,
@@ -483,8 +482,8 @@ def test_speech_onnx_export_reads_like_the_checkpoint_without_torch(speech_model
 
 # ------------------------------------------------------------------------------------ bench, generators
 def test_bench_speech_scores():
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_speech import score, vocabulary
+    bench_speech = load_script("bench_speech", ROOT / "bench" / "bench_speech.py")
+    score, vocabulary = bench_speech.score, bench_speech.vocabulary
 
     s = score(["seven two", "yes no", ""], ["seven three", "yes no", "no"])
     assert (s.count, s.wer, s.sentence_accuracy) == (3, 2 / 5, 1 / 3)
@@ -505,10 +504,8 @@ def _digit_folder(root: Path) -> Path:
 
 
 def test_concat_digits_by_speaker(tmp_path):
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from concat_digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
-
     from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.synth.digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
 
     folder = _digit_folder(tmp_path / "digits")
     recs = read_recordings(folder)
@@ -533,8 +530,7 @@ def test_concat_digits_by_speaker(tmp_path):
 
 
 def test_synth_speech_text_is_deterministic():
-    sys.path.insert(0, str(ROOT / "datasets"))
-    from synth_speech import DIGIT_WORDS, SynthSpeechConfig, utterance_text
+    from crnn_ocr.synth.speech import DIGIT_WORDS, SynthSpeechConfig, utterance_text
 
     cfg = SynthSpeechConfig(out="unused", content="digits", min_words=2, max_words=3)
     texts = [utterance_text(np.random.default_rng([0, i]), cfg) for i in range(30)]

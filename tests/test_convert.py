@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, render_word
+from conftest import ROOT, load_script, render_word
 from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
 from crnn_ocr.convert import DTRB_PRESETS, ConvertConfig, convert_dtrb_checkpoint, read_characters_file
 from crnn_ocr.model import ModelConfig, build_model, min_input_width, output_length, output_lengths
@@ -263,11 +263,7 @@ def test_cli_missing_file_exits_2_with_one_line(tmp_path):
 
 
 def test_cli_converts(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import convert_checkpoint
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+    convert_checkpoint = load_script("_tool_convert_checkpoint", ROOT / "tools" / "convert_checkpoint.py")
     save_like_dataparallel(make_reference(1, 32, 32, 11), tmp_path / "d.pth")
     (tmp_path / "chars.txt").write_text("0123456789\n")
     assert convert_checkpoint.main(["--pth", str(tmp_path / "d.pth"), "--out", str(tmp_path / "d.pt"),

@@ -127,9 +127,9 @@ def test_reads_an_lmdb_from_a_minimal_writer(tmp_path):
         {
             b"num-samples": b"2",
             b"image-000000001": jpg(64, 128),
-            b"label-000000001": "abc".encode(),
+            b"label-000000001": b"abc",
             b"image-000000002": png(16, 10, channels=3),
-            b"label-000000002": "7".encode(),
+            b"label-000000002": b"7",
         },
     )
     ds = LmdbDataset(path, ALNUM, channels=3)
@@ -145,7 +145,7 @@ def test_filters_are_counted(tmp_path):
         (png(32, 64), b""),  # empty label
         (png(32, 64), b"\xff\xfe"),  # not UTF-8
         (png(32, 64), "caf\u00e9".encode()),  # unknown symbol
-        (png(32, 64), "a+b".encode()),  # unknown symbol
+        (png(32, 64), b"a+b"),  # unknown symbol
         (b"\x00garbage", b"abc"),  # corrupt header
         (png(32, 8), b"abcdefgh"),  # 8 symbols, width 16 -> 5 frames
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_script, png_bytes, require_engraving
+from conftest import ROOT, png_bytes, require_engraving
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.music import (
@@ -132,7 +132,8 @@ def test_mei_accidentals_beams_ties_and_measures():
 
 def test_mei_renders_with_verovio_and_counts_agree():
     require_engraving()
-    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
+    import crnn_ocr.synth.music as synth
+
     engraver = synth.Engraver()
     engraving = synth.Engraving.random(np.random.default_rng(0), ["Leipzig"])
     svg = engraver.svg(SAMPLE.split(), engraving)
@@ -213,7 +214,9 @@ def test_stream_to_semantic_from_abc_drops_slurs_and_rejects_chords():
 def synth():
     require_engraving()
     _music21()
-    return load_script("synth_music", ROOT / "datasets" / "synth_music.py")
+    import crnn_ocr.synth.music as synth_music
+
+    return synth_music
 
 
 def test_random_melodies_are_valid_and_fit_the_measure(synth):
@@ -236,7 +239,8 @@ def test_random_melodies_are_valid_and_fit_the_measure(synth):
 
 
 def test_move_to_clef_shifts_octaves():
-    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
+    import crnn_ocr.synth.music as synth
+
     tokens = "clef-G2 keySignature-GM note-B4_quarter gracenote-C5_eighth note-D5_half barline".split()
     assert synth.move_to_clef(tokens, "F4") == (
         "clef-F4 keySignature-GM note-B2_quarter gracenote-C3_eighth note-D3_half barline".split())
@@ -321,7 +325,7 @@ def _primus_tree(root: Path) -> None:
 
 
 def test_primus_converter_counts_skips(tmp_path):
-    from crnn_ocr.primus import create_lmdb_from_primus
+    from crnn_ocr.music.primus import create_lmdb_from_primus
 
     _primus_tree(tmp_path / "primus")
     stats = create_lmdb_from_primus(tmp_path / "sem", tmp_path / "primus")

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, load_script, render_word, require_engraving
-
+from conftest import ROOT, render_word, require_engraving
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
 from crnn_ocr.export import ExportConfig, export
@@ -153,7 +152,7 @@ def test_score_model_reads_an_engraved_staff_into_musicxml(tmp_path):
     note's pitch above the staff; the test pins that so a broken or swapped model shows."""
     require_engraving()
     pytest.importorskip("music21")
-    synth = load_script("synth_music", ROOT / "datasets" / "synth_music.py")
+    import crnn_ocr.synth.music as synth
     engraving = synth.Engraving(font="Leipzig", spacing_linear=0.25, spacing_non_linear=0.6, staff_line_width=0.2,
                                 stem_width=0.25, bar_line_width=0.3, margin_top=20, margin_bottom=20, margin_left=50,
                                 margin_right=50, beams=True, grace="acc")

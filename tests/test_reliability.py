@@ -151,7 +151,7 @@ def test_sigkill_midepoch_and_midwrite_then_sigterm_then_resume_matches_uninterr
     for _attempt in range(4):
         before = _temporaries(run)
         proc = _start(words, run, "--resume")
-        _wait_for(proc, lambda: _temporaries(run) - before, "a checkpoint write")
+        _wait_for(proc, lambda: _temporaries(run) - before, "a checkpoint write")  # noqa: B023 (polled in this iteration)
         _kill(proc)
         state = load_checkpoint(last)  # (a) the previous checkpoint survived the interrupted write
         assert state["step"] >= step

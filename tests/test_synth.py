@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_script
+import crnn_ocr.synth.colors as crop_colors
+import crnn_ocr.synth.text as synth
+from conftest import ROOT
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
 from crnn_ocr.preprocessing import decode_image
-
-synth = load_script("synth_text", ROOT / "datasets" / "synth_text.py")
 
 
 def test_generate_writes_matching_labels(tmp_path):
@@ -119,9 +119,6 @@ def test_dot_matrix_style_is_deterministic_and_drawn_in_dots(tmp_path):
         next(synth.iter_samples(1, style="neon"))
 
 
-crop_colors = load_script("crop_colors", ROOT / "datasets" / "crop_colors.py")
-
-
 def _crop(text_rgb, bg_rgb, seed):
     """A 32x96 crop: two filled 'letters' of text colour on a background, with a little noise."""
     rng = np.random.default_rng(seed)
@@ -168,7 +165,6 @@ def _edge_ink(img: np.ndarray) -> bool:
 
 def test_scene_colours_photos_and_detector_cuts(tmp_path):
     import cv2
-
     import matplotlib
 
     font = str(synth.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # the same on every machine
@@ -225,3 +221,20 @@ def test_fonts_that_draw_greek_at_latin_code_points_are_left_out(tmp_path):
     for name in ("DejaVuSans.ttf", "ellenita.ttf", "alfa-beta.ttf"):
         shutil.copy(dejavu, tmp_path / name)
     assert [synth.Path(f).name for f in synth.find_fonts([tmp_path], "abc")] == ["DejaVuSans.ttf"]
+
+
+def test_importing_the_generators_leaves_optional_dependencies_unloaded():
+    """``import crnn_ocr.synth`` / ``crnn_ocr.music`` load nothing heavy; each generator imports its
+    optional dependencies (fontTools, wordfreq, verovio, cairosvg, music21, soundfile) on use."""
+    code = (
+        "import sys\n"
+        "import crnn_ocr, crnn_ocr.synth, crnn_ocr.music\n"
+        "light = sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules)\n"
+        "import crnn_ocr.synth.text, crnn_ocr.synth.colors, crnn_ocr.synth.speech, crnn_ocr.synth.digits\n"
+        "import crnn_ocr.synth.music\n"
+        "optional = ('fontTools', 'wordfreq', 'verovio', 'cairosvg', 'music21', 'soundfile')\n"
+        "print(light, sorted(m for m in optional if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "[]"]

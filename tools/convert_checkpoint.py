@@ -12,12 +12,7 @@ Sizes come from the tensor shapes; the alphabet is the model's `character` strin
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from crnn_ocr.cli import ArgumentParser, existing_file, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, existing_file, run_cli
 
 PRESETS = ("english_g2",)  # crnn_ocr.convert.DTRB_PRESETS, named here so --help needs no torch
 

@@ -23,9 +23,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from crnn_ocr.cli import ArgumentParser, UsageError, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, run_cli
 
 PROG = "create_lmdb"
 

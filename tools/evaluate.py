@@ -10,12 +10,7 @@ first few named in the summary; the metrics cover the rest); 2 bad arguments or 
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from crnn_ocr.cli import ArgumentParser, UsageError, model_files, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, model_files, run_cli
 
 
 def parse_args(argv: list[str] | None):

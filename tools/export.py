@@ -14,11 +14,8 @@ The alphabet, kind and preprocessing settings travel inside the file (ONNX metad
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from crnn_ocr.cli import ArgumentParser, existing_file, expand_inputs, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, existing_file, expand_inputs, run_cli
 
 
 def parse_args(argv: list[str] | None):

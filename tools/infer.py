@@ -26,8 +26,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from crnn_ocr.cli import ArgumentParser, UsageError, expand_inputs, model_files, run_cli  # noqa: E402
 from crnn_ocr.extras import require  # noqa: E402
 from crnn_ocr.pretrained import MODELS  # noqa: E402

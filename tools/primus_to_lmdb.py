@@ -18,9 +18,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from crnn_ocr.cli import ArgumentParser, UsageError, run_cli  # noqa: E402
+from crnn_ocr.cli import ArgumentParser, UsageError, run_cli
 
 PROG = "primus_to_lmdb"
 
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{cfg.primus}: PrIMuS folder not found (--primus)")
     if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
         raise UsageError(f"{cfg.out}: is a file, expected an LMDB folder (--out)")
-    from crnn_ocr.primus import create_lmdb_from_primus
+    from crnn_ocr.music.primus import create_lmdb_from_primus
 
     stats = create_lmdb_from_primus(cfg.out, cfg.primus, encoding=cfg.encoding, distorted=cfg.distorted,
                                     check=cfg.check, overwrite=cfg.overwrite)

@@ -13,10 +13,7 @@ Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodabl
 
 from __future__ import annotations
 
-import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from crnn_ocr.cli import ArgumentParser, DefaultsHelpFormatter, run_cli  # noqa: E402
 

@@ -39,7 +39,8 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = x - m
-        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        out: np.ndarray = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        return out
 
 
 def check_log_probs(
@@ -116,7 +117,8 @@ def check_log_probs(
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
     m = a.max(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return m + np.log(np.exp(a - m[:, None]).sum(axis=1))
+        lse: np.ndarray = m + np.log(np.exp(a - m[:, None]).sum(axis=1))
+        return lse
 
 
 def _check_ids(ids: Sequence[int], num_classes: int, what: str = "label") -> tuple[int, ...]:
@@ -226,8 +228,9 @@ def _trellis(
     G = np.empty(cum_s.shape) if viterbi else None
     m = np.empty(cum_s.shape[1:])  # (W, T) or (T,): what enters state s
     g = np.empty(cum_s.shape[1:])
-    skip_any = skip.any(axis=0).tolist()
-    skip_all = skip.all(axis=0).tolist()
+    # (S,) each; numpy's stubs allow a scalar for a reduction with an axis, hence the ignores
+    skip_any: list[bool] = skip.any(axis=0).tolist()  # type: ignore[assignment]
+    skip_all: list[bool] = skip.all(axis=0).tolist()  # type: ignore[assignment]
     for s in range(S):
         if s == 0:
             m.fill(NEG_INF)
@@ -261,7 +264,8 @@ def _forward(lp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lens: np.ndarray
     ll[has] = np.logaddexp(ll[has], final[2 * lens[has] - 1, w[has]])
     if cut is not None:
         ll[ll < cut] = NEG_INF
-    return ll
+    out: np.ndarray = ll
+    return out
 
 
 _CHUNK_CELLS = 1 << 21  # states * words * frames per forward call (~16 MB per float64 array)
@@ -480,6 +484,9 @@ def _prefix_beam_search(
     Returns (ids, acoustic log-prob as tracked by the beam) of the best final prefix, or None
     when the scorer accepts no final prefix.
     """
+    # A hot loop, kept as one function on purpose: splitting the per-frame body into helper
+    # calls costs speed (a call per frame and the beam's state passed through it), and this
+    # is the decoder's inner loop. tests/test_layout.py exempts functions marked like this.
     T, C = lp.shape
     B = beam_width
     lpx = lp.copy()
@@ -506,7 +513,7 @@ def _prefix_beam_search(
 
     table = _Table(scorer, C) if scorer is not None else None
     if table is not None:
-        node_state = {0: scorer.initial()}  # prefix -> scorer state
+        node_state = {0: scorer.initial()}  # type: ignore[union-attr]  # prefix -> scorer state (scorer is set with table)
         node_row = {0: table.row(node_state[0])}  # prefix -> table row of its state
         vr_l = [node_row[0]]  # (K,) table row of each prefix's scorer state
         nb = np.zeros(1)  # (K,) accumulated bonus of each prefix
@@ -592,7 +599,7 @@ def _prefix_beam_search(
         if table is not None:
             for nd in nodes:
                 if nd not in node_row:
-                    state = scorer.advance(node_state[nd // C], nd % C)
+                    state = scorer.advance(node_state[nd // C], nd % C)  # type: ignore[union-attr]
                     node_state[nd] = state
                     node_row[nd] = table.row(state)
             vr_l = [node_row[nd] for nd in nodes]

@@ -66,13 +66,13 @@ class CTCDecoder:
 
     def __init__(
         self,
-        alphabet: Alphabet | str | os.PathLike,
+        alphabet: Alphabet | str | os.PathLike[str],
         *,
         beam_width: int = 1,
-        lexicon: Lexicon | Sequence[str] | str | os.PathLike | None = None,
+        lexicon: Lexicon | Sequence[str] | str | os.PathLike[str] | None = None,
         lexicon_mode: str = "auto",
         max_edit_distance: int = 3,
-        lm: LanguageModel | str | os.PathLike | None = None,
+        lm: LanguageModel | str | os.PathLike[str] | None = None,
         alpha: float = 0.5,
         beta: float = 0.0,
         hotwords: Sequence[str] | None = None,
@@ -204,7 +204,7 @@ class CTCDecoder:
         return self._best_word(lp, rows, greedy, dists)
 
     def _best_word(
-        self, lp: np.ndarray, rows: np.ndarray | None, greedy: tuple, dists: np.ndarray | None = None
+        self, lp: np.ndarray, rows: np.ndarray | None, greedy: tuple[tuple[int, ...], tuple[tuple[int, int], ...], float], dists: np.ndarray | None = None
     ) -> DecodeResult:
         assert self.lexicon is not None
         found = self.lexicon.best(lp, rows, self._bonus(rows), dists)
@@ -231,7 +231,7 @@ class CTCDecoder:
         return wb
 
 
-def _resolve_lm(lm: LanguageModel | str | os.PathLike | None) -> LanguageModel | None:
+def _resolve_lm(lm: LanguageModel | str | os.PathLike[str] | None) -> LanguageModel | None:
     if lm is None:
         return None
     if isinstance(lm, (str, os.PathLike)):

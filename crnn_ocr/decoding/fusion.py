@@ -6,12 +6,16 @@ them to the acoustic log-probabilities when ranking prefixes (never to the repor
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from crnn_ocr.alphabet import BLANK, Alphabet
 from crnn_ocr.decoding.lexicon import Lexicon
 from crnn_ocr.decoding.lm import LanguageModel
+
+if TYPE_CHECKING:
+    from crnn_ocr.decoding.ctc import PrefixScorer
 
 __all__ = ["CombinedScorer", "HotwordScorer", "LMScorer", "LexiconTrieScorer"]
 
@@ -92,6 +96,8 @@ class HotwordScorer:
 
     def _step(self, state: Hashable, cls: int) -> tuple[Hashable, float]:
         """Next state and credit banked for good by this step."""
+        active: tuple[tuple[int, int], ...]
+        at_start: bool
         active, at_start = state  # type: ignore[misc]
         nxt: list[tuple[int, int]] = []
         banked = 0.0
@@ -116,6 +122,8 @@ class HotwordScorer:
         return self._step(state, cls)[0]
 
     def bonus(self, state: Hashable) -> np.ndarray:
+        active: tuple[tuple[int, int], ...]
+        at_start: bool
         active, at_start = state  # type: ignore[misc]
         old = self._credit(active)
         vec = np.full(self.alphabet.num_classes, -self.weight * old)  # most symbols break every match
@@ -125,12 +133,14 @@ class HotwordScorer:
         if self.space is not None:
             special.add(self.space)
         for c in special:
-            (act, _), banked = self._step(state, c)
+            act: tuple[tuple[int, int], ...]
+            (act, _), banked = self._step(state, c)  # type: ignore[misc]
             vec[c] = self.weight * (banked + self._credit(act) - old)
         vec[BLANK] = 0.0
         return vec
 
     def final(self, state: Hashable) -> float:
+        active: tuple[tuple[int, int], ...]
         active, _ = state  # type: ignore[misc]
         done = 1.0 if any(m == len(self.hotwords[h]) for h, m in active) else 0.0
         return self.weight * (done - self._credit(active))
@@ -141,6 +151,7 @@ class HotwordScorer:
         for c in ids:
             state, banked = self._step(state, c)
             total += banked
+        active: tuple[tuple[int, int], ...]
         active, _ = state  # type: ignore[misc]
         return self.weight * (total + (1.0 if any(m == len(self.hotwords[h]) for h, m in active) else 0.0))
 
@@ -162,9 +173,9 @@ class LexiconTrieScorer:
         vec = np.full(self.alphabet.num_classes, -np.inf)
         if state == -1:
             return vec
-        kids = self.children[state]  # type: ignore[index]
+        kids = self.children[state]  # type: ignore[call-overload]
         vec[list(kids)] = 0.0
-        if self.space is not None and self.terminal[state]:  # type: ignore[index]
+        if self.space is not None and self.terminal[state]:  # type: ignore[call-overload]
             vec[self.space] = 0.0
         vec[BLANK] = 0.0
         return vec
@@ -172,29 +183,29 @@ class LexiconTrieScorer:
     def advance(self, state: Hashable, cls: int) -> Hashable:
         if state == -1:
             return -1
-        nxt = self.children[state].get(cls)  # type: ignore[index]
+        nxt: int | None = self.children[state].get(cls)  # type: ignore[call-overload]
         if nxt is not None:
             return nxt
-        if cls == self.space and self.terminal[state]:  # type: ignore[index]
+        if cls == self.space and self.terminal[state]:  # type: ignore[call-overload]
             return 0
         return -1  # outside the lexicon (never chosen: its bonus is -inf)
 
     def final(self, state: Hashable) -> float:
-        return 0.0 if state != -1 and self.terminal[state] else -np.inf  # type: ignore[index]
+        return 0.0 if state != -1 and self.terminal[state] else -np.inf  # type: ignore[call-overload]
 
 
 class CombinedScorer:
     """The sum of several scorers (state: the tuple of their states)."""
 
-    def __init__(self, scorers: Sequence) -> None:
+    def __init__(self, scorers: Sequence[PrefixScorer]) -> None:
         self.scorers = list(scorers)
 
     def initial(self) -> Hashable:
         return tuple(s.initial() for s in self.scorers)
 
     def bonus(self, state: Hashable) -> np.ndarray:
-        vecs = [s.bonus(x) for s, x in zip(self.scorers, state)]  # type: ignore[call-overload]
-        out = vecs[0].copy()
+        vecs: list[np.ndarray] = [s.bonus(x) for s, x in zip(self.scorers, state)]  # type: ignore[call-overload]
+        out: np.ndarray = vecs[0].copy()
         for v in vecs[1:]:
             out += v
         return out

@@ -54,7 +54,7 @@ class Lexicon:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def build(cls, source: Sequence[str] | str | os.PathLike, alphabet: Alphabet) -> Lexicon:
+    def build(cls, source: Sequence[str] | str | os.PathLike[str], alphabet: Alphabet) -> Lexicon:
         """From a list of words, or a path to a UTF-8 file with one word per line.
 
         Empty lines are skipped and duplicates (after case folding) kept once. A word with a
@@ -264,7 +264,8 @@ class Lexicon:
             log_mass = np.log(np.exp(lp).sum(axis=0)) * (1 - 1e-9) + 1e-9  # (C,), rounded up
         log_mass = np.minimum(log_mass, 0.0)
         log_mass[0] = 0.0  # padding (the blank is in no word)
-        return log_mass[self.padded[rows]].min(axis=1) + _UB_MARGIN
+        bounds: np.ndarray = log_mass[self.padded[rows]].min(axis=1) + _UB_MARGIN
+        return bounds
 
     def _mass_bounds(self, lp: np.ndarray, rows: np.ndarray, floor: float | np.ndarray = -np.inf) -> np.ndarray:
         """(len(rows),) upper bounds on log p(word|lp) from the word's symbol set.
@@ -301,7 +302,8 @@ class Lexicon:
                 ratio = np.nan_to_num(1.0 / mass[open_], posinf=0.0) @ PF[:, 1:] + P[~inside, 1:].sum(axis=0)  # (m, C-1)
                 least = np.where(member[open_, 1:] > 0, ratio, np.inf).min(axis=1)  # (m,) over the word's symbols
                 bound[open_] += np.minimum(np.log(least), 0.0)
-            return bound + _UB_MARGIN * (1 + frames.size)
+            bounds: np.ndarray = bound + _UB_MARGIN * (1 + frames.size)
+            return bounds
 
     # ------------------------------------------------------------------ trie
     def trie(self, split_id: int | None = None) -> tuple[list[dict[int, int]], list[bool]]:
@@ -318,6 +320,7 @@ class Lexicon:
         for ids in self.ids:
             parts = [ids]
             if split_id is not None and split_id in ids:
+                cur: list[int]
                 parts, cur = [], []
                 for i in ids:
                     if i == split_id:

@@ -149,7 +149,7 @@ class CharNgramLM:
         return cls(order, probs, backoffs, uniform, smoothing=smoothing, tokens=tokens)
 
     @classmethod
-    def from_text_file(cls, path: str | os.PathLike, **kwargs: Any) -> CharNgramLM:
+    def from_text_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> CharNgramLM:
         """Train on a UTF-8 text file, one sentence per line (keywords as in ``train``)."""
         with open(path, encoding="utf-8") as f:
             return cls.train(f, **kwargs)
@@ -212,7 +212,7 @@ class CharNgramLM:
         return math.exp(-total / n)
 
     # ------------------------------------------------------------------ persistence
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "format": "crnn_ocr.CharNgramLM",
             "version": 1,
@@ -224,7 +224,7 @@ class CharNgramLM:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> CharNgramLM:
+    def from_dict(cls, d: dict[str, Any]) -> CharNgramLM:
         if d.get("format") != "crnn_ocr.CharNgramLM":
             raise ValueError("not a crnn_ocr.CharNgramLM model")
         probs = {tuple(ctx): {w: float(p) for w, p in table.items()} for ctx, table, _ in d["ngrams"]}
@@ -234,13 +234,13 @@ class CharNgramLM:
             smoothing=d.get("smoothing", "kneser_ney"), tokens=bool(d.get("tokens", False)),
         )
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model as JSON (``-inf`` stored as ``-Infinity``)."""
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, ensure_ascii=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> CharNgramLM:
+    def load(cls, path: str | os.PathLike[str]) -> CharNgramLM:
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
@@ -294,7 +294,7 @@ class KenLMAdapter:
             symbol, spelled ``space_token`` since KenLM words cannot contain spaces).
     """
 
-    def __init__(self, path: str | os.PathLike, *, space_token: str = "<space>", symbol_map: dict[str, str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, space_token: str = "<space>", symbol_map: dict[str, str] | None = None) -> None:
         try:
             import kenlm  # noqa: PLC0415  (optional dependency, imported only when used)
         except ImportError:
@@ -336,4 +336,5 @@ class KenLMAdapter:
         return np.array([self._model.BaseScore(st, self._map.get(s, s), out) * self._ln10 for s in symbols])
 
     def end_log_prob(self, context: tuple[str, ...]) -> float:
-        return self._model.BaseScore(self._state(context), EOS, self._kenlm.State()) * self._ln10
+        score: float = self._model.BaseScore(self._state(context), EOS, self._kenlm.State()) * self._ln10
+        return score

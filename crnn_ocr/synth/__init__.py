@@ -1,0 +1,14 @@
+"""Data generators: synthetic training data written straight into standard-layout LMDBs.
+
+A wing of the package: these modules import the core (``alphabet``, ``data``, ``audio``, ...)
+and the music wing; the core never imports them. Each has a thin command line in ``datasets/``.
+
+* ``text``: word images in many fonts, colours and backgrounds (``datasets/synth_text.py``);
+* ``colors``: text/background colour pairs clustered from real crops (``datasets/crop_colors.py``);
+* ``speech``: spoken digits and words by espeak-ng (``datasets/synth_speech.py``);
+* ``digits``: spoken digit strings from real single-digit recordings (``datasets/concat_digits.py``);
+* ``music``: engraved single-staff incipits, Verovio + cairosvg (``datasets/synth_music.py``).
+
+Importing this package imports none of them; their optional dependencies (fontTools, wordfreq,
+verovio, cairosvg, music21, soundfile) are imported where they are used.
+"""

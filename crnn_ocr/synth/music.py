@@ -1,0 +1,676 @@
+"""Engrave single-staff incipits offline (Verovio + cairosvg) into standard-layout LMDBs.
+
+    python datasets/synth_music.py --out data/music --count 12000 --seed 0 [--processes 1]
+        [--corpus-ratio 0.7] [--val-fraction 0.1] [--height 96] [--distort 0.7]
+
+Writes ``OUT/train`` and ``OUT/val`` (LMDBs whose labels are PrIMuS semantic token sequences,
+split by tune: every excerpt of a tune lands on the same side), ``OUT/vocabulary.txt`` (one
+token a line, for ``tools/train.py --alphabet``) and ``OUT/stats.json``.
+
+Music comes from two sources:
+
+* real melodies: the folk tunes in ABC that music21's wheel ships (Essen Folksong Collection,
+  O'Neill's 1850 collection, Ryan's Mammoth Collection, Aird's Airs, ...). Each tune is parsed
+  once by music21 and cut into excerpts of a few measures (``crnn_ocr.music.measure_tokens``:
+  slurs, lyrics, ornaments, dynamics, text and repeats are dropped; measures with chords,
+  tuplets or voices are never used). An excerpt is sometimes moved to another clef by whole
+  octaves so that it sits on the staff;
+* random melodies (clef, key, metre, rhythm, pitch walk, rests, ties, dots, grace notes,
+  fermatas, multirests) for coverage of what folk tunes rarely hold.
+
+The label is the token sequence; the engraving is ``semantic_to_mei`` of that same sequence
+rendered by Verovio, so image and label agree by construction, and every sample is also
+checked: the notes, rests, multirests and visible barlines counted in Verovio's SVG must match
+the label, and the music must fit on one system (mismatches are dropped and counted).
+Engraving varies (Verovio font, spacing, line widths, margins, beaming, grace style) and a
+Camera-PrIMuS-like distortion (rotation, perspective, wave, blur, lighting, paper tone,
+noise, JPEG) is applied to a ``--distort`` fraction of the images. Output depends only on the
+seed and package versions: sample ``i`` is drawn from ``default_rng([seed, i])``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crnn_ocr.music import (
+    DURATIONS,
+    SHARPS_KEY,
+    STEPS,
+    MeiOptions,
+    UnsupportedMusic,
+    count_symbols,
+    excerpt_tokens,
+    format_pitch,
+    key_alterations,
+    measure_tokens,
+    parse_pitch,
+    semantic_to_mei,
+    split_tokens,
+    time_signature_parts,
+)
+
+CORPUS_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
+VEROVIO_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
+# diatonic index (octave * 7 + step) of each clef's bottom staff line
+CLEF_BOTTOM_LINE = {"G1": 32, "G2": 30, "F3": 20, "F4": 18, "F5": 16, "C1": 28, "C2": 26, "C3": 24, "C4": 22, "C5": 20}
+CLEF_WEIGHTS = {"G2": 0.45, "F4": 0.2, "C1": 0.06, "C3": 0.08, "C4": 0.08, "G1": 0.03, "F3": 0.03, "F5": 0.02,
+                "C2": 0.03, "C5": 0.02}
+TIME_WEIGHTS = {"4/4": 0.16, "3/4": 0.16, "2/4": 0.14, "6/8": 0.1, "C": 0.1, "C/": 0.06, "3/8": 0.05, "2/2": 0.05,
+                "3/2": 0.05, "12/8": 0.03, "9/8": 0.03, "6/4": 0.03, "5/4": 0.02, "4/2": 0.02}
+_SVG_GROUP = re.compile(r'<g\b[^>]*\bclass="(note|rest|multiRest|barLine|system)(?:\s[^"]*)?"[^>]*?(/?)>')
+
+
+# ------------------------------------------------------------------------------ configuration
+@dataclass
+class SynthMusicConfig:
+    """What ``generate`` writes; see the module docstring."""
+
+    out: str
+    count: int = 1000
+    seed: int = 0
+    corpus_ratio: float = 0.7  # share of excerpts from real tunes (the rest random melodies)
+    val_fraction: float = 0.1  # share of tunes (and random melodies) held out into OUT/val
+    excerpts_per_tune: int = 3  # excerpts cut from one parsed tune (music21 parsing is the slow part)
+    min_measures: int = 2
+    max_measures: int = 5
+    max_tokens: int = 48
+    height: int = 96  # stored image height (pixels)
+    distort: float = 0.7  # fraction of images with camera-like distortion
+    image_format: str = "png"
+    collections: tuple[str, ...] = CORPUS_COLLECTIONS
+    fonts: tuple[str, ...] = VEROVIO_FONTS
+    processes: int = 1
+    overwrite: bool = False
+
+
+@dataclass
+class GenerationStats:
+    written: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    corpus: int = 0
+    random: int = 0
+    unsupported_excerpts: int = 0  # corpus excerpts falling on chords, tuplets, ...
+    unparsable_tunes: int = 0
+    render_failures: int = 0
+    agreement_failures: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        total = sum(self.written.values())
+        rate = total / self.seconds if self.seconds else 0.0
+        return (f"wrote {total} images ({self.written['train']} train, {self.written['val']} val; "
+                f"{self.corpus} from tunes, {self.random} random) in {self.seconds:.1f} s ({rate:.1f} images/s); "
+                f"dropped: {self.agreement_failures} disagreeing with the engraving, {self.render_failures} not rendered, "
+                f"{self.unsupported_excerpts} unsupported excerpts, {self.unparsable_tunes} unparsable tunes")
+
+
+# ------------------------------------------------------------------------------ corpus
+@dataclass(frozen=True)
+class Tune:
+    """One ABC tune of the music21 corpus: ``tune_id`` is ``collection/file.abc#X``."""
+
+    tune_id: str
+    abc: str
+
+
+def corpus_root() -> Path:
+    import music21
+
+    return Path(music21.__file__).parent / "corpus"
+
+
+def load_corpus_tunes(collections: Sequence[str] = CORPUS_COLLECTIONS) -> list[Tune]:
+    """Every ABC tune (split at ``X:`` headers) of the given music21 corpus collections.
+
+    The Essen ``test*.abc`` files repeat tunes of the other files and are left out.
+    """
+    root = corpus_root()
+    tunes: list[Tune] = []
+    for name in collections:
+        folder = root / name
+        if not folder.is_dir():
+            raise ValueError(f"music21 corpus has no collection {name!r} (at {folder})")
+        for path in sorted(folder.rglob("*.abc")):
+            if name == "essenFolksong" and path.name.startswith("test"):
+                continue
+            text = path.read_text(encoding="latin-1")
+            rel = path.relative_to(root).as_posix()
+            for m in re.finditer(r"^X:\s*(\d+).*?(?=^X:|\Z)", text, re.M | re.S):
+                tunes.append(Tune(f"{rel}#{m.group(1)}", m.group(0)))
+    return tunes
+
+
+def is_val(item_id: str, val_fraction: float) -> bool:
+    """Stable split by tune id: the same tune always lands on the same side."""
+    return zlib.crc32(item_id.encode()) % 10000 < val_fraction * 10000
+
+
+@contextlib.contextmanager
+def _no_music21_beaming() -> Iterator[None]:
+    """Skip music21's automatic beaming while parsing ABC: two thirds of the parse time, and
+    beams are not part of the encoding (``semantic_to_mei`` beams by metre itself)."""
+    from music21 import stream
+
+    saved = stream.Stream.makeBeams
+    stream.Stream.makeBeams = lambda self, *a, **k: None if k.get("inPlace") else self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        stream.Stream.makeBeams = saved  # type: ignore[method-assign]
+
+
+def parse_tune(tune: Tune) -> list:
+    """music21 parse of one tune -> its ``MeasureTokens``; ``UnsupportedMusic`` if unusable."""
+    import music21
+
+    try:
+        with _no_music21_beaming():
+            parsed = music21.converter.parse(tune.abc, format="abc")
+    except Exception as e:  # music21 raises many types on odd ABC
+        raise UnsupportedMusic(f"{tune.tune_id}: music21 cannot parse it ({type(e).__name__})") from None
+    return measure_tokens(parsed)
+
+
+def choose_excerpt(measures: Sequence, rng: np.random.Generator, cfg: SynthMusicConfig) -> list[str] | None:
+    """Tokens of a run of supported measures (an incipit half the time), or None."""
+    ok = [m.tokens is not None and len(m.tokens) > 0 for m in measures]
+    starts = [i for i in range(len(measures)) if ok[i]]
+    if not starts:
+        return None
+    first = 0 if ok[0] and rng.random() < 0.5 else int(rng.choice(starts))
+    count = int(rng.integers(cfg.min_measures, cfg.max_measures + 1))
+    n = 0
+    while first + n < len(measures) and n < count and ok[first + n]:
+        n += 1
+    tokens = excerpt_tokens(measures, first, n)
+    while n > 1 and len(tokens) > cfg.max_tokens:
+        n -= 1
+        tokens = excerpt_tokens(measures, first, n)
+    if len(tokens) > cfg.max_tokens or not any(t.startswith(("note-", "rest-")) for t in tokens):
+        return None
+    if not any(t.startswith("clef-") for t in tokens):
+        tokens.insert(0, "clef-G2")  # ABC without a clef is treble
+    return tokens
+
+
+def _diatonic(pitch: str) -> int:
+    step, _, octave = parse_pitch(pitch)
+    return octave * 7 + STEPS.index(step)
+
+
+def move_to_clef(tokens: list[str], clef: str) -> list[str]:
+    """Replace the clefs by ``clef`` and move notes by whole octaves to sit around its middle line."""
+    pitches = [t.split("-", 1)[1].split("_", 1)[0] for t in tokens if t.startswith(("note-", "gracenote-"))]
+    if not pitches:
+        return [f"clef-{clef}" if t.startswith("clef-") else t for t in tokens]
+    median = float(np.median([_diatonic(p) for p in pitches]))
+    shift = int(round((CLEF_BOTTOM_LINE[clef] + 4 - median) / 7))
+    out = []
+    for t in tokens:
+        if t.startswith("clef-"):
+            t = f"clef-{clef}"
+        elif t.startswith(("note-", "gracenote-")):
+            kind, body = t.split("-", 1)
+            pitch, rest = body.split("_", 1)
+            step, alter, octave = parse_pitch(pitch)
+            t = f"{kind}-{format_pitch(step, alter, min(9, max(0, octave + shift)))}_{rest}"
+        out.append(t)
+    return out
+
+
+# ------------------------------------------------------------------------------ random melodies
+_RHYTHM = [  # (duration, dots, weight)
+    ("quarter", 0, 0.26), ("eighth", 0, 0.24), ("half", 0, 0.1), ("sixteenth", 0, 0.1), ("quarter", 1, 0.07),
+    ("eighth", 1, 0.05), ("half", 1, 0.04), ("whole", 0, 0.04), ("thirty_second", 0, 0.02), ("quarter", 2, 0.01),
+    ("sixteenth", 1, 0.01), ("whole", 1, 0.01), ("double_whole", 0, 0.005), ("sixty_fourth", 0, 0.005),
+]
+
+
+def _length(duration: str, dots: int) -> Fraction:
+    return DURATIONS[duration][1] * (2 - Fraction(1, 2**dots))
+
+
+def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = list(weights)
+    p = np.array([weights[n] for n in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def random_melody(rng: np.random.Generator, cfg: SynthMusicConfig) -> list[str]:
+    """A random monophonic incipit: clef, key, metre, then full measures (maybe a pickup)."""
+    clef = _pick(rng, CLEF_WEIGHTS)
+    sharps = int(rng.integers(-6, 8))
+    time_value = _pick(rng, TIME_WEIGHTS)
+    n, d, _ = time_signature_parts(time_value)
+    bar = Fraction(4 * n, d)
+    key_alter = key_alterations(sharps)
+    tokens = [f"clef-{clef}", f"keySignature-{SHARPS_KEY[sharps]}", f"timeSignature-{time_value}"]
+    bottom = CLEF_BOTTOM_LINE[clef]
+    low, high = bottom - 4, bottom + 12  # two ledger lines below to two above
+    pos = int(rng.integers(bottom + 1, bottom + 8))
+    measures = int(rng.integers(cfg.min_measures, cfg.max_measures + 1))
+    pickup = rng.random() < 0.15
+    if rng.random() < 0.07:
+        pickup = False  # an upbeat after bars of rest would not be one
+        tokens += [f"multirest-{int(rng.choice([2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 23, 24, 32, 40]))}", "barline"]
+    last_pitch: str | None = None
+    tie_pending = False  # the last note is tied to the next one, which must repeat its pitch
+    for m in range(measures):
+        left = bar * Fraction(int(rng.integers(1, 4)), 4) if m == 0 and pickup else bar
+        accidentals: dict[int, int] = {}
+        while left > 0:
+            choices = [(du, do, w) for du, do, w in _RHYTHM if _length(du, do) <= left]
+            if not choices:  # e.g. 1/32 left in an odd pickup: fill with the shortest value
+                du, do = "hundred_twenty_eighth", 0
+            else:
+                w = np.array([c[2] for c in choices])
+                du, do, _ = choices[int(rng.choice(len(choices), p=w / w.sum()))]
+            left -= _length(du, do)
+            fermata = "_fermata" if rng.random() < 0.02 else ""
+            if not tie_pending and rng.random() < 0.12:
+                tokens.append(f"rest-{du}{'.' * do}{fermata}")
+                continue
+            if tie_pending and last_pitch is not None:
+                pitch = last_pitch
+                accidentals[_diatonic(pitch)] = parse_pitch(pitch)[1]
+            else:
+                r = rng.random()
+                step = int(rng.integers(-1, 2)) if r < 0.55 else int(rng.integers(-2, 3)) if r < 0.85 else int(rng.integers(-7, 8))
+                pos = min(high, max(low, pos + step))
+                name = STEPS[pos % 7]
+                alter = accidentals.get(pos, key_alter[name])
+                if rng.random() < 0.06:
+                    alter = int(rng.choice([a for a in (-1, 0, 1) if a != alter]))
+                    accidentals[pos] = alter
+                pitch = format_pitch(name, alter, pos // 7)
+                if rng.random() < 0.03:
+                    g = min(high, pos + 1)
+                    tokens.append(f"gracenote-{format_pitch(STEPS[g % 7], key_alter[STEPS[g % 7]], g // 7)}_"
+                                  f"{rng.choice(['eighth', 'sixteenth'])}")
+            tokens.append(f"note-{pitch}_{du}{'.' * do}{fermata}")
+            last_pitch = pitch
+            tie_pending = rng.random() < 0.05
+            if tie_pending:
+                tokens.append("tie")
+        tokens.append("barline")
+    while len(tokens) > cfg.max_tokens and "barline" in tokens[3:-1]:
+        cut = len(tokens) - 2 - tokens[-2::-1].index("barline")  # the last barline before the final one
+        tokens = tokens[: cut + 1]
+    if tokens[-2] == "tie":  # a tie into the cut-off part
+        del tokens[-2]
+    return tokens
+
+
+# ------------------------------------------------------------------------------ engraving
+@dataclass(frozen=True)
+class Engraving:
+    """Verovio options and MEI choices for one image."""
+
+    font: str
+    spacing_linear: float
+    spacing_non_linear: float
+    staff_line_width: float
+    stem_width: float
+    bar_line_width: float
+    margin_top: int
+    margin_bottom: int
+    margin_left: int
+    margin_right: int
+    beams: bool
+    grace: str
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, fonts: Sequence[str]) -> Engraving:
+        return cls(
+            font=str(rng.choice(list(fonts))),
+            spacing_linear=float(rng.uniform(0.15, 0.4)),
+            spacing_non_linear=float(rng.uniform(0.45, 0.75)),
+            staff_line_width=float(rng.uniform(0.1, 0.3)),
+            stem_width=float(rng.uniform(0.15, 0.35)),
+            bar_line_width=float(rng.uniform(0.2, 0.5)),
+            margin_top=int(rng.integers(0, 40)),
+            margin_bottom=int(rng.integers(0, 40)),
+            margin_left=int(rng.integers(0, 100)),
+            margin_right=int(rng.integers(0, 100)),
+            beams=bool(rng.random() < 0.85),
+            grace=str(rng.choice(["acc", "unacc"])),
+        )
+
+    def verovio_options(self) -> dict:
+        return {
+            "font": self.font, "breaks": "none", "pageWidth": 60000, "adjustPageWidth": True,
+            "adjustPageHeight": True, "header": "none", "footer": "none", "scale": 40,
+            "spacingLinear": self.spacing_linear, "spacingNonLinear": self.spacing_non_linear,
+            "staffLineWidth": self.staff_line_width, "stemWidth": self.stem_width, "barLineWidth": self.bar_line_width,
+            "pageMarginTop": self.margin_top, "pageMarginBottom": self.margin_bottom,
+            "pageMarginLeft": self.margin_left, "pageMarginRight": self.margin_right,
+        }
+
+
+class Engraver:
+    """Renders semantic sequences with one Verovio toolkit (one per process)."""
+
+    def __init__(self) -> None:
+        import verovio
+
+        verovio.enableLog(verovio.LOG_OFF)
+        self.toolkit = verovio.toolkit()
+
+    def svg(self, tokens: Sequence[str], engraving: Engraving) -> str:
+        """The engraving of ``tokens`` as SVG; ``ValueError`` if Verovio rejects the MEI."""
+        mei = semantic_to_mei(tokens, MeiOptions(beams=engraving.beams, grace=engraving.grace))
+        self.toolkit.setOptions(engraving.verovio_options())
+        if not self.toolkit.loadData(mei):
+            raise ValueError("verovio could not load the MEI")
+        return self.toolkit.renderToSVG(1)
+
+
+def svg_counts(svg: str) -> dict[str, int]:
+    """Notes (grace notes included), rests, multirests, visible barlines and systems in a Verovio SVG."""
+    counts = {"note": 0, "rest": 0, "multirest": 0, "barline": 0, "system": 0}
+    names = {"note": "note", "rest": "rest", "multiRest": "multirest", "barLine": "barline", "system": "system"}
+    for m in _SVG_GROUP.finditer(svg):
+        if m.group(1) == "barLine" and m.group(2) == "/":
+            continue  # an invisible barline (the open last measure) draws nothing
+        counts[names[m.group(1)]] += 1
+    return counts
+
+
+def check_agreement(tokens: Sequence[str], svg: str) -> list[str]:
+    """Differences between the label and its engraving (``[]``: they agree)."""
+    drawn = svg_counts(svg)
+    problems = [f"{drawn['system']} systems drawn, expected 1"] if drawn["system"] != 1 else []
+    for kind, expected in count_symbols(tokens).items():
+        if drawn[kind] != expected:
+            problems.append(f"{drawn[kind]} {kind}s drawn, label has {expected}")
+    return problems
+
+
+_GLYPH_DEF = re.compile(r'<g id="([^"]+)"\s*>\s*(<path[^>]*/>)\s*</g>')
+_GLYPH_USE = re.compile(r'<use xlink:href="#([^"]+)" transform="([^"]+)"\s*/>')
+
+
+def inline_glyphs(svg: str) -> str:
+    """Replace Verovio's ``<use>`` glyph references by the glyph paths (same drawing; cairosvg
+    draws it about 25% faster, as it re-parses a referenced glyph at every use)."""
+    glyphs = dict(_GLYPH_DEF.findall(svg))
+    if not glyphs:
+        return svg
+    svg = re.sub(r"<defs>.*?</defs>", "", svg, count=1, flags=re.S)
+    return _GLYPH_USE.sub(lambda m: f'<g transform="{m.group(2)}">{glyphs[m.group(1)]}</g>'
+                          if m.group(1) in glyphs else m.group(0), svg)
+
+
+def rasterize(svg: str, height: int) -> np.ndarray:
+    """SVG -> uint8 gray (height, W) on white, with cairosvg."""
+    import cairosvg
+
+    png = cairosvg.svg2png(bytestring=inline_glyphs(svg).encode(), output_height=height, background_color="white")
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError("cairosvg produced no image")
+    return img
+
+
+# ------------------------------------------------------------------------------ distortion
+def camera_distort(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera-PrIMuS-like degradation of a clean gray staff: uint8 (H, W) -> uint8 (H, W).
+
+    Paper and ink tones, slight rotation and perspective, a sinusoidal wave (page curl),
+    uneven lighting, blur, sensor noise and JPEG artefacts, each drawn at random.
+    """
+    h, w = img.shape
+    ink = float(rng.uniform(0, 70))
+    paper = float(rng.uniform(170, 255))
+    out = (paper - (255.0 - img.astype(np.float32)) / 255.0 * (paper - ink)).astype(np.float32)
+    border = paper
+    # geometry: rotation + perspective in one homography, then a vertical wave
+    if rng.random() < 0.8:
+        angle = np.deg2rad(rng.uniform(-2.0, 2.0))
+        c, s = np.cos(angle), np.sin(angle)
+        rot = np.array([[c, -s, (1 - c) * w / 2 + s * h / 2], [s, c, (1 - c) * h / 2 - s * w / 2], [0, 0, 1]])
+        j = 0.04 * h
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = (src + rng.uniform(-j, j, size=(4, 2))).astype(np.float32)
+        persp = cv2.getPerspectiveTransform(src, dst)
+        out = cv2.warpPerspective(out, persp @ rot, (w, h), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    if rng.random() < 0.4:
+        amp, period, phase = rng.uniform(0.5, 0.03 * h), rng.uniform(0.5, 2.0) * w, rng.uniform(0, 2 * np.pi)
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        ys = ys + (amp * np.sin(2 * np.pi * xs / period + phase)).astype(np.float32)
+        out = cv2.remap(out, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    # lighting: a linear gradient and a soft spot
+    if rng.random() < 0.7:
+        gx, gy = rng.uniform(-0.35, 0.35), rng.uniform(-0.35, 0.35)
+        xs = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]
+        ys = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
+        cx, cy, r = rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), rng.uniform(0.2, 0.8)
+        light = 1 + gx * xs + gy * ys + rng.uniform(-0.25, 0.25) * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / r**2)
+        out = out * light
+    if rng.random() < 0.6:
+        sigma = rng.uniform(0.3, 1.2) * h / 96
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if rng.random() < 0.6:
+        out = out + rng.normal(0, rng.uniform(2, 12), size=out.shape).astype(np.float32)
+    out8 = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
+        out8 = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return out8
+
+
+# ------------------------------------------------------------------------------ generation
+@dataclass
+class Sample:
+    index: int
+    split: str  # "train" | "val"
+    source: str  # "corpus" | "random"
+    item_id: str
+    label: str
+    image: bytes
+
+
+def _encode(img: np.ndarray, image_format: str) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buf = cv2.imencode("." + image_format, img, params)
+    if not ok:
+        raise ValueError(f"cannot encode {image_format}")
+    return buf.tobytes()
+
+
+class SampleMaker:
+    """Makes sample ``i`` of a run; keeps the last parsed tune (consecutive samples share it)."""
+
+    def __init__(self, cfg: SynthMusicConfig, tunes: Sequence[Tune]) -> None:
+        self.cfg = cfg
+        self.tunes = tunes
+        self.order = np.random.default_rng([cfg.seed, 1 << 20]).permutation(len(tunes)) if tunes else np.zeros(0, int)
+        self.engraver = Engraver()
+        self._cached: tuple[int, list | None] = (-1, None)
+        self.stats = GenerationStats()
+
+    def _tune_measures(self, k: int) -> list | None:
+        if self._cached[0] != k:
+            try:
+                measures = parse_tune(self.tunes[k])
+            except UnsupportedMusic:
+                measures = None
+                self.stats.unparsable_tunes += 1
+            self._cached = (k, measures)
+        return self._cached[1]
+
+    def labelled_tokens(self, i: int, rng: np.random.Generator) -> tuple[str, str, list[str]] | None:
+        """(source, item id, tokens) of sample ``i``, or None when its excerpt is unusable."""
+        cfg = self.cfg
+        use_corpus = len(self.tunes) > 0 and rng.random() < cfg.corpus_ratio
+        if not use_corpus:
+            return "random", f"random:{cfg.seed}:{i}", random_melody(rng, cfg)
+        k = int(self.order[(i // cfg.excerpts_per_tune) % len(self.order)])
+        measures = self._tune_measures(k)
+        tokens = choose_excerpt(measures, rng, cfg) if measures else None
+        if tokens is None:
+            self.stats.unsupported_excerpts += 1
+            return None
+        if rng.random() < 0.3:
+            tokens = move_to_clef(tokens, _pick(rng, CLEF_WEIGHTS))
+        return "corpus", self.tunes[k].tune_id, tokens
+
+    def make(self, i: int) -> Sample | None:
+        rng = np.random.default_rng([self.cfg.seed, i])
+        picked = self.labelled_tokens(i, rng)
+        if picked is None:
+            return None
+        source, item_id, tokens = picked
+        engraving = Engraving.random(rng, self.cfg.fonts)
+        try:
+            svg = self.engraver.svg(tokens, engraving)
+            img = rasterize(svg, self.cfg.height)
+        except ValueError:
+            self.stats.render_failures += 1
+            return None
+        if check_agreement(tokens, svg):
+            self.stats.agreement_failures += 1
+            return None
+        if rng.random() < self.cfg.distort:
+            img = camera_distort(img, rng)
+        split = "val" if is_val(item_id, self.cfg.val_fraction) else "train"
+        label = " ".join(tokens)
+        setattr(self.stats, source, getattr(self.stats, source) + 1)
+        return Sample(i, split, source, item_id, label, _encode(img, self.cfg.image_format))
+
+
+_WORKER: SampleMaker | None = None
+
+
+def _worker_init(cfg: SynthMusicConfig, tunes: Sequence[Tune]) -> None:
+    global _WORKER
+    _WORKER = SampleMaker(cfg, tunes)
+
+
+def _worker_range(bounds: tuple[int, int]) -> tuple[list[Sample], GenerationStats]:
+    assert _WORKER is not None
+    _WORKER.stats = GenerationStats()
+    samples = [s for s in (_WORKER.make(i) for i in range(*bounds)) if s is not None]
+    return samples, _WORKER.stats
+
+
+def iter_samples(cfg: SynthMusicConfig, stats: GenerationStats | None = None) -> Iterator[Sample]:
+    """Samples ``0 .. count-1`` in order (unusable ones skipped and counted in ``stats``)."""
+    tunes = load_corpus_tunes(cfg.collections) if cfg.corpus_ratio > 0 else []
+    stats = stats if stats is not None else GenerationStats()
+    chunk = max(cfg.excerpts_per_tune, 16)
+    ranges = [(a, min(cfg.count, a + chunk)) for a in range(0, cfg.count, chunk)]
+    if cfg.processes <= 1:
+        _worker_init(cfg, tunes)
+        parts: Iterator = map(_worker_range, ranges)
+    else:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(
+            cfg.processes, initializer=_worker_init, initargs=(cfg, tunes))
+        parts = pool.imap(_worker_range, ranges)
+    try:
+        for samples, part_stats in parts:
+            for name in ("corpus", "random", "unsupported_excerpts", "unparsable_tunes", "render_failures",
+                         "agreement_failures"):
+                setattr(stats, name, getattr(stats, name) + getattr(part_stats, name))
+            yield from samples
+    finally:
+        if cfg.processes > 1:
+            pool.terminate()
+
+
+def generate(cfg: SynthMusicConfig) -> GenerationStats:
+    """Write OUT/train, OUT/val, OUT/vocabulary.txt and OUT/stats.json; returns the counts."""
+    from crnn_ocr.data import write_lmdb
+
+    if cfg.count < 1:
+        raise ValueError(f"--count must be at least 1, got {cfg.count}")
+    if not 0 <= cfg.corpus_ratio <= 1 or not 0 <= cfg.val_fraction < 1:
+        raise ValueError("--corpus-ratio must be in [0, 1] and --val-fraction in [0, 1)")
+    if cfg.min_measures < 1 or cfg.max_measures < cfg.min_measures:
+        raise ValueError(f"measures: need 1 <= min ({cfg.min_measures}) <= max ({cfg.max_measures})")
+    unknown = [f for f in cfg.fonts if f not in VEROVIO_FONTS]
+    if unknown:
+        raise ValueError(f"unknown Verovio font {unknown[0]!r}; choose from {', '.join(VEROVIO_FONTS)}")
+    out = Path(cfg.out)
+    for split in ("train", "val"):
+        if (out / split / "data.mdb").exists() and not cfg.overwrite:
+            raise FileExistsError(f"{out / split}: an LMDB already exists there (use --overwrite)")
+    stats = GenerationStats()
+    start = time.perf_counter()
+    val_samples: list[tuple[bytes, str]] = []  # held in memory: a small share
+    vocabulary: set[str] = set()
+    items: dict[str, set[str]] = {"train": set(), "val": set()}
+
+    def train_samples() -> Iterator[tuple[bytes, str]]:
+        for sample in iter_samples(cfg, stats):
+            vocabulary.update(split_tokens(sample.label))
+            items[sample.split].add(sample.item_id)
+            if sample.split == "val":
+                val_samples.append((sample.image, sample.label))
+            else:
+                yield sample.image, sample.label
+
+    stats.written["train"] = write_lmdb(out / "train", train_samples(), overwrite=cfg.overwrite)
+    stats.written["val"] = write_lmdb(out / "val", val_samples, overwrite=cfg.overwrite)
+    stats.seconds = time.perf_counter() - start
+    (out / "vocabulary.txt").write_text("\n".join(sorted(vocabulary)) + "\n", encoding="utf-8")
+    (out / "stats.json").write_text(json.dumps(
+        {"config": asdict(cfg), "stats": asdict(stats), "tunes": {k: len(v) for k, v in items.items()}}, indent=1))
+    return stats
+
+
+def parse_args(argv: list[str] | None) -> SynthMusicConfig:
+    from crnn_ocr.cli import ArgumentParser
+
+    p = ArgumentParser(prog="synth_music.py", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = SynthMusicConfig(out="")
+    p.add_argument("--out", required=True, help="output folder: train/, val/ LMDBs, vocabulary.txt, stats.json")
+    p.add_argument("--count", type=int, default=d.count, help="samples to draw (a few are dropped and counted)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--corpus-ratio", type=float, default=d.corpus_ratio, help="share of real-tune excerpts")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of tunes held out into val/")
+    p.add_argument("--excerpts-per-tune", type=int, default=d.excerpts_per_tune)
+    p.add_argument("--min-measures", type=int, default=d.min_measures)
+    p.add_argument("--max-measures", type=int, default=d.max_measures)
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    p.add_argument("--height", type=int, default=d.height, help="stored image height in pixels")
+    p.add_argument("--distort", type=float, default=d.distort, help="fraction of images with camera-like distortion")
+    p.add_argument("--format", dest="image_format", default=d.image_format, choices=["png", "jpg"])
+    p.add_argument("--fonts", nargs="+", default=list(d.fonts), help=f"Verovio fonts ({', '.join(VEROVIO_FONTS)})")
+    p.add_argument("--collections", nargs="+", default=list(d.collections), help="music21 corpus ABC collections")
+    p.add_argument("--processes", type=int, default=d.processes, help="worker processes (default 1)")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    for name in ("count", "excerpts_per_tune", "height", "processes", "max_tokens"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(a, name)}")
+    return SynthMusicConfig(
+        out=a.out, count=a.count, seed=a.seed, corpus_ratio=a.corpus_ratio, val_fraction=a.val_fraction,
+        excerpts_per_tune=a.excerpts_per_tune, min_measures=a.min_measures, max_measures=a.max_measures,
+        max_tokens=a.max_tokens, height=a.height, distort=a.distort, image_format=a.image_format,
+        collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, overwrite=a.overwrite,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    stats = generate(cfg)
+    print(stats.summary())
+    return 0 if sum(stats.written.values()) else 1
+
