@@ -36,8 +36,8 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     def min_frames(width: int) -> int:
         return int(output_length(width, spec.model_config))
 
-    frontend = dict(height=spec.preprocess.height, channels=spec.preprocess.channels, audio=spec.audio,
-                    width_scale=spec.preprocess.width_scale)
+    frontend = {"height": spec.preprocess.height, "channels": spec.preprocess.channels, "audio": spec.audio,
+                "width_scale": spec.preprocess.width_scale}
     train_sets = [LmdbDataset(p, spec.alphabet, max_width=cfg.max_width, augment=cfg.augment, min_frames_fn=min_frames,
                               seed=cfg.seed, **frontend) for p in cfg.data]
     if main:

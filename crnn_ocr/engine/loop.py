@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from crnn_ocr.checkpoint import remove_stale_temporaries, save_checkpoint
@@ -129,6 +130,9 @@ class _Throughput:
     def __init__(self) -> None:
         self.since, self.seen = time.perf_counter(), 0
 
+    def add(self, images: int) -> None:
+        self.seen += images
+
     def per_second(self) -> float:
         now = time.perf_counter()
         rate = self.seen / max(now - self.since, 1e-9)
@@ -217,7 +221,7 @@ def train_epoch(run: Run, data: TrainData, log: CsvLog | None, bar: tqdm, stop: 
             stepped = train_step(run, batch)
             if stepped is None:  # NaN/inf loss: no step
                 continue
-            throughput.seen += len(batch["labels"]) * run.world
+            throughput.add(len(batch["labels"]) * run.world)
             bar.update(1)
             after_step(run, batch, *stepped, data.val_loader, log, bar, throughput)
             if run.step >= run.total_steps or stop:
@@ -273,7 +277,7 @@ def train_step(run: Run, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Ten
     return logits, input_lengths
 
 
-def after_step(run: Run, batch: dict[str, Any], logits: torch.Tensor, input_lengths: torch.Tensor, val_loader,
+def after_step(run: Run, batch: dict[str, Any], logits: torch.Tensor, input_lengths: torch.Tensor, val_loader: DataLoader | None,
                log: CsvLog | None, bar: tqdm, throughput: _Throughput) -> None:
     """Every ``log_every`` steps a log row (loss, batch accuracy, images/s); every ``val_every``
     validation (a better word accuracy saves best.pt); every ``save_every`` last.pt."""

@@ -100,10 +100,10 @@ def spec_from_state(config: TrainConfig, source: str, path: Path | None, state: 
     width_scale = 1.0 if audio is not None else choose_width_scale(config, resumed, init)
     preprocess = Preprocess(height=model_config.height, channels=model_config.in_channels, max_width=config.max_width,
                             width_scale=width_scale, audio=audio.to_dict() if audio is not None else None)
-    position = {}
+    position: dict[str, Any] = {}
     if resumed is not None:
-        position = dict(step=int(resumed["step"]), epoch=int(resumed["epoch"]),
-                        batches_in_epoch=int(resumed["batches_in_epoch"]), best_metric=resumed.get("best_metric"))
+        position = {"step": int(resumed["step"]), "epoch": int(resumed["epoch"]),
+                    "batches_in_epoch": int(resumed["batches_in_epoch"]), "best_metric": resumed.get("best_metric")}
     return RunSpec(source=source, checkpoint=path, alphabet=alphabet, model_config=model_config, preprocess=preprocess,
                    audio=audio, state=state, **position)
 
