@@ -23,8 +23,8 @@ _LAZY = {
     "CRNN": "crnn_ocr.model",
     "ModelConfig": "crnn_ocr.model",
     "LmdbDataset": "crnn_ocr.data",
-    "TrainConfig": "crnn_ocr.training",
-    "train": "crnn_ocr.training",
+    "TrainConfig": "crnn_ocr.engine",
+    "train": "crnn_ocr.engine",
     "load_checkpoint": "crnn_ocr.checkpoint",
     "save_checkpoint": "crnn_ocr.checkpoint",
 }

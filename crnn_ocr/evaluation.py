@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from crnn_ocr.metrics import RecognitionMetrics, compute_metrics
+from crnn_ocr.metrics import RecognitionMetrics, alphabet_metrics
 from crnn_ocr.recognizer import BaseRecognizer
 
 MAX_NAMED = 5  # skipped samples named in the summary
@@ -76,8 +76,7 @@ def evaluate(recognizer: BaseRecognizer, samples: Iterable[tuple[str, bytes | st
         if len(pending) >= batch_size:
             flush()
     flush()
-    tokenize = str.split if alphabet.is_tokenized else list
-    metrics = compute_metrics(preds, refs, tokenize=tokenize)
+    metrics = alphabet_metrics(preds, refs, alphabet)
     return Evaluation(
         metrics=metrics,
         ms_per_image=1000 * elapsed / max(len(preds) + skipped, 1),

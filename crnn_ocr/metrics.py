@@ -2,7 +2,8 @@
 protocol), character/symbol error rate and 1 - normalized edit distance.
 
 Labels are compared as sequences of symbols: characters for text, tokens (pass
-``tokenize=str.split``) for music and word-level speech.
+``tokenize=str.split``) for music and word-level speech; ``alphabet_metrics`` picks the unit from
+the alphabet (the trainer's validation and ``crnn_ocr.evaluation`` both score through it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import editdistance
+
+if TYPE_CHECKING:
+    from crnn_ocr.alphabet import Alphabet
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
 
@@ -71,3 +76,9 @@ def compute_metrics(
         cer=edits / max(ref_len, 1),
         one_minus_ned=ned_sum / n,
     )
+
+
+def alphabet_metrics(predictions: Sequence[str], references: Sequence[str], alphabet: Alphabet) -> RecognitionMetrics:
+    """``compute_metrics`` in the alphabet's symbols: whitespace-separated tokens for a tokenized
+    alphabet (music, word vocabularies), else characters."""
+    return compute_metrics(predictions, references, tokenize=str.split if alphabet.is_tokenized else list)

@@ -363,7 +363,7 @@ def score_checkpoint(generated, tmp_path_factory):
     """Two training steps of a score model on the generated data."""
     import torch
 
-    from crnn_ocr.training import TrainConfig, train
+    from crnn_ocr.engine import TrainConfig, train
 
     torch.set_num_threads(1)
     out, _, _ = generated

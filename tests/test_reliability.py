@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 import torch
 
-import crnn_ocr.training as training
+import crnn_ocr.engine.loop as engine_loop
 from conftest import ROOT, WORDS, load_script, make_word_lmdb, png_bytes, render_word
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint
 from crnn_ocr.cli import run_cli
 from crnn_ocr.data import LmdbDataset
 from crnn_ocr.model import ModelConfig, build_model
-from crnn_ocr.training import TrainConfig, TrainingStopped, train
+from crnn_ocr.engine import TrainConfig, TrainingStopped, train
 
 torch.set_num_threads(1)
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
@@ -332,7 +332,7 @@ def test_lmdb_faults_that_stop_training_say_why(tmp_path):
 
 def _nan_forward(monkeypatch, bad) -> None:
     """Make the model's forward return NaN (or inf) logits on the calls ``bad(n)`` picks."""
-    real_build = training.build_model
+    real_build = engine_loop.build_model
 
     def build(config: ModelConfig):
         model = real_build(config)
@@ -347,7 +347,7 @@ def _nan_forward(monkeypatch, bad) -> None:
         model.forward = patched
         return model
 
-    monkeypatch.setattr(training, "build_model", build)
+    monkeypatch.setattr(engine_loop, "build_model", build)
 
 
 def test_nonfinite_steps_are_skipped_and_counted(tmp_path, words, monkeypatch, capsys):

@@ -13,7 +13,7 @@ import torch
 from conftest import WORDS, make_word_lmdb
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import load_checkpoint
-from crnn_ocr.training import TrainConfig, resize_output_layer, train
+from crnn_ocr.engine import TrainConfig, resize_output_layer, train
 
 
 def _cfg(tmp_path: Path, data: Path, **kw) -> TrainConfig:

@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from crnn_ocr.training import Interrupted, TrainConfig, TrainingStopped, train
+    from crnn_ocr.engine import Interrupted, TrainConfig, TrainingStopped, train
 
     cfg = TrainConfig(
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,

@@ -24,6 +24,7 @@ __all__ = [
     "batch_ctc_log_likelihood",
     "beam_search",
     "check_log_probs",
+    "collapse_path",
     "ctc_log_likelihood",
     "greedy_decode",
     "log_softmax",
@@ -130,13 +131,13 @@ def _check_ids(ids: Sequence[int], num_classes: int, what: str = "label") -> tup
 
 
 # ---------------------------------------------------------------------------------- greedy
-def _greedy(lp: np.ndarray) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], float]:
-    """Best path of a checked ``(T, C)`` array -> (ids, spans, path log-prob)."""
-    T = lp.shape[0]
+def collapse_path(best: np.ndarray) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """A path of one class per frame ``(T,)`` -> (ids, spans): each run of a class is one symbol
+    spanning frames ``[start, end)``, blank runs are dropped. The one best-path collapse: greedy
+    decoding here and the trainer's batch accuracy (``crnn_ocr.engine.ctc.greedy_ids``) use it."""
+    T = len(best)
     if T == 0:
-        return (), (), 0.0
-    best = lp.argmax(axis=1)  # (T,)
-    score = float(lp.max(axis=1).sum())
+        return (), ()
     # Runs of equal classes: starts (first frames) and ends (exclusive).
     ends = (np.flatnonzero(best[1:] != best[:-1]) + 1).tolist()
     starts = [0, *ends]
@@ -144,7 +145,16 @@ def _greedy(lp: np.ndarray) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...
     classes = best[starts].tolist()
     ids = tuple(c for c in classes if c != BLANK)
     spans = tuple((a, b) for a, b, c in zip(starts, ends, classes) if c != BLANK)
-    return ids, spans, score
+    return ids, spans
+
+
+def _greedy(lp: np.ndarray) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], float]:
+    """Best path of a checked ``(T, C)`` array -> (ids, spans, path log-prob)."""
+    if lp.shape[0] == 0:
+        return (), (), 0.0
+    best = lp.argmax(axis=1)  # (T,)
+    ids, spans = collapse_path(best)
+    return ids, spans, float(lp.max(axis=1).sum())
 
 
 def greedy_decode(log_probs: np.ndarray, alphabet: Alphabet, *, logits: bool = False) -> DecodeResult:

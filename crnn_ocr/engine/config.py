@@ -1,0 +1,77 @@
+"""``TrainConfig``: everything a training run needs, as ``tools/train.py`` fills it from the command line.
+
+Checkpoints store it (``train_config``) as a plain dict; ``from_dict`` ignores keys it does not know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``tools/train.py`` fills it from the command line."""
+
+    data: list[str]
+    val: list[str] = field(default_factory=list)
+    data_ratios: list[float] | None = None
+    alphabet: str | None = None  # a preset or file; None: the --init-from checkpoint's, else "alphanumeric"
+    arch: str = "crnn_compact"
+    height: int | None = None  # default 32, or the --init-from checkpoint's
+    channels: int = 1
+    max_width: int = 400
+    width_scale: float | None = None  # images: horizontal stretch (resize_to_height); default 1, or a same-kind --init-from checkpoint's
+    hidden_size: int | None = None
+    kind: str = "text"
+    sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
+    n_mels: int | None = None  # speech: mel bins, the model's input height (replaces ``height``); default 64 or the init's
+    batch_size: int = 64
+    optimizer: str = "adamw"  # "adamw" or "adadelta" (the paper's)
+    lr: float | None = None  # default: 1e-3 for AdamW, 1.0 for Adadelta
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"  # "onecycle", "cosine", "constant"
+    warmup_steps: int | None = None  # default: 5% of the steps (cosine); onecycle has its own warm-up
+    grad_clip: float = 5.0
+    max_steps: int | None = None
+    epochs: int | None = None
+    val_every: int = 500
+    save_every: int = 500
+    log_every: int = 20
+    out_dir: str = "runs/crnn"
+    resume: str | None = None  # a checkpoint path, or "auto" for out_dir/last.pt if it exists
+    init_from: str | None = None  # weights only; the output layer is resized to a new alphabet
+    seed: int = 0
+    num_workers: int = 2
+    augment: bool = True
+    amp: bool = True  # float16 autocast + GradScaler on CUDA
+    bf16: bool = False  # bfloat16 autocast on CPU
+    device: str | None = None
+    progress: bool = True
+    max_bad_steps: int = 20  # consecutive non-finite losses before giving up
+    mask_padding: bool = True  # the model sees each image's true width (CRNN.forward); False: the old unmasked forward, for ablations
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """``ValueError`` for a config no run can start from: no training data, or no length given."""
+    if not cfg.data:
+        raise ValueError("--data: give at least one LMDB")
+    if cfg.max_steps is None and cfg.epochs is None:
+        raise ValueError("give --max-steps or --epochs")
+
+
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimizer steps the run lasts: ``max_steps``, ``epochs`` passes, or whichever ends first."""
+    if cfg.max_steps is None:
+        return cfg.epochs * steps_per_epoch
+    if cfg.epochs is None:
+        return cfg.max_steps
+    return min(cfg.max_steps, cfg.epochs * steps_per_epoch)

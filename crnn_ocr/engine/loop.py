@@ -1,0 +1,332 @@
+"""The trainer: one loop for every domain (text, music staves, speech).
+
+``train`` reads top to bottom: the process (device, DDP), what the run starts from
+(``resolve_start``), the data, the model and optimizer; then epochs of steps (forward, CTC loss,
+backward, clip, step), each followed by logging, validation and checkpoints; then the final save.
+Launch with ``torchrun --nproc_per_node=N tools/train.py ...`` for DistributedDataParallel (NCCL
+on CUDA, gloo on CPU). A killed run loses at most the steps since the last checkpoint and resumes
+with the same optimizer, scheduler, scaler, RNG and data order: batches come from
+``BucketBatchSampler`` (a function of seed and epoch), a resumed epoch skips the batches already
+seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``),
+so with a fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
+SIGINT/SIGTERM finish the current step, save ``last.pt`` and raise ``Interrupted``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from crnn_ocr.checkpoint import remove_stale_temporaries, save_checkpoint
+from crnn_ocr.engine.config import TrainConfig, check_config, total_steps
+from crnn_ocr.engine.ctc import ctc_loss, greedy_ids, validate
+from crnn_ocr.engine.inputs import TrainData, build_datasets, epoch_loader
+from crnn_ocr.engine.log import CsvLog
+from crnn_ocr.engine.optim import make_optimizer, make_scheduler
+from crnn_ocr.engine.runtime import rng_state, seed_everything, set_rng_state, start_process, stop_signals
+from crnn_ocr.engine.start import RunSpec, resolve_start, start_weights
+from crnn_ocr.model import build_model, output_lengths
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    step: int
+    last_checkpoint: str
+    best_checkpoint: str | None
+    best_metric: float | None
+    final_loss: float
+    skipped_nonfinite: int
+    model: nn.Module | None = None  # the trained model (unwrapped from DDP)
+    skipped_corrupt: int = 0  # samples whose image failed to decode at read time (all ranks, this run)
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (persistent NaN/inf loss, or no sample of an epoch could be read);
+    the message names the step and batch."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped the run after its checkpoint was saved."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str) -> None:
+        super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved to {checkpoint}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+@dataclass
+class Run:
+    """What the steps work on, and where the run stands; ``checkpoint()`` is what last.pt and best.pt hold."""
+
+    cfg: TrainConfig
+    spec: RunSpec
+    device: torch.device
+    world: int
+    is_main: bool
+    model: nn.Module  # what the steps call: the DDP wrapper under torchrun
+    core: nn.Module  # the model itself
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    total_steps: int
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # batches of this epoch read so far (a resumed epoch skips them)
+    best_metric: float | None = None
+    last_loss: float = math.nan
+    skipped_nonfinite: int = 0
+    bad_in_row: int = 0
+    corrupt: int = 0  # images that failed to decode at read time
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "kind": self.cfg.kind,
+            "model_config": self.spec.model_config.to_dict(),
+            "alphabet": self.spec.alphabet.to_dict(),
+            "preprocess": self.spec.preprocess.to_dict(),
+            "model": self.core.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batches_in_epoch": self.batches_in_epoch,
+            "rng": rng_state(),
+            "train_config": self.cfg.to_dict(),
+            "best_metric": self.best_metric,
+        }
+
+
+class _Throughput:
+    """Images per second since the last ``per_second()``."""
+
+    def __init__(self) -> None:
+        self.since, self.seen = time.perf_counter(), 0
+
+    def add(self, images: int) -> None:
+        self.seen += images
+
+    def per_second(self) -> float:
+        now = time.perf_counter()
+        rate = self.seen / max(now - self.since, 1e-9)
+        self.since, self.seen = now, 0
+        return rate
+
+
+# --------------------------------------------------------------------------- the run
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train a CRNN as ``cfg`` says; returns where the checkpoints are."""
+    check_config(cfg)
+    rank, world, device = start_process(cfg.device)
+    spec = resolve_start(cfg)  # fresh, resumed or initialised: every inherited setting is decided here
+    seed_everything(cfg.seed + rank)
+    data = build_datasets(cfg, spec, rank=rank, world=world, main=rank == 0)
+    run = set_up(cfg, spec, device, world, rank == 0, total_steps(cfg, len(data.sampler)))
+    log = open_run_folder(run) if run.is_main else None
+    with stop_signals() as stop, tqdm(total=run.total_steps, initial=run.step, disable=not (cfg.progress and run.is_main),
+                                      dynamic_ncols=True, unit="step") as bar:
+        run.model.train()
+        throughput = _Throughput()
+        while run.step < run.total_steps and not stop:
+            train_epoch(run, data, log, bar, stop, throughput)
+    return finish(run, log, stop)
+
+
+def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is_main: bool, steps: int) -> Run:
+    """The model with the weights ``spec`` starts from, wrapped for DDP, its optimizer, schedule
+    and gradient scaler; a resumed run's optimizer, scheduler, scaler and RNG as they were saved."""
+    model = build_model(spec.model_config)
+    init_line = start_weights(model, spec, cfg.init_from)
+    if init_line and is_main:
+        print(init_line, flush=True)
+    model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    core = model
+    if world > 1:
+        if device.type == "cuda":  # batch statistics over all ranks (SyncBatchNorm has no CPU kernel)
+            model = core = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer, peak_lr = make_optimizer(cfg.optimizer, core.parameters(), cfg.lr, cfg.weight_decay)
+    scheduler = make_scheduler(cfg.schedule, optimizer, steps, peak_lr, cfg.warmup_steps)
+    use_fp16 = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+    amp_dtype = torch.float16 if use_fp16 else (torch.bfloat16 if cfg.bf16 else None)
+    run = Run(cfg=cfg, spec=spec, device=device, world=world, is_main=is_main, model=model, core=core, optimizer=optimizer,
+              scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, total_steps=steps, step=spec.step, epoch=spec.epoch,
+              batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
+    if spec.resuming:
+        state = spec.state
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if state.get("rng") is not None and world == 1:  # under DDP each rank was seeded with seed + rank
+            set_rng_state(state["rng"])
+        if is_main:
+            print(f"resumed from step {run.step} (epoch {run.epoch}, batch {run.batches_in_epoch})", flush=True)
+    return run
+
+
+def open_run_folder(run: Run) -> CsvLog:
+    """The output folder, cleared of a killed save's partial files; ``log.csv`` and ``alphabet.txt``."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    for path in (run.last_path, run.best_path):
+        remove_stale_temporaries(path)
+    log = CsvLog(run.out_dir / "log.csv", run.step if run.spec.resuming else None)
+    run.spec.alphabet.save(run.out_dir / "alphabet.txt")
+    return log
+
+
+def train_epoch(run: Run, data: TrainData, log: CsvLog | None, bar: tqdm, stop: list[int], throughput: _Throughput) -> None:
+    """The rest of the current epoch, step by step, until it ends, the run's steps are done or a
+    signal came; an epoch of which no image could be decoded is a ``TrainingStopped``."""
+    loader = epoch_loader(data, run.cfg, run.epoch, run.batches_in_epoch, run.device)
+    finished_epoch, batches_read, usable_batches = False, 0, 0
+    try:
+        for batch in loader:
+            run.batches_in_epoch += 1
+            batches_read += 1
+            run.corrupt += batch["num_corrupt"]
+            if len(batch["labels"]) == 0:  # every image of the batch failed to decode
+                continue
+            usable_batches += 1
+            stepped = train_step(run, batch)
+            if stepped is None:  # NaN/inf loss: no step
+                continue
+            throughput.add(len(batch["labels"]) * run.world)
+            bar.update(1)
+            after_step(run, batch, *stepped, data.val_loader, log, bar, throughput)
+            if run.step >= run.total_steps or stop:
+                break
+        else:
+            finished_epoch = True
+    except Exception:
+        if not stop:  # a signal can break DataLoader workers mid-epoch; the state is still consistent
+            raise
+    if finished_epoch:
+        if batches_read and not usable_batches:
+            raise TrainingStopped(
+                f"epoch {run.epoch}: no image of the {batches_read} batches read could be decoded "
+                f"({run.corrupt} corrupt images so far): check --data {' '.join(run.cfg.data)}"
+            )
+        run.epoch += 1
+        run.batches_in_epoch = 0
+
+
+def train_step(run: Run, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Forward, CTC loss, backward, clip, optimizer step -> (logits (N, T, K), frames per sample (N,)).
+    None when the loss is NaN/inf: the step is skipped, and ``max_bad_steps`` in a row stop the run."""
+    images = batch["images"].to(run.device, non_blocking=True)
+    if run.device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    targets = batch["targets"].to(run.device)
+    target_lengths = batch["target_lengths"].to(run.device)
+    with run.autocast():  # the padding is masked: each image trains as it is read alone
+        logits = run.model(images, batch["input_widths"] if run.cfg.mask_padding else None)  # (N, C, H, W), (N,) -> (N, T, K)
+    input_lengths = output_lengths(batch["input_widths"], run.spec.model_config).clamp(max=logits.shape[1]).to(run.device)
+    loss = ctc_loss(logits, targets, input_lengths, target_lengths)
+    if not torch.isfinite(loss):
+        run.skipped_nonfinite += 1
+        run.bad_in_row += 1
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.bad_in_row >= run.cfg.max_bad_steps:
+            raise TrainingStopped(
+                f"loss was NaN/inf for {run.bad_in_row} steps in a row (step {run.step}, epoch {run.epoch}, "
+                f"batch {run.batches_in_epoch - 1}): lower --lr, check the data, or disable --bf16"
+            )
+        return None
+    run.bad_in_row = 0
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if run.cfg.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.core.parameters(), run.cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    run.last_loss = float(loss.detach())
+    return logits, input_lengths
+
+
+def after_step(run: Run, batch: dict[str, Any], logits: torch.Tensor, input_lengths: torch.Tensor, val_loader: DataLoader | None,
+               log: CsvLog | None, bar: tqdm, throughput: _Throughput) -> None:
+    """Every ``log_every`` steps a log row (loss, batch accuracy, images/s); every ``val_every``
+    validation (a better word accuracy saves best.pt); every ``save_every`` last.pt."""
+    cfg, step, alphabet = run.cfg, run.step, run.spec.alphabet
+    if run.is_main and (step % cfg.log_every == 0 or step == run.total_steps):
+        pred = greedy_ids(logits.detach(), input_lengths)
+        refs = [alphabet.encode(lbl) for lbl in batch["labels"]]
+        acc = sum(p == r for p, r in zip(pred, refs)) / len(refs)
+        ips = throughput.per_second()
+        bar.set_postfix(loss=f"{run.last_loss:.3f}", acc=f"{acc:.2f}", img_s=f"{ips:.0f}")
+        log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.last_loss:.5f}",
+                  train_acc=f"{acc:.4f}", images_per_s=f"{ips:.1f}")
+    if val_loader is not None and (step % cfg.val_every == 0 or step == run.total_steps):
+        m = validate(run.core, val_loader, alphabet, run.spec.model_config, run.device, run.autocast)
+        log.write(step=step, epoch=run.epoch, val_loss=f"{m['val_loss']:.5f}", val_acc=f"{m['val_acc']:.4f}", val_cer=f"{m['val_cer']:.4f}")
+        bar.write(f"step {step}: val loss {m['val_loss']:.4f}, word accuracy {m['val_acc']:.4f}, CER {m['val_cer']:.4f} ({m['count']} samples)")
+        if run.best_metric is None or m["val_acc"] > run.best_metric:
+            run.best_metric = m["val_acc"]
+            save_checkpoint(run.best_path, run.checkpoint())
+        log.plot(run.out_dir / "curves.png")
+    if run.is_main and step % cfg.save_every == 0:
+        save_checkpoint(run.last_path, run.checkpoint())
+
+
+def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
+    """Save last.pt (and the curves), report what was skipped; ``Interrupted`` after a signal."""
+    if run.world > 1:  # every rank read different samples
+        counts = torch.tensor([run.corrupt], device=run.device)
+        dist.all_reduce(counts)
+        run.corrupt = int(counts[0])
+    if run.is_main:
+        save_checkpoint(run.last_path, run.checkpoint())
+        if log is not None and not (run.out_dir / "curves.png").exists():
+            log.plot(run.out_dir / "curves.png")
+        if run.corrupt:
+            print(f"skipped {run.corrupt} corrupt images at read time (header readable, pixels not)", flush=True)
+        if run.skipped_nonfinite:
+            print(f"skipped {run.skipped_nonfinite} steps with a NaN/inf loss", flush=True)
+    if run.world > 1:
+        dist.barrier()
+    if stop:
+        raise Interrupted(stop[0], run.step, str(run.last_path))
+    return TrainResult(
+        step=run.step,
+        last_checkpoint=str(run.last_path),
+        best_checkpoint=str(run.best_path) if run.best_path.exists() else None,
+        best_metric=run.best_metric,
+        final_loss=run.last_loss,
+        skipped_nonfinite=run.skipped_nonfinite,
+        model=run.core,
+        skipped_corrupt=run.corrupt,
+    )
