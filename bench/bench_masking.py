@@ -27,10 +27,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch  # noqa: E402
+from crnn_ocr.engine.ctc import ctc_loss  # noqa: E402
 from crnn_ocr.model import output_length, output_lengths  # noqa: E402
 from crnn_ocr.pretrained import MODELS  # noqa: E402
 from crnn_ocr.recognizer import load_model  # noqa: E402
-from crnn_ocr.training import ctc_loss  # noqa: E402
 
 
 def batches(db: str, alphabet, config, width_scale: float, size: int, count: int, bucketed: bool) -> list[dict]:
@@ -99,9 +99,9 @@ def speed(args: argparse.Namespace, tmp: str) -> None:
 
 def accuracy(tmp: str) -> None:
     import crnn_ocr.synth.text as synth_text
+    from crnn_ocr.engine import TrainConfig, train
     from crnn_ocr.evaluation import evaluate
     from crnn_ocr.recognizer import Recognizer
-    from crnn_ocr.training import TrainConfig, train
 
     train_db, val_db = os.path.join(tmp, "dots_train"), os.path.join(tmp, "dots_val")
     synth_text.generate(train_db, 5000, seed=0, style="dot-matrix")

@@ -22,8 +22,8 @@ import torch  # noqa: E402
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch  # noqa: E402
+from crnn_ocr.engine.ctc import ctc_loss  # noqa: E402
 from crnn_ocr.model import ModelConfig, build_model, output_length, output_lengths  # noqa: E402
-from crnn_ocr.training import ctc_loss  # noqa: E402
 
 
 def step_fn(model, optimizer, config):

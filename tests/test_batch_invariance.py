@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from crnn_ocr.engine import ctc_loss
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length
 from crnn_ocr.pretrained import MODELS
 from crnn_ocr.recognizer import Recognizer, load_model
-from crnn_ocr.engine import ctc_loss
 
 MASKED_ARCHS = ("crnn", "crnn_compact", "dtrb_vgg")
 

@@ -31,8 +31,8 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint
 from crnn_ocr.cli import run_cli
 from crnn_ocr.data import LmdbDataset
-from crnn_ocr.model import ModelConfig, build_model
 from crnn_ocr.engine import TrainConfig, TrainingStopped, train
+from crnn_ocr.model import ModelConfig, build_model
 
 torch.set_num_threads(1)
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
