@@ -88,12 +88,10 @@ def model_files(checkpoint: str | None, lexicon: str | None, kind: str, *, model
     return checkpoint
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
-
-
-def expand_inputs(patterns: list[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS, what: str = "image") -> list[str]:
-    """Files named by ``patterns``: files as given, folders (their files with ``extensions``,
-    sorted) and glob patterns. ``UsageError`` for a name that matches nothing."""
+def expand_inputs(patterns: list[str], extensions: tuple[str, ...], what: str = "image") -> list[str]:
+    """Files named by ``patterns``: files as given, folders (their files with ``extensions``, e.g.
+    ``preprocessing.IMAGE_EXTENSIONS``, sorted) and glob patterns. ``UsageError`` for a name that
+    matches nothing."""
     import glob
 
     out: list[str] = []

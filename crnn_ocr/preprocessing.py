@@ -19,6 +19,7 @@ constant would draw a hard edge.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,13 @@ if TYPE_CHECKING:
 DEFAULT_MIN_WIDTH = 16
 """Narrow crops (a lone "1" or "i") are padded to this width; it covers every arch's minimum."""
 
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm")
+"""Files taken as images: by folder scans (``create_lmdb``), ``tools/infer.py --image`` and ``--calibration``."""
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` has a common image extension."""
-    return os.fspath(path).lower().endswith(_IMAGE_EXTENSIONS)
+    """Whether ``path`` has a common image extension (``IMAGE_EXTENSIONS``)."""
+    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -123,6 +125,24 @@ def decode_image(data: bytes | memoryview | str | os.PathLike | np.ndarray, chan
         return _convert_channels(_to_uint8(img), channels, bgr=bgr)
     except (ValueError, cv2.error) as e:
         raise ValueError(f"{what}: not a decodable image ({e})") from None
+
+
+def image_size(buf: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header without decoding pixels; None if unreadable."""
+    head = bytes(buf[:24])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return (w, h) if w > 0 and h > 0 else None
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(bytes(buf))) as img:  # lazy: reads the header only
+            w, h = img.size
+    except Exception:  # Pillow raises many types for garbage; all mean "corrupt"
+        return None
+    return (w, h) if w > 0 and h > 0 else None
 
 
 def resized_width(

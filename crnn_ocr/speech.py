@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from crnn_ocr.audio import AudioFrontend, audio_features
+from crnn_ocr.audio import AudioFrontend, audio_features, speech_decoder_options  # noqa: F401 (re-exported)
 from crnn_ocr.decoding import DecodeResult
 from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH
 from crnn_ocr.onnx_backend import OnnxRecognizer
@@ -174,28 +174,6 @@ class OnnxSpeechRecognizer(_SpeechReading, OnnxRecognizer):
     def __init__(self, session, alphabet, preprocess, frames, *, kind: str = "speech", **options: Any) -> None:
         super().__init__(session, alphabet, preprocess, frames, kind=kind, **speech_decoder_options(alphabet, **options))
         self._init_speech(preprocess, frames.min_width)
-
-
-def speech_decoder_options(
-    alphabet,
-    *,
-    beam_width: int = 1,
-    lexicon: Sequence[str] | str | os.PathLike | None = None,
-    lexicon_mode: str = "auto",
-    min_lexicon_beam: int = 8,
-    **options: Any,
-) -> dict[str, Any]:
-    """``CTCDecoder`` options for utterances of several words.
-
-    With a lexicon, ``lexicon_mode="auto"`` means ``"trie"`` for character alphabets that have a
-    space (any sequence of lexicon words, e.g. "seven two" from the ten digit words), with a beam
-    of at least ``min_lexicon_beam``; the text decoder's auto mode would pick one single word.
-    """
-    if lexicon is not None and lexicon_mode == "auto" and not alphabet.is_tokenized and " " in alphabet:
-        lexicon_mode = "trie"
-    if lexicon is not None and lexicon_mode == "trie":
-        beam_width = max(beam_width, min_lexicon_beam)
-    return {"beam_width": beam_width, "lexicon": lexicon, "lexicon_mode": lexicon_mode, **options}
 
 
 def format_words(words: Sequence[WordTiming]) -> str:

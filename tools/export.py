@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     existing_file(args.checkpoint, "checkpoint")
-    calibration = expand_inputs(args.calibration)[: args.calibration_count] if args.calibration else []
+    from crnn_ocr.preprocessing import IMAGE_EXTENSIONS
+
+    calibration = expand_inputs(args.calibration, IMAGE_EXTENSIONS)[: args.calibration_count] if args.calibration else []
     from crnn_ocr.export import ExportConfig, export  # imports torch: after the arguments are checked
 
     out = export(ExportConfig(checkpoint=args.checkpoint, out=args.out, format=args.format, int8=args.int8,

@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.audio is not None:
         return infer_audio(args)
-    paths = expand_inputs(args.image)
+    from crnn_ocr.preprocessing import IMAGE_EXTENSIONS
+
+    paths = expand_inputs(args.image, IMAGE_EXTENSIONS)
     # no --checkpoint: the shipped model, as ONNX when onnxruntime can run it (no torch import: fast start)
     onnx_ok = args.backend != "torch" and args.precision == "fp32" and args.device in (None, "cpu")
     kind = "score" if args.musicxml or args.midi else "text"  # what a reader of staves or words expects
