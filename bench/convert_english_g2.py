@@ -97,7 +97,7 @@ def main() -> int:
         cfg = convert_dtrb_checkpoint(ConvertConfig(pth=pth, out=out, preset="english_g2"))
         rec = load_recognizer(out, device="cpu", beam_width=a.beam)
     print(f"converted {pth} -> arch {cfg['arch']}, {cfg['num_classes']} classes, height {cfg['height']}, "
-          f"{sum(t.numel() for t in rec.model.parameters()) / 1e6:.2f}M parameters")
+          f"{sum(t.numel() for t in rec.backend.model.parameters()) / 1e6:.2f}M parameters")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {a.batch_size}, beam {a.beam}")
     print("| set | images | word acc (case-insens. alnum) | CER (case-insens. alnum) | exact match | CER (as written) | ms/image |")
     print("|---|---|---|---|---|---|---|")

@@ -31,12 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from crnn_ocr.alphabet import BLANK, Alphabet
-from crnn_ocr.audio import AudioFrontend
 from crnn_ocr.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
+from crnn_ocr.frontend import Frontend, ImageFrontend, frontend_from_dict, stored_frontend
 from crnn_ocr.metrics import compute_metrics
 from crnn_ocr.model import ModelConfig, build_model, output_length, output_lengths
-from crnn_ocr.recognizer import Preprocess
 
 
 @dataclass
@@ -373,14 +372,16 @@ def train(cfg: TrainConfig) -> TrainResult:
             resume_state = load_checkpoint(resume_file)
     init_state = load_checkpoint(cfg.init_from) if cfg.init_from and resume_state is None else None
 
-    # speech: a log-mel front-end makes 1 x n_mels x frames "images" (the checkpoint keeps its settings)
-    audio: AudioFrontend | None = None
+    # speech: a log-mel front-end (the speech wing's "audio" kind) makes 1 x n_mels x frames "images"
+    # (the checkpoint keeps its settings)
+    audio: Frontend | None = None
     if cfg.kind == "speech":
-        stored = (resume_state or init_state or {}).get("preprocess", {}).get("audio")
-        if stored and (resume_state is not None or cfg.n_mels in (None, stored.get("n_mels"))):
-            audio = AudioFrontend.from_dict(stored)
+        start = resume_state or init_state
+        stored = stored_frontend(start) if start is not None else None
+        if stored is not None and stored.kind == "audio" and (resume_state is not None or cfg.n_mels in (None, stored.height)):
+            audio = stored
         else:
-            audio = AudioFrontend(sample_rate=cfg.sample_rate, n_mels=cfg.n_mels or 64)
+            audio = frontend_from_dict({"kind": "audio", "sample_rate": cfg.sample_rate, "n_mels": cfg.n_mels or 64})
     if resume_state is not None:
         alphabet = Alphabet.from_dict(resume_state["alphabet"])
         model_config = ModelConfig.from_dict(resume_state["model_config"])
@@ -394,18 +395,19 @@ def train(cfg: TrainConfig) -> TrainResult:
             num_classes=alphabet.num_classes,
             arch=base.arch if base else cfg.arch,
             in_channels=base.in_channels if base else (1 if audio else cfg.channels),
-            height=audio.n_mels if audio else cfg.height or (base.height if base else 32),
+            height=audio.height if audio else cfg.height or (base.height if base else 32),
             **({"hidden_size": base.hidden_size} if base else ({"hidden_size": cfg.hidden_size} if cfg.hidden_size else {})),
         )
     height, channels = model_config.height, model_config.in_channels
     # width scale: a resumed run keeps its own; else the config's, else a same-kind init's (a score model from a text one starts at 1)
     inherit = resume_state if resume_state is not None else (
         init_state if cfg.width_scale is None and init_state is not None and init_state.get("kind", "text") == cfg.kind else None)
-    width_scale = Preprocess.from_dict(inherit["preprocess"]).width_scale if inherit else float(cfg.width_scale or 1.0)
     if audio is not None:
         width_scale = 1.0  # spectrogram frames are not stretched
-    preprocess = Preprocess(height=height, channels=channels, max_width=cfg.max_width, width_scale=width_scale,
-                            audio=audio.to_dict() if audio is not None else None).to_dict()
+        frontend = frontend_from_dict({**audio.to_dict(), "max_width": cfg.max_width})
+    else:
+        width_scale = stored_frontend(inherit).width_scale if inherit else float(cfg.width_scale or 1.0)
+        frontend = ImageFrontend(height=height, channels=channels, max_width=cfg.max_width, width_scale=width_scale)
     _seed_everything(cfg.seed + rank)
 
     # ---- data
@@ -505,7 +507,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "kind": cfg.kind,
             "model_config": model_config.to_dict(),
             "alphabet": alphabet.to_dict(),
-            "preprocess": preprocess,
+            "frontend": frontend.to_dict(),
             "model": core_model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

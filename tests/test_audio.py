@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -369,13 +370,13 @@ def speech_model(tmp_path_factory):
 def test_speech_checkpoint_and_python_api(speech_model):
     from crnn_ocr.checkpoint import load_checkpoint
     from crnn_ocr.recognizer import load_recognizer
-    from crnn_ocr.speech import SpeechRecognizer
+    from crnn_ocr.speech import transcribe
 
     state = load_checkpoint(speech_model / "run" / "last.pt")
     assert state["kind"] == "speech" and state["model_config"]["height"] == 32
-    assert AudioFrontend.from_dict(state["preprocess"]["audio"]) == FE8K
+    assert state["frontend"] == {**FE8K.to_dict(), "max_width": 300}
     rec = load_recognizer(speech_model / "run" / "last.pt", device="cpu")
-    assert isinstance(rec, SpeechRecognizer) and rec.frontend == FE8K
+    assert rec.frontend == replace(FE8K, max_width=300) and rec.kind == "speech"
     clip = speech_model / "clip.wav"
     by_path = rec.read(clip)
     wave, rate = sf.read(clip, dtype="float32")
@@ -384,7 +385,7 @@ def test_speech_checkpoint_and_python_api(speech_model):
     assert by_path.text == by_array.text == by_bytes.text
     assert by_path.score == pytest.approx(by_array.score, abs=1e-4)
     assert [r.text for r in rec.read_batch([clip, clip])] == [by_path.text] * 2
-    t = rec.transcribe(clip)
+    t = transcribe(rec, clip)
     assert t.text == by_path.text and t.duration == pytest.approx(len(wave) / rate, abs=0.011)
     assert all(0 <= w.start <= w.end <= t.duration for w in t.words)
     assert " ".join(w.word for w in t.words) == " ".join(t.text.split())
@@ -478,7 +479,8 @@ def test_speech_onnx_export_reads_like_the_checkpoint_without_torch(speech_model
     assert (a["text"], a["words"], a["duration"]) == (b["text"], b["words"], b["duration"])
     assert abs(a["score"] - b["score"]) < 1e-3
     rec = load_recognizer(tmp_path / "speech.onnx", lexicon=["yes", "no"])
-    assert type(rec).__name__ == "OnnxSpeechRecognizer" and set(rec.read(str(clip)).text.split()) <= {"yes", "no"}
+    assert rec.backend.name == "onnx" and isinstance(rec.frontend, AudioFrontend)
+    assert rec.decoder.lexicon_mode == "trie" and set(rec.read(str(clip)).text.split()) <= {"yes", "no"}
 
 
 # ------------------------------------------------------------------------------------ bench, generators

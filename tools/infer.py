@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision, beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
         max_edit_distance=args.max_edit_distance,
     )
-    if rec.kind != "text" and rec.kind != "score":
+    if rec.frontend.media.name != "image":
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
     if (args.musicxml or args.midi) and (rec.kind != "score" or len(paths) != 1):
         raise UsageError(f"--musicxml/--midi: need a score checkpoint (train.py --kind score) and one --image; "
@@ -238,30 +238,20 @@ def infer_audio(args) -> int:
     require("soundfile", "--audio")
     require("scipy", "--audio")
     backend = args.backend if args.backend != "auto" else ("onnx" if args.checkpoint.lower().endswith(".onnx") else "torch")
-    from crnn_ocr.speech import transcript_json, transcript_line
+    from crnn_ocr.recognizer import load_recognizer
+    from crnn_ocr.speech import transcript, transcript_json, transcript_line
 
-    options = dict(beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
-                   max_edit_distance=args.max_edit_distance)
     if backend == "onnx":  # onnxruntime + the numpy log-mel front-end: torch is never imported
-        from crnn_ocr.recognizer import load_recognizer
-
         require("onnxruntime", "--backend onnx (an .onnx model)")
-        rec = load_recognizer(args.checkpoint, backend="onnx", device=args.device, threads=args.threads,
-                              precision=args.precision, **options)
-        if rec.kind != "speech":
-            raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read audio (use --image)")
-    else:
+    elif args.threads:
         import torch
 
-        from crnn_ocr.recognizer import load_model
-        from crnn_ocr.speech import SpeechRecognizer
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        model, alphabet, pre, kind = load_model(args.checkpoint)
-        if kind != "speech" or pre.audio is None:
-            raise UsageError(f"{args.checkpoint}: is a {kind} model, it cannot read audio (use --image)")
-        rec = SpeechRecognizer(model, alphabet, pre, device=args.device, precision=args.precision, **options)
+        torch.set_num_threads(args.threads)
+    rec = load_recognizer(args.checkpoint, backend=backend, device=args.device, threads=args.threads if backend == "onnx" else None,
+                          precision=args.precision, beam_width=args.beam, lexicon=args.lexicon, lexicon_mode=args.lexicon_mode,
+                          max_edit_distance=args.max_edit_distance)
+    if rec.frontend.media.name != "audio":
+        raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read audio (use --image)")
     show_progress = args.progress == "on" or (args.progress == "auto" and len(paths) >= PROGRESS_MIN_FILES)
     bar = None
     if show_progress:
@@ -270,7 +260,7 @@ def infer_audio(args) -> int:
         bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
     failed = FailedFiles()
     for path, features, res in rec.read_files(paths, batch_size=args.batch_size, workers=args.workers, on_error=failed):
-        t = rec.transcript(res, features)
+        t = transcript(rec, res, features)
         sys.stdout.write((transcript_json(path, t) if args.json else transcript_line(path, t)) + "\n")
         if bar is not None:
             bar.update(1)
