@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch  # noqa: E402
+from crnn_ocr.frontend import ImageFrontend  # noqa: E402
 from crnn_ocr.model import output_length, output_lengths  # noqa: E402
 from crnn_ocr.pretrained import MODELS  # noqa: E402
 from crnn_ocr.torch_backend import load_model  # noqa: E402
@@ -46,7 +47,7 @@ def _synth_text():
 
 
 def batches(db: str, alphabet, config, width_scale: float, size: int, count: int, bucketed: bool) -> list[dict]:
-    ds = LmdbDataset(db, alphabet, max_width=400, augment=False, width_scale=width_scale,
+    ds = LmdbDataset(db, alphabet, ImageFrontend(max_width=400, width_scale=width_scale), augment=False,
                      min_frames_fn=lambda w: int(output_length(w, config)))
     if bucketed:
         order = list(BucketBatchSampler(ds.widths, size, shuffle=True, seed=0, drop_last=True))

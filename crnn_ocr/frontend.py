@@ -207,7 +207,7 @@ class ImageFrontend:
 # ------------------------------------------------------------------------------------ kinds
 _KINDS: dict[str, Any] = {ImageFrontend.kind: ImageFrontend}
 
-WING_KINDS = {"audio": "crnn_ocr.audio"}
+WING_KINDS = {"audio": "crnn_ocr.speech"}
 """Front-end kinds a wing provides -> the module that registers them when imported."""
 
 

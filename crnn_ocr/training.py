@@ -402,8 +402,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     # width scale: a resumed run keeps its own; else the config's, else a same-kind init's (a score model from a text one starts at 1)
     inherit = resume_state if resume_state is not None else (
         init_state if cfg.width_scale is None and init_state is not None and init_state.get("kind", "text") == cfg.kind else None)
-    if audio is not None:
-        width_scale = 1.0  # spectrogram frames are not stretched
+    if audio is not None:  # spectrogram frames are not stretched
         frontend = frontend_from_dict({**audio.to_dict(), "max_width": cfg.max_width})
     else:
         width_scale = stored_frontend(inherit).width_scale if inherit else float(cfg.width_scale or 1.0)
@@ -414,11 +413,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     def min_frames(width: int) -> int:
         return int(output_length(width, model_config))
 
-    train_sets = [
-        LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=cfg.augment,
-                    min_frames_fn=min_frames, seed=cfg.seed, audio=audio, width_scale=width_scale)
-        for p in cfg.data
-    ]
+    train_sets = [LmdbDataset(p, alphabet, frontend, augment=cfg.augment, min_frames_fn=min_frames, seed=cfg.seed) for p in cfg.data]
     if is_main:
         for p, ds in zip(cfg.data, train_sets):
             print(f"train {p}: {ds.summary()}", flush=True)
@@ -432,8 +427,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
     val_loader = None
     if cfg.val and is_main:
-        val_sets = [LmdbDataset(p, alphabet, height=height, channels=channels, max_width=cfg.max_width, augment=False,
-                                min_frames_fn=min_frames, audio=audio, width_scale=width_scale) for p in cfg.val]
+        val_sets = [LmdbDataset(p, alphabet, frontend, augment=False, min_frames_fn=min_frames) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
         val_set = torch.utils.data.ConcatDataset(val_sets) if len(val_sets) > 1 else val_sets[0]

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crnn_ocr.audio import encode_wav, is_audio_file, load_audio  # noqa: E402
+from crnn_ocr.speech.audio import encode_wav, is_audio_file, load_audio  # noqa: E402
 from crnn_ocr.cli import ArgumentParser, UsageError, run_cli  # noqa: E402
 from crnn_ocr.data import write_lmdb  # noqa: E402
 

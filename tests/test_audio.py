@@ -21,7 +21,7 @@ import torch
 
 from conftest import ROOT
 
-from crnn_ocr.audio import (
+from crnn_ocr.speech.audio import (
     AudioFrontend,
     SpeechAugment,
     audio_features,
@@ -267,8 +267,8 @@ def test_lmdb_dataset_reads_audio(audio_lmdb):
     from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 
     alphabet = Alphabet(CHARS)
-    ds = LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K)
-    assert (len(ds), ds.stats["corrupt_audio"], ds.stats["too_long_audio"], ds.stats["unknown_symbols"]) == (3, 1, 1, 1)
+    ds = LmdbDataset(audio_lmdb, alphabet, replace(FE8K, max_width=200))
+    assert (len(ds), ds.stats["corrupt"], ds.stats["too_wide"], ds.stats["unknown_symbols"]) == (3, 1, 1, 1)
     assert ds.summary() == "skipped 3 of 6: 1 unknown symbols, 1 unreadable audio, 1 audio longer than the max width"
     expected = [FE8K.num_frames(len(word_wave(w))) for w in ("yes", "no", "yes no")]
     assert ds.widths.tolist() == expected
@@ -278,8 +278,6 @@ def test_lmdb_dataset_reads_audio(audio_lmdb):
     batch = collate_batch(items)
     assert batch["images"].shape == (3, 1, 32, max(expected)) and batch["input_widths"].tolist() == expected
     assert len(list(BucketBatchSampler.for_dataset(ds, 2))) == 2
-    with pytest.raises(ValueError, match="height 40"):
-        LmdbDataset(audio_lmdb, alphabet, height=40, audio=FE8K)
 
 
 def test_lmdb_audio_augmentation_is_seeded_per_sample_and_epoch(audio_lmdb):
@@ -287,9 +285,9 @@ def test_lmdb_audio_augmentation_is_seeded_per_sample_and_epoch(audio_lmdb):
     from crnn_ocr.data import LmdbDataset
 
     alphabet = Alphabet(CHARS)
-    make = lambda: LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K, augment="strong", seed=7)  # noqa: E731
+    make = lambda: LmdbDataset(audio_lmdb, alphabet, replace(FE8K, max_width=200), augment="strong", seed=7)  # noqa: E731
     a, b = make(), make()
-    plain = LmdbDataset(audio_lmdb, alphabet, height=32, max_width=200, audio=FE8K)
+    plain = LmdbDataset(audio_lmdb, alphabet, replace(FE8K, max_width=200))
     assert torch.equal(a[2]["image"], b[2]["image"])
     assert any(not torch.equal(a[i]["image"], plain[i]["image"]) for i in range(3))
     first = [a[i]["image"] for i in range(3)]
@@ -554,7 +552,7 @@ def test_synth_speech_with_espeak(tmp_path):
     from crnn_ocr.alphabet import Alphabet
     from crnn_ocr.data import LmdbDataset
 
-    ds = LmdbDataset(tmp_path / "synth", Alphabet(CHARS), height=32, max_width=1000, audio=FE8K)
+    ds = LmdbDataset(tmp_path / "synth", Alphabet(CHARS), replace(FE8K, max_width=1000))
     assert len(ds) == 4 and ds.summary() == "skipped 0 of 4"
     labels = (tmp_path / "synth" / "labels.txt").read_text().splitlines()
     assert [ds[i]["label"] for i in range(4)] == labels

@@ -229,7 +229,7 @@ def visualize(rec, results: list, targets: dict[str, str]) -> None:
 
 def infer_audio(args) -> int:
     """--audio: transcribe each file with a speech checkpoint; one line (or JSON object) per file."""
-    from crnn_ocr.audio import AUDIO_EXTENSIONS
+    from crnn_ocr.speech.audio import AUDIO_EXTENSIONS
 
     paths = expand_inputs(args.audio, AUDIO_EXTENSIONS, "audio")
     args.checkpoint = model_files(args.checkpoint, args.lexicon, "speech", model=args.model)

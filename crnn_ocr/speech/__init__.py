@@ -6,14 +6,14 @@
 
 - ``AudioFrontend`` (the ``audio`` front-end kind, ``crnn_ocr.frontend``): audio files or
   waveforms -> log-mel spectrograms, the "images" a CRNN reads; with its loading, resampling and
-  augmentation (``crnn_ocr.audio``).
+  augmentation (``crnn_ocr.speech.audio``).
 - ``crnn_ocr.speech.transcripts``: word timings and transcript lines from a ``Recognizer``'s output.
 
 The wing imports the core; no core module imports it (the core reaches the ``audio`` front-end
 kind through ``crnn_ocr.frontend.WING_KINDS``).
 """
 
-from crnn_ocr.audio import AUDIO_EXTENSIONS, AudioFrontend, SpeechAugment, speech_decoder_options
+from crnn_ocr.speech.audio import AUDIO_EXTENSIONS, AudioFrontend, SpeechAugment, speech_decoder_options
 from crnn_ocr.speech.transcripts import (
     Transcript,
     WordTiming,

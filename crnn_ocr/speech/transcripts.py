@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import numpy as np
 
-from crnn_ocr.audio import AudioFrontend
+from crnn_ocr.speech.audio import AudioFrontend
 from crnn_ocr.decoding import DecodeResult
 from crnn_ocr.recognizer import Recognizer
 

@@ -1,8 +1,10 @@
-"""Speech front-end: audio files -> log-mel spectrograms, the "images" of speech models.
+"""The speech wing's front-end: audio files -> log-mel spectrograms, the "images" of speech models.
 
-A spectrogram is an image whose height is the mel bins and whose width is time, so the CRNN
-family, the trainer and the CTC decoder read speech unchanged (DeepSpeech2's recipe: a
-convolutional front-end, bidirectional recurrent layers, CTC):
+``AudioFrontend`` is the ``audio`` kind of ``crnn_ocr.frontend.Frontend`` (registered on import;
+the core finds it through ``frontend.WING_KINDS``). A spectrogram is an image whose height is the
+mel bins and whose width is time, so the CRNN family, the dataset, the trainer, the reader and the
+CTC decoder take speech unchanged (DeepSpeech2's recipe: a convolutional front-end, bidirectional
+recurrent layers, CTC):
 
     WAV/FLAC/OGG bytes or path or array --load_audio--> float32 mono (n,) at frontend.sample_rate
         [--SpeechAugment.augment_wave--> speed, volume, additive noise (training only)]
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     import torch
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
-"""Files ``scan_audio_folder``, ``tools/infer.py --audio`` and ``tools/create_lmdb.py`` take as audio."""
+"""Files taken as audio (``AUDIO_MEDIA``): by ``tools/infer.py --audio`` and ``create_lmdb``'s folder scans."""
 
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
