@@ -270,7 +270,7 @@ def main() -> None:
 
     import torch
 
-    from crnn_ocr.export import export_onnx
+    from crnn_ocr.deploy.export import export_onnx
     from crnn_ocr.recognizer import load_recognizer
     from datasets.synth_text import iter_samples
 

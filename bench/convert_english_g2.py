@@ -1,4 +1,4 @@
-"""EasyOCR's english_g2 recognizer, imported with crnn_ocr.convert, read through crnn_ocr's decoder.
+"""EasyOCR's english_g2 recognizer, imported with crnn_ocr.deploy.convert, read through crnn_ocr's decoder.
 
     .venv/bin/python bench/convert_english_g2.py [--pth english_g2.pth] [--synth 300] [--iiit 2000]
         [--beam 1] [--threads 1] [--keep english_g2.pt]
@@ -34,7 +34,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from crnn_ocr.convert import ConvertConfig, convert_dtrb_checkpoint  # noqa: E402
+from crnn_ocr.deploy.convert import ConvertConfig, convert_dtrb_checkpoint  # noqa: E402
 from crnn_ocr.evaluation import Evaluation, evaluate  # noqa: E402
 from crnn_ocr.metrics import compute_metrics, normalize_alnum  # noqa: E402
 from crnn_ocr.recognizer import load_recognizer  # noqa: E402

@@ -156,7 +156,7 @@ def test_an_onnx_file_without_the_widths_input_is_read_in_equal_width_batches(tm
 
     import onnx
 
-    from crnn_ocr.export import export_metadata
+    from crnn_ocr.deploy.export import export_metadata
     from crnn_ocr.onnx_backend import METADATA_KEY
 
     model, _, meta = export_metadata(MODELS["english"].path)

@@ -16,7 +16,7 @@ from torch import nn
 
 from conftest import ROOT, render_word
 from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
-from crnn_ocr.convert import DTRB_PRESETS, ConvertConfig, convert_dtrb_checkpoint, read_characters_file
+from crnn_ocr.deploy.convert import DTRB_PRESETS, ConvertConfig, convert_dtrb_checkpoint, read_characters_file
 from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.model import ModelConfig, build_model, min_input_width, output_length, output_lengths
 from crnn_ocr.preprocessing import images_to_batch, resize_to_height

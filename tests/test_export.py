@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.speech import AudioFrontend  # noqa: E402
 from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from crnn_ocr.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
+from crnn_ocr.deploy.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
 from crnn_ocr.frontend import ImageFrontend  # noqa: E402
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
 from crnn_ocr.onnx_backend import ONNX_FORMAT, OnnxModelError, read_onnx_metadata  # noqa: E402

@@ -17,7 +17,7 @@ from conftest import ROOT, load_script, render_word, require_engraving
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
-from crnn_ocr.export import ExportConfig, export
+from crnn_ocr.deploy.export import ExportConfig, export
 from crnn_ocr.model import ModelConfig, build_model
 from crnn_ocr.decoding import CTCDecoder
 from crnn_ocr.pretrained import MODELS, checkpoint_or_default, default_model, pretrained_path

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from crnn_ocr.preprocessing import IMAGE_EXTENSIONS
 
     calibration = expand_inputs(args.calibration, IMAGE_EXTENSIONS)[: args.calibration_count] if args.calibration else []
-    from crnn_ocr.export import ExportConfig, export  # imports torch: after the arguments are checked
+    from crnn_ocr.deploy.export import ExportConfig, export  # imports torch: after the arguments are checked
 
     out = export(ExportConfig(checkpoint=args.checkpoint, out=args.out, format=args.format, int8=args.int8,
                               calibration=tuple(calibration), opset=args.opset, check=not args.no_check))

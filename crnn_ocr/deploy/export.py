@@ -1,4 +1,4 @@
-"""Export a checkpoint (text, score or speech: the same CRNN) for deployment.
+"""Export a checkpoint (text, score or speech: the same CRNN) for deployment (the deploy wing).
 
     export_onnx("best.pt", "best.onnx")                 # fp32, dynamic batch and width
     export_onnx("best.pt", "best.int8.onnx", int8=True) # + int8 LSTM/linear weights (dynamic)

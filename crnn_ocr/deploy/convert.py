@@ -1,4 +1,4 @@
-"""Import deep-text-recognition-benchmark ``None-VGG-BiLSTM-CTC`` checkpoints (EasyOCR's ``*_g2``).
+"""Import deep-text-recognition-benchmark ``None-VGG-BiLSTM-CTC`` checkpoints (EasyOCR's ``*_g2``): the deploy wing.
 
     convert_dtrb_checkpoint(ConvertConfig(pth="english_g2.pth", out="english_g2.pt"))
 
