@@ -16,7 +16,6 @@ weights), which ``infer.py`` prefers when onnxruntime is installed: it starts wi
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,15 +86,10 @@ def default_model(kind: str) -> str:
     return DEFAULT_FOR_KIND[kind]
 
 
-def checkpoint_or_default(checkpoint: str | None, kind: str, *, prefer_onnx: bool = False, name: str | None = None) -> str:
-    """``checkpoint`` if given, else the path of shipped model ``name`` (default: the one for
-    ``kind``), for the CLIs. ``prefer_onnx``: its ONNX export instead, when one ships and
-    onnxruntime is installed."""
+def checkpoint_or_default(checkpoint: str | None, kind: str, *, name: str | None = None) -> str:
+    """``checkpoint`` if given, else the checkpoint file of shipped model ``name`` (default: the
+    one for ``kind``). Whether to read a shipped model's ONNX export instead is
+    ``crnn_ocr.recognizer.resolve_model``'s decision."""
     if checkpoint is not None:
         return checkpoint
-    name = name or default_model(kind)
-    path = pretrained_path(name)
-    onnx = MODELS[name].onnx_path
-    if prefer_onnx and onnx is not None and onnx.is_file() and importlib.util.find_spec("onnxruntime") is not None:
-        return str(onnx)
-    return str(path)
+    return str(pretrained_path(name or default_model(kind)))

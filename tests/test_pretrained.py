@@ -21,7 +21,7 @@ from crnn_ocr.deploy.export import ExportConfig, export
 from crnn_ocr.model import ModelConfig, build_model
 from crnn_ocr.decoding import CTCDecoder
 from crnn_ocr.pretrained import MODELS, checkpoint_or_default, default_model, pretrained_path
-from crnn_ocr.recognizer import Recognizer, load_pretrained, load_recognizer
+from crnn_ocr.recognizer import Recognizer, load_pretrained, load_recognizer, resolve_model
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
 CLEAN_WORDS = ["hello", "world", "OCR", "Python", "2026", "street", "COFFEE", "recognition"]
@@ -83,8 +83,14 @@ def test_infer_defaults_to_the_shipped_model_as_onnx_without_torch(tmp_path):
                         "--checkpoint", "mine.pt"], capture_output=True, text=True, env=ENV, timeout=120)
     assert (r.returncode, r.stderr) == (2, "infer.py: error: --model and --checkpoint: give one of them\n")
     assert checkpoint_or_default(None, "text") == str(pretrained_path(default_model("text")))
-    assert checkpoint_or_default(None, "text", prefer_onnx=True) == str(MODELS["english"].onnx_path)
-    assert checkpoint_or_default("mine.pt", "text", prefer_onnx=True) == "mine.pt"
+    assert checkpoint_or_default("mine.pt", "text") == "mine.pt"
+    # the one backend decision: a shipped name reads its ONNX export unless a torch-only option is asked for
+    assert resolve_model("english") == (str(MODELS["english"].onnx_path), "onnx")
+    assert resolve_model("english", torch_options=True) == resolve_model("english", "torch") == (str(pretrained_path("english")), "torch")
+    assert resolve_model("spoken_digits") == (str(pretrained_path("spoken_digits")), "torch")  # no export ships
+    assert resolve_model("mine.pt") == ("mine.pt", "torch") and resolve_model("mine.ONNX") == ("mine.ONNX", "onnx")
+    with pytest.raises(ValueError, match="no ONNX export"):
+        resolve_model("score", "onnx")
     with pytest.raises(ValueError, match="no pretrained"):
         pretrained_path("klingon")
 
