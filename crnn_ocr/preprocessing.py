@@ -1,7 +1,8 @@
 """Image loading, keep-ratio resizing, tensor conversion and batch padding.
 
-One pipeline for the dataset, the Recognizer and the CLIs, so training and inference see the
-same pixels:
+The steps of the image front-end (``crnn_ocr.frontend.ImageFrontend``), which the dataset, the
+Recognizer and the export's calibration all go through, so training and inference see the same
+pixels:
 
     bytes / path / array --decode_image--> uint8 (H, W) or (H, W, 3) RGB
         --resize_to_height--> uint8 (height, w) --image_to_tensor--> float (C, height, w) in [-1, 1]
@@ -9,6 +10,8 @@ same pixels:
 
 ``images_to_batch`` does the last two steps in numpy (same values, bit for bit) for the torch-free
 ONNX deployment path: this module imports torch only inside the two torch functions.
+``image_size`` reads an encoded image's size from its header (LMDB scans), and
+``IMAGE_EXTENSIONS`` are the files taken as images everywhere.
 
 Padding choice: narrow images (``min_width``) and batches are padded on the right by repeating
 the last column, as deep-text-recognition-benchmark does. The last column of a word crop is

@@ -8,7 +8,8 @@
     python tools/export.py --checkpoint best.pt --format pt              # -> best.infer.pt (no optimizer state)
     python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
 
-The alphabet, kind and preprocessing settings travel inside the file (ONNX metadata ``crnn_ocr``).
+The alphabet, kind and front-end settings travel inside the file (ONNX metadata ``crnn_ocr``);
+the work is ``crnn_ocr.deploy.export``'s.
 """
 
 from __future__ import annotations
