@@ -22,15 +22,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from crnn_ocr.pretrained import MODELS  # noqa: E402
-from crnn_ocr.recognizer import Recognizer  # noqa: E402
+from crnn_ocr.recognizer import Recognizer, load_recognizer  # noqa: E402
+from crnn_ocr.torch_backend import TorchBackend  # noqa: E402
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 
 
-class UnmaskedRecognizer(Recognizer):
+class UnmaskedBackend(TorchBackend):
     """The reader as it was: the model never learns the images' true widths."""
 
-    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    def log_probs(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(batch))
             return torch.log_softmax(logits.float(), dim=-1).numpy()
@@ -42,15 +43,13 @@ def main() -> None:
     args = p.parse_args()
     paths = sorted((SHARED_TEXT / "ic15_train").glob("*.png"))[: args.count // 2]
     paths += sorted((SHARED_TEXT / "iiit5k_train").glob("*.jpg"))[: args.count - len(paths)]
-    readers = {"torch fp32": Recognizer.from_checkpoint(MODELS["english"].path, device="cpu")}
+    readers = {"torch fp32": load_recognizer(MODELS["english"].path, backend="torch", device="cpu")}
     try:
-        from crnn_ocr.onnx_backend import OnnxRecognizer
-
-        readers["onnxruntime fp32"] = OnnxRecognizer.from_onnx(MODELS["english"].onnx_path, threads=1)
+        readers["onnxruntime fp32"] = load_recognizer(MODELS["english"].onnx_path, backend="onnx", threads=1)
     except ImportError:
         pass
     rec = readers["torch fp32"]
-    readers["torch fp32, unmasked (before)"] = UnmaskedRecognizer(rec.model, rec.alphabet, rec.preprocess, device="cpu")
+    readers["torch fp32, unmasked (before)"] = Recognizer(UnmaskedBackend(rec.backend.model, device="cpu"), rec.frontend, rec.decoder)
     print(f"{len(paths)} crops, widths {min(rec.prepare(q).shape[1] for q in paths)}-"
           f"{max(rec.prepare(q).shape[1] for q in paths)} px after resizing\n")
     print("| reader | batch | texts that change | largest score difference |")

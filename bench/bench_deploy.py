@@ -268,9 +268,8 @@ def main() -> None:
 
     import torch
 
-    from crnn_ocr.export import export_onnx
-    from crnn_ocr.onnx_backend import OnnxRecognizer
-    from crnn_ocr.recognizer import Recognizer
+    from crnn_ocr.deploy.export import export_onnx
+    from crnn_ocr.recognizer import load_recognizer
     from crnn_ocr.synth.text import iter_samples
 
     torch.set_num_threads(a.threads)
@@ -286,11 +285,12 @@ def main() -> None:
         calibration = [img for img, _ in iter_samples(a.calibration, seed=CALIBRATION_SEED, channels=3)]
         export_onnx(a.checkpoint, onnx8s, int8=True, calibration=calibration)
         engines = {
-            "crnn_ocr torch fp32": Recognizer.from_checkpoint(a.checkpoint, device="cpu"),
-            "crnn_ocr torch bf16": None if "bf16" in a.skip else Recognizer.from_checkpoint(a.checkpoint, device="cpu", precision="bf16"),
-            "crnn_ocr onnxruntime fp32": OnnxRecognizer.from_onnx(onnx32, threads=a.threads),
-            "crnn_ocr onnxruntime int8": OnnxRecognizer.from_onnx(onnx8, threads=a.threads),
-            "crnn_ocr onnxruntime int8 + int8 convs": OnnxRecognizer.from_onnx(onnx8s, threads=a.threads),
+            "crnn_ocr torch fp32": load_recognizer(a.checkpoint, backend="torch", device="cpu"),
+            "crnn_ocr torch bf16": None if "bf16" in a.skip else load_recognizer(a.checkpoint, backend="torch", device="cpu",
+                                                                                 precision="bf16"),
+            "crnn_ocr onnxruntime fp32": load_recognizer(onnx32, threads=a.threads),
+            "crnn_ocr onnxruntime int8": load_recognizer(onnx8, threads=a.threads),
+            "crnn_ocr onnxruntime int8 + int8 convs": load_recognizer(onnx8s, threads=a.threads),
         }
         engines = {k: v for k, v in engines.items() if v is not None}
         ref = engines["crnn_ocr torch fp32"]
@@ -337,7 +337,7 @@ def main() -> None:
     say(f"`{' '.join(['python', 'bench/bench_deploy.py'] + sys.argv[1:])}`")
     say()
     say(f"{cpu}, {os.cpu_count()} logical CPUs, {a.threads} compute thread(s) per engine; torch {torch.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}; model {ref.model.config.arch} ({Path(a.checkpoint).name}); "
+        f"onnxruntime {onnxruntime.__version__}; model {ref.backend.model.config.arch} ({Path(a.checkpoint).name}); "
         f"batch {a.batch_size} for throughput.")
     say()
     for ws in sets:

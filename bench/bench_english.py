@@ -113,7 +113,7 @@ def run_tesseract(paths: list[str], psm: int, threads: int, folder: Path) -> Row
 
 def english_g2_checkpoint(folder: Path) -> Path | None:
     from convert_english_g2 import find_english_g2
-    from crnn_ocr.convert import ConvertConfig, convert_dtrb_checkpoint
+    from crnn_ocr.deploy.convert import ConvertConfig, convert_dtrb_checkpoint
 
     pth = find_english_g2()
     if pth is None:

@@ -28,13 +28,14 @@ import torch  # noqa: E402
 
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch  # noqa: E402
 from crnn_ocr.engine.ctc import ctc_loss  # noqa: E402
+from crnn_ocr.frontend import ImageFrontend  # noqa: E402
 from crnn_ocr.model import output_length, output_lengths  # noqa: E402
 from crnn_ocr.pretrained import MODELS  # noqa: E402
-from crnn_ocr.recognizer import load_model  # noqa: E402
+from crnn_ocr.torch_backend import load_model  # noqa: E402
 
 
 def batches(db: str, alphabet, config, width_scale: float, size: int, count: int, bucketed: bool) -> list[dict]:
-    ds = LmdbDataset(db, alphabet, max_width=400, augment=False, width_scale=width_scale,
+    ds = LmdbDataset(db, alphabet, ImageFrontend(max_width=400, width_scale=width_scale), augment=False,
                      min_frames_fn=lambda w: int(output_length(w, config)))
     if bucketed:
         order = list(BucketBatchSampler(ds.widths, size, shuffle=True, seed=0, drop_last=True))
@@ -79,13 +80,13 @@ def speed(args: argparse.Namespace, tmp: str) -> None:
 
     db = os.path.join(tmp, "words")
     synth_text.generate(db, 2000, seed=7, channels=1, plain_ratio=0.25)
-    model, alphabet, pre, _ = load_model(MODELS["english"].path)
+    model, alphabet, frontend, _ = load_model(MODELS["english"].path)
     print(f"torch threads {torch.get_num_threads()}, load average at start {os.getloadavg()[0]:.2f}\n")
     print("| pass | batches | padding share | unmasked images/s | masked images/s | masked / unmasked |")
     print("|---|---|---|---|---|---|")
     for what, size, count, fn in [("training step", 64, 6, time_training), ("inference forward", 32, 12, time_inference)]:
         for bucketed in (True, False):
-            bs = batches(db, alphabet, model.config, pre.width_scale, size, count, bucketed)
+            bs = batches(db, alphabet, model.config, frontend.width_scale, size, count, bucketed)
             fn(model, bs[:1], True), fn(model, bs[:1], False)  # warm-up
             rates = {True: [], False: []}
             for r in range(args.rounds):
@@ -101,7 +102,7 @@ def accuracy(tmp: str) -> None:
     import crnn_ocr.synth.text as synth_text
     from crnn_ocr.engine import TrainConfig, train
     from crnn_ocr.evaluation import evaluate
-    from crnn_ocr.recognizer import Recognizer
+    from crnn_ocr.recognizer import load_recognizer
 
     train_db, val_db = os.path.join(tmp, "dots_train"), os.path.join(tmp, "dots_val")
     synth_text.generate(train_db, 5000, seed=0, style="dot-matrix")
@@ -112,7 +113,7 @@ def accuracy(tmp: str) -> None:
         out = os.path.join(tmp, f"run_{masked}")
         train(TrainConfig(data=[train_db], val=[val_db], init_from=str(MODELS["english"].path), max_steps=300,
                           val_every=300, batch_size=32, lr=5e-4, out_dir=out, progress=False, mask_padding=masked))
-        rec = Recognizer.from_checkpoint(os.path.join(out, "last.pt"), device="cpu")
+        rec = load_recognizer(os.path.join(out, "last.pt"), device="cpu")
         from crnn_ocr.data import iter_lmdb_samples
 
         result = evaluate(rec, ((str(i), img, label) for i, img, label in iter_lmdb_samples(val_db)), batch_size=1)

@@ -47,7 +47,7 @@ def score(predictions: Sequence[str], references: Sequence[str]) -> SpeechScores
 
 
 def load_eval_set(path: str) -> list[tuple[object, str, str]]:
-    """(audio source for ``SpeechRecognizer.prepare``, transcript, name) of an LMDB or a label file."""
+    """(audio source for ``Recognizer.prepare``, transcript, name) of an LMDB or a label file."""
     from crnn_ocr.data import iter_lmdb_samples, read_label_file
 
     p = Path(path)
@@ -73,9 +73,9 @@ def evaluate_set(rec, samples: Sequence[tuple[object, str, str]], lexicon: Seque
     from crnn_ocr.speech import speech_decoder_options
 
     feats, refs, bad = [], [], 0
-    for source, ref, name in samples:
+    for source, ref, _name in samples:
         try:
-            feats.append(rec.prepare(source, name=name))
+            feats.append(rec.prepare(source))
         except ValueError:
             bad += 1
             continue

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch  # noqa: E402
 from crnn_ocr.engine.ctc import ctc_loss  # noqa: E402
+from crnn_ocr.frontend import ImageFrontend  # noqa: E402
 from crnn_ocr.model import ModelConfig, build_model, output_length, output_lengths  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     config = ModelConfig(num_classes=alphabet.num_classes, arch=a.arch)
     with tempfile.TemporaryDirectory() as tmp:
         synth_text.generate(os.path.join(tmp, "db"), a.samples, seed=0)
-        ds = LmdbDataset(os.path.join(tmp, "db"), alphabet, max_width=400, augment=True,
+        ds = LmdbDataset(os.path.join(tmp, "db"), alphabet, ImageFrontend(max_width=400), augment=True,
                          min_frames_fn=lambda w: output_length(w, config))
         sampler = BucketBatchSampler(ds.widths, a.batch_size, shuffle=True, seed=0, drop_last=True)
         loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_batch,

@@ -1,4 +1,4 @@
-"""EasyOCR's english_g2 recognizer, imported with crnn_ocr.convert, read through crnn_ocr's decoder.
+"""EasyOCR's english_g2 recognizer, imported with crnn_ocr.deploy.convert, read through crnn_ocr's decoder.
 
     .venv/bin/python bench/convert_english_g2.py [--pth english_g2.pth] [--synth 300] [--iiit 2000]
         [--beam 1] [--threads 1] [--keep english_g2.pt]
@@ -33,7 +33,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from crnn_ocr.convert import ConvertConfig, convert_dtrb_checkpoint  # noqa: E402
+from crnn_ocr.deploy.convert import ConvertConfig, convert_dtrb_checkpoint  # noqa: E402
 from crnn_ocr.evaluation import Evaluation, evaluate  # noqa: E402
 from crnn_ocr.metrics import compute_metrics, normalize_alnum  # noqa: E402
 from crnn_ocr.recognizer import load_recognizer  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> int:
         cfg = convert_dtrb_checkpoint(ConvertConfig(pth=pth, out=out, preset="english_g2"))
         rec = load_recognizer(out, device="cpu", beam_width=a.beam)
     print(f"converted {pth} -> arch {cfg['arch']}, {cfg['num_classes']} classes, height {cfg['height']}, "
-          f"{sum(t.numel() for t in rec.model.parameters()) / 1e6:.2f}M parameters")
+          f"{sum(t.numel() for t in rec.backend.model.parameters()) / 1e6:.2f}M parameters")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {a.batch_size}, beam {a.beam}")
     print("| set | images | word acc (case-insens. alnum) | CER (case-insens. alnum) | exact match | CER (as written) | ms/image |")
     print("|---|---|---|---|---|---|---|")

@@ -3,11 +3,12 @@
 A checkpoint is a plain dict saved with ``torch.save``. Everything but tensors is plain data
 (str, int, float, bool, list, dict), so ``torch.load(weights_only=True)`` reads it and a file
 crafted to run code on unpickling is refused. It carries its own model config, alphabet and
-preprocessing settings, so a checkpoint path is all inference needs.
+front-end settings, so a checkpoint path is all inference needs.
 
 Keys: ``format``, ``kind`` ("text", "score", "speech"), ``model_config`` (dict),
-``alphabet`` (dict), ``preprocess`` (dict), ``model`` (state dict) and, for training
-checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
+``alphabet`` (dict), ``frontend`` (dict: ``crnn_ocr.frontend``; format 1 checkpoints hold
+``preprocess`` instead, read the same by ``frontend.stored_frontend``), ``model`` (state dict)
+and, for training checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
 ``batches_in_epoch``, ``rng``, ``train_config``, ``best_metric``.
 """
 
@@ -23,9 +24,10 @@ from typing import Any
 
 import torch
 
-FORMAT = "crnn_ocr/1"
+FORMAT = "crnn_ocr/2"  # 2: the front-end under "frontend" (1: "preprocess"; still read)
+READABLE_FORMATS = ("crnn_ocr/1", FORMAT)
 REQUIRED_KEYS = ("format", "model_config", "alphabet", "model")
-INFERENCE_KEYS = ("kind", "model_config", "alphabet", "preprocess", "model", "step", "train_config", "best_metric")
+INFERENCE_KEYS = ("kind", "model_config", "alphabet", "frontend", "preprocess", "model", "step", "train_config", "best_metric")
 
 
 class CheckpointError(ValueError):
@@ -128,7 +130,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     state = safe_torch_load(path, map_location)
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a crnn_ocr checkpoint (missing {', '.join(k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state)})")
-    if state["format"] != FORMAT:
+    if state["format"] not in READABLE_FORMATS:
         raise CheckpointError(f"{path}: unsupported checkpoint format {state['format']!r} (expected {FORMAT!r})")
     return state
 

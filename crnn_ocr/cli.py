@@ -69,31 +69,39 @@ def existing_file(path: str, what: str = "file") -> str:
     return path
 
 
-def model_files(checkpoint: str | None, lexicon: str | None, kind: str, *, model: str | None = None,
-                prefer_onnx: bool = False) -> str:
-    """Check a CLI's ``--checkpoint`` or ``--model`` (a shipped model's name; neither: the shipped
-    model for ``kind``, its ONNX export with ``prefer_onnx``) and ``--lexicon`` files; returns the
-    checkpoint path. One-line ``UsageError`` for anything missing."""
-    from crnn_ocr.pretrained import checkpoint_or_default
+def model_source(checkpoint: str | None, lexicon: str | None, kind: str, *, model: str | None = None) -> str:
+    """Check a CLI's ``--checkpoint``, ``--model`` (a shipped model's name) and ``--lexicon``
+    files; returns the checkpoint path, or the name of the shipped model (``--model``, else the
+    one for ``kind``) for ``load_recognizer`` to resolve. One-line ``UsageError`` for anything missing."""
+    from crnn_ocr.pretrained import default_model, pretrained_path
 
     if model is not None and checkpoint is not None:
         raise UsageError("--model and --checkpoint: give one of them")
-    try:
-        checkpoint = checkpoint_or_default(checkpoint, kind, prefer_onnx=prefer_onnx, name=model)
-    except ValueError as e:
-        raise UsageError(f"--model {model}: {e}" if model else f"--checkpoint: none given and {e}") from None
-    existing_file(checkpoint, "checkpoint")
+    if checkpoint is None:
+        try:
+            checkpoint = model or default_model(kind)
+            existing_file(str(pretrained_path(checkpoint)), "checkpoint")
+        except ValueError as e:
+            raise UsageError(f"--model {model}: {e}" if model else f"--checkpoint: none given and {e}") from None
+    else:
+        existing_file(checkpoint, "checkpoint")
     if lexicon:
         existing_file(lexicon, "lexicon")
     return checkpoint
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
+def model_files(checkpoint: str | None, lexicon: str | None, kind: str, *, model: str | None = None) -> str:
+    """``model_source``, with a shipped model's name replaced by its checkpoint file (PyTorch)."""
+    from crnn_ocr.pretrained import pretrained_path
+
+    source = model_source(checkpoint, lexicon, kind, model=model)
+    return source if checkpoint is not None else str(pretrained_path(source))
 
 
-def expand_inputs(patterns: list[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS, what: str = "image") -> list[str]:
-    """Files named by ``patterns``: files as given, folders (their files with ``extensions``,
-    sorted) and glob patterns. ``UsageError`` for a name that matches nothing."""
+def expand_inputs(patterns: list[str], extensions: tuple[str, ...], what: str = "image") -> list[str]:
+    """Files named by ``patterns``: files as given, folders (their files with ``extensions``, e.g.
+    ``preprocessing.IMAGE_EXTENSIONS``, sorted) and glob patterns. ``UsageError`` for a name that
+    matches nothing."""
     import glob
 
     out: list[str] = []

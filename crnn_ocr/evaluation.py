@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from crnn_ocr.metrics import RecognitionMetrics, alphabet_metrics
-from crnn_ocr.recognizer import BaseRecognizer
+from crnn_ocr.recognizer import Recognizer
 
 MAX_NAMED = 5  # skipped samples named in the summary
 
@@ -34,7 +34,7 @@ class Evaluation:
         )
 
 
-def evaluate(recognizer: BaseRecognizer, samples: Iterable[tuple[str, bytes | str | os.PathLike, str]], batch_size: int = 64) -> Evaluation:
+def evaluate(recognizer: Recognizer, samples: Iterable[tuple[str, bytes | str | os.PathLike, str]], batch_size: int = 64) -> Evaluation:
     """Read every (name, image, reference label) sample and compare with its label.
 
     References are compared as the alphabet spells them (case-folded for ``ignore_case``

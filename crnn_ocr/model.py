@@ -27,7 +27,7 @@ Heights: the trunk reduces the height to ``H'``. When ``H' > 1`` (e.g. 64 px mus
 bins of speech) the ``C x H'`` features of each column are flattened and projected linearly back to
 ``C`` before the LSTM, so vertical (frequency) information is kept rather than pooled away.
 ``dtrb_vgg`` instead averages over ``H'`` and ends with a linear layer after its BiLSTMs, exactly as
-the reference does, so its checkpoints import unchanged (``crnn_ocr.convert``). The crnn and
+the reference does, so its checkpoints import unchanged (``crnn_ocr.deploy.convert``). The crnn and
 dtrb_vgg trunks need ``H >= 32``. Torchvision trunks are built with ``weights=None``: nothing is
 downloaded, ever.
 """

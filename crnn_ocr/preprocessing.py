@@ -1,7 +1,8 @@
 """Image loading, keep-ratio resizing, tensor conversion and batch padding.
 
-One pipeline for the dataset, the Recognizer and the CLIs, so training and inference see the
-same pixels:
+The steps of the image front-end (``crnn_ocr.frontend.ImageFrontend``), which the dataset, the
+Recognizer and the export's calibration all go through, so training and inference see the same
+pixels:
 
     bytes / path / array --decode_image--> uint8 (H, W) or (H, W, 3) RGB
         --resize_to_height--> uint8 (height, w) --image_to_tensor--> float (C, height, w) in [-1, 1]
@@ -9,6 +10,8 @@ same pixels:
 
 ``images_to_batch`` does the last two steps in numpy (same values, bit for bit) for the torch-free
 ONNX deployment path: this module imports torch only inside the two torch functions.
+``image_size`` reads an encoded image's size from its header (LMDB scans), and
+``IMAGE_EXTENSIONS`` are the files taken as images everywhere.
 
 Padding choice: narrow images (``min_width``) and batches are padded on the right by repeating
 the last column, as deep-text-recognition-benchmark does. The last column of a word crop is
@@ -19,6 +22,7 @@ constant would draw a hard edge.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +35,13 @@ if TYPE_CHECKING:
 DEFAULT_MIN_WIDTH = 16
 """Narrow crops (a lone "1" or "i") are padded to this width; it covers every arch's minimum."""
 
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm")
+"""Files taken as images: by folder scans (``create_lmdb``), ``tools/infer.py --image`` and ``--calibration``."""
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` has a common image extension."""
-    return os.fspath(path).lower().endswith(_IMAGE_EXTENSIONS)
+    """Whether ``path`` has a common image extension (``IMAGE_EXTENSIONS``)."""
+    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -123,6 +128,24 @@ def decode_image(data: bytes | memoryview | str | os.PathLike | np.ndarray, chan
         return _convert_channels(_to_uint8(img), channels, bgr=bgr)
     except (ValueError, cv2.error) as e:
         raise ValueError(f"{what}: not a decodable image ({e})") from None
+
+
+def image_size(buf: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header without decoding pixels; None if unreadable."""
+    head = bytes(buf[:24])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return (w, h) if w > 0 and h > 0 else None
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(bytes(buf))) as img:  # lazy: reads the header only
+            w, h = img.size
+    except Exception:  # Pillow raises many types for garbage; all mean "corrupt"
+        return None
+    return (w, h) if w > 0 and h > 0 else None
 
 
 def resized_width(

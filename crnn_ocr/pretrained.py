@@ -1,10 +1,13 @@
 """Models that ship inside the package, so reading works the moment crnn_ocr is installed.
 
-    from crnn_ocr.pretrained import load_pretrained
-    rec = load_pretrained("english")          # a Recognizer, like load_recognizer(path)
+    from crnn_ocr.recognizer import load_pretrained, load_recognizer
+    rec = load_pretrained("english")          # a Recognizer (PyTorch), like load_recognizer(path)
+    rec = load_recognizer("english")          # its ONNX export when onnxruntime is installed
     rec.read("word.png").text
 
-``tools/infer.py`` uses the model of the input's kind when no ``--checkpoint`` is given. Each
+This module is the table of shipped files (``MODELS``) and their paths; loading is
+``crnn_ocr.recognizer``'s. ``tools/infer.py`` uses the model of the input's kind when no
+``--checkpoint`` is given. Each
 entry says what it reads and how it was made (README "Pretrained models" has the numbers).
 The files are inference-only checkpoints (``tools/export.py --format pt``) under
 ``crnn_ocr/weights/``; a model may also ship its ONNX export (``tools/export.py``, same
@@ -13,10 +16,8 @@ weights), which ``infer.py`` prefers when onnxruntime is installed: it starts wi
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -85,23 +86,10 @@ def default_model(kind: str) -> str:
     return DEFAULT_FOR_KIND[kind]
 
 
-def checkpoint_or_default(checkpoint: str | None, kind: str, *, prefer_onnx: bool = False, name: str | None = None) -> str:
-    """``checkpoint`` if given, else the path of shipped model ``name`` (default: the one for
-    ``kind``), for the CLIs. ``prefer_onnx``: its ONNX export instead, when one ships and
-    onnxruntime is installed."""
+def checkpoint_or_default(checkpoint: str | None, kind: str, *, name: str | None = None) -> str:
+    """``checkpoint`` if given, else the checkpoint file of shipped model ``name`` (default: the
+    one for ``kind``). Whether to read a shipped model's ONNX export instead is
+    ``crnn_ocr.recognizer.resolve_model``'s decision."""
     if checkpoint is not None:
         return checkpoint
-    name = name or default_model(kind)
-    path = pretrained_path(name)
-    onnx = MODELS[name].onnx_path
-    if prefer_onnx and onnx is not None and onnx.is_file() and importlib.util.find_spec("onnxruntime") is not None:
-        return str(onnx)
-    return str(path)
-
-
-def load_pretrained(name: str = "english", **options: Any):
-    """A recognizer for shipped model ``name``; ``options`` as for ``load_recognizer``
-    (``beam_width``, ``lexicon``, ``device``, ``precision`` ...)."""
-    from crnn_ocr.recognizer import load_recognizer
-
-    return load_recognizer(pretrained_path(name), backend="torch", expected_kind=MODELS[name].kind, **options)
+    return str(pretrained_path(name or default_model(kind)))

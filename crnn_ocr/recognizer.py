@@ -1,102 +1,96 @@
-"""The Python API for reading: ``load_recognizer(path).read(image)`` -> ``DecodeResult``.
+"""The Python API for reading: ``load_recognizer(path or name).read(source)`` -> ``DecodeResult``.
 
-Two backends share one interface (``BaseRecognizer``: ``prepare``, ``log_probs``, ``read``,
-``read_batch``, ``read_files``):
+One ``Recognizer(backend, frontend, decoder)`` reads every kind of model:
 
-- ``Recognizer`` runs a crnn_ocr checkpoint (``.pt``) with PyTorch (``from_checkpoint``);
-- ``OnnxRecognizer`` (``crnn_ocr.onnx_backend``) runs an exported ``.onnx`` file with
-  onnxruntime and never imports torch (``from_onnx``).
+- the front-end (``crnn_ocr.frontend``) turns a source (an image, or audio for a speech model)
+  into the model's input and pads inputs into a batch;
+- the backend runs the model: ``log_probs(batch, widths) -> (N, T, C)``, ``output_length(width)``,
+  ``maskable`` (``TorchBackend`` in ``crnn_ocr.torch_backend``, ``OnnxBackend`` in
+  ``crnn_ocr.onnx_backend``: onnxruntime, no torch);
+- the decoder (``crnn_ocr.decoding.CTCDecoder``, numpy only) turns log-probs into text.
 
-``load_recognizer`` picks the backend from the file suffix. This module imports torch only when
-a torch ``Recognizer`` is built, so the ONNX path stays torch-free.
-
-A recognizer holds its model, alphabet, preprocessing settings and a ``CTCDecoder``; it is safe
-to share between threads (no shared mutable state during inference).
+``load_recognizer`` is the one place that decides the backend: a shipped model's name
+(``crnn_ocr.pretrained``), an ``.onnx`` export or a ``.pt`` checkpoint; ``load_pretrained`` is
+its shorthand for the shipped models. This module imports torch only when a torch backend is
+built, so the ONNX path stays torch-free. Domain extras take a recognizer's output (speech word
+times: ``crnn_ocr.speech.transcribe``). A recognizer holds no mutable state while reading: it is
+safe to share between threads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CTCDecoder, DecodeResult
-from crnn_ocr.preprocessing import decode_image, images_to_batch, resize_to_height
+from crnn_ocr.frontend import Frontend
+from crnn_ocr.pretrained import MODELS, pretrained_path
 
-if TYPE_CHECKING:
-    import torch
-
-    from crnn_ocr.model import CRNN
-    from crnn_ocr.onnx_backend import OnnxRecognizer
-
-ImageInput = str | os.PathLike | bytes | np.ndarray
-PRECISIONS = ("fp32", "bf16")
+Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
+BACKENDS = ("auto", "torch", "onnx")
 
 
-@dataclass(frozen=True)
-class Preprocess:
-    """How an image becomes model input: gray/RGB, height, width cap; for speech models also the
-    log-mel front-end's settings (``audio``, an ``AudioFrontend.to_dict()``)."""
+class Backend(Protocol):
+    """Runs a model: float32 inputs (N, C, H, W) right-padded to the widest and each input's true
+    width (N,) -> log-probabilities (N, T, C).
 
-    height: int = 32
-    channels: int = 1
-    max_width: int | None = None
-    audio: dict[str, Any] | None = None
-    width_scale: float = 1.0  # images: horizontal stretch after the keep-ratio resize (preprocessing.resize_to_height)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
-        max_width = d.get("max_width")
-        audio = d.get("audio")
-        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width),
-                   audio=dict(audio) if audio else None, width_scale=float(d.get("width_scale", 1.0)))
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"height": self.height, "channels": self.channels, "max_width": self.max_width}
-        if self.width_scale != 1.0:  # written only when used: older readers see the same settings as before
-            d["width_scale"] = self.width_scale
-        return {**d, "audio": dict(self.audio)} if self.audio else d
-
-
-class BaseRecognizer:
-    """Preprocessing, batching and CTC decoding around a backend's forward pass.
-
-    A backend implements ``output_length(width)`` (frames T for an input width) and
-    ``_log_probs_of_batch(batch, widths)``: float32 (N, C, H, W) in [-1, 1] and each image's true
-    width (N,) -> float32 log-probs (N, T, K). A backend whose model masks the batch padding
-    (``masks_padding``) reads every image as it would read it alone, whatever else is in its
-    batch; one that cannot (torchvision trunks, ONNX files exported before the ``widths`` input)
-    is only given batches of images of equal width, so its readings do not depend on the batch either.
+    A ``maskable`` backend's model masks the batch padding, so an input reads as it reads alone
+    whatever else is in its batch; one that cannot (torchvision trunks, ONNX files exported before
+    the ``widths`` input) is only given batches of equal width. ``uses_torch``: whether torch is
+    loaded anyway (a front-end may then compute with it; False keeps a deployment torch-free).
     """
 
-    backend = ""
-    masks_padding = True
+    name: str  # "torch", "onnx"
+    maskable: bool
+    uses_torch: bool
 
-    def __init__(self, alphabet: Alphabet, preprocess: Preprocess, *, kind: str = "text", **decoder_options: Any) -> None:
-        self.alphabet = alphabet
-        self.preprocess = preprocess
-        self.kind = kind
-        self.decoder = CTCDecoder(alphabet, **decoder_options)
-
-    # ------------------------------------------------------------------ backend
     def output_length(self, width: int) -> int:
-        raise NotImplementedError
+        """Frames T the model emits for an input ``width`` columns wide."""
+        ...
 
-    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def log_probs(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        ...
 
-    # ------------------------------------------------------------------ preprocessing
-    def prepare(self, image: ImageInput) -> np.ndarray:
-        """Decode and resize one image to the model's height: uint8 (H, W) or (H, W, 3), at full
-        resolution however wide (``read_prepared`` reads one wider than the model's ``max_width``
-        in overlapping windows)."""
-        img = decode_image(image, self.preprocess.channels)
-        return resize_to_height(img, self.preprocess.height, width_scale=self.preprocess.width_scale)
+
+class Recognizer:
+    """Reads sources with a backend, a front-end and a CTC decoder.
+
+    Args:
+        backend: runs the model (``TorchBackend``, ``OnnxBackend``).
+        frontend: how a source becomes the model's input; the settings the model was trained with.
+        decoder: a ``CTCDecoder`` over the model's alphabet (greedy, beam, lexicon, LM).
+        kind: what the model reads, from its checkpoint: "text", "score" or "speech".
+    """
+
+    def __init__(self, backend: Backend, frontend: Frontend, decoder: CTCDecoder, *, kind: str = "text") -> None:
+        self.backend = backend
+        self.frontend = frontend
+        self.decoder = decoder
+        self.kind = kind
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return self.decoder.alphabet
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.kind}, backend={self.backend.name}, {self.frontend!r})"
+
+    def output_length(self, width: int) -> int:
+        """Frames T for an input ``width`` columns wide."""
+        return self.backend.output_length(width)
+
+    def prepare(self, source: Source, sample_rate: int | None = None) -> np.ndarray:
+        """One source -> the model's input at full length (``Frontend.prepare``): an image resized
+        to the model's height, uint8 (H, W) or (H, W, 3), or a speech model's float32 (n_mels,
+        frames) spectrogram (a waveform array needs its ``sample_rate``). ``read_prepared`` reads
+        one wider than the model's ``max_width`` in overlapping windows."""
+        return self.frontend.prepare(source, sample_rate=sample_rate, use_torch=self.backend.uses_torch)
 
     # ------------------------------------------------------------------ long lines
     @property
@@ -115,7 +109,7 @@ class BaseRecognizer:
         the right edge; consecutive windows hand over in the middle of their overlap, so every
         kept frame has at least a quarter window of context on both sides.
         """
-        size = self.preprocess.max_width
+        size = self.frontend.max_width
         total = self.output_length(width)
         if size is None or width <= size:
             return [(0, width, 0, total)]
@@ -135,29 +129,30 @@ class BaseRecognizer:
         return out
 
     # ------------------------------------------------------------------ inference
-    def log_probs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Prepared images -> (log-probs (N, T, K) float32, lengths (N,) int64) for the decoder.
+    def log_probs(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared inputs -> (log-probs (N, T, K), lengths (N,) int64) for the decoder.
 
-        The images are right-padded to the widest (repeating the last column) and run as one
-        batch; the model is told each image's width, so the padding changes none of its frames.
+        The inputs are right-padded to the widest (repeating the last column) and run as one
+        batch; the model is told each input's width, so the padding changes none of its frames.
         """
-        batch = images_to_batch(list(images))  # (N, C, H, W)
-        widths = np.array([int(im.shape[1]) for im in images], dtype=np.int64)  # (N,)
-        log_probs = self._log_probs_of_batch(batch, widths)  # (N, T, K)
+        batch = self.frontend.to_batch(inputs)  # (N, C, H, W)
+        widths = np.array([int(im.shape[1]) for im in inputs], dtype=np.int64)  # (N,)
+        log_probs = self.backend.log_probs(batch, widths)  # (N, T, K)
         lengths = np.array([self.output_length(int(w)) for w in widths], dtype=np.int64)
         return log_probs, np.minimum(lengths, log_probs.shape[1])
 
-    def read(self, image: ImageInput) -> DecodeResult:
-        """Read one image (a path, encoded bytes, or an array): text, confidence, spans."""
-        return self.read_batch([image])[0]
+    def read(self, source: Source, sample_rate: int | None = None) -> DecodeResult:
+        """Read one source (a path, encoded bytes, or an array; a waveform with its
+        ``sample_rate``): text, confidence, spans."""
+        return self.read_prepared([self.prepare(source, sample_rate)])[0]
 
-    def read_batch(self, images: Iterable[ImageInput], batch_size: int = 32) -> list[DecodeResult]:
-        """Read many images; batches are formed from images of similar width."""
-        return self.read_prepared([self.prepare(img) for img in images], batch_size)
+    def read_batch(self, sources: Iterable[Source], batch_size: int = 32, sample_rate: int | None = None) -> list[DecodeResult]:
+        """Read many sources (waveform arrays all at ``sample_rate``); batches group similar widths."""
+        return self.read_prepared([self.prepare(s, sample_rate) for s in sources], batch_size)
 
     def read_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[DecodeResult]:
-        """Read prepared images (``prepare``'s output), batching images of similar width (of
-        equal width when the backend does not mask padding: ``masks_padding``). An image wider
+        """Read prepared inputs (``prepare``'s output), batching inputs of similar width (of
+        equal width when the backend does not mask padding: ``Backend.maskable``). An input wider
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
         are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
         stride = self.frame_stride
@@ -194,7 +189,7 @@ class BaseRecognizer:
         start = 0
         while start < len(order):
             end = min(start + batch_size, len(order))
-            if not self.masks_padding:
+            if not self.backend.maskable:
                 end = next((k for k in range(start + 1, end) if widths[k] != widths[start]), end)
             yield order[start:end]
             start = end
@@ -205,7 +200,7 @@ class BaseRecognizer:
     ) -> Iterator[tuple[str | os.PathLike, np.ndarray, DecodeResult]]:
         """Read files in order, yielding ``(path, prepared input, result)``.
 
-        Files are decoded and resized by ``workers`` threads (OpenCV releases the GIL) while the
+        Files are prepared by ``workers`` threads (OpenCV and libsndfile release the GIL) while the
         model runs on the previous ``window`` files (default ``8 * batch_size``), which are
         batched by width. A file that cannot be read (``prepare`` raises ``ValueError`` naming
         it) raises, unless ``on_error(path, message)`` is given: then it is reported there and
@@ -246,110 +241,39 @@ class BaseRecognizer:
         return int(round(x0)), int(round(min(x1, original_width)))
 
 
-class Recognizer(BaseRecognizer):
-    """Reads images with a CRNN in PyTorch and a CTC decoder.
 
-    Args:
-        model: a CRNN (put in eval mode on ``device``).
-        alphabet: the model's alphabet.
-        preprocess: image preprocessing settings the model was trained with.
-        device: where the model runs; default CUDA if present, else CPU.
-        precision: "fp32" (default) or "bf16" (autocast; about 2x faster on CPUs with AVX512-BF16
-            or AMX, but with 8 mantissa bits its logits are not fp32's and can flip the decoded
-            text of ambiguous images, so it is opt-in; bench/bench_deploy.py measures the cost).
-        channels_last: NHWC memory layout for the convolutions; None (default) turns it on:
-            the same fp32 arithmetic, faster convolutions on CPU (bench/bench_inference.py).
-        decoder_options: passed to ``CTCDecoder`` (``beam_width``, ``lexicon``, ``lm``, ...).
+
+# ------------------------------------------------------------------------------------ loading
+def resolve_model(source: str | os.PathLike, backend: str = "auto", *, torch_options: bool = False) -> tuple[str, str]:
+    """(model file, backend) for ``load_recognizer``'s ``source``: the one backend decision.
+
+    ``source``: a file, or the name of a shipped model (``crnn_ocr.pretrained.MODELS``; a file of
+    that name wins). ``backend`` "auto": onnx for a ``.onnx`` file, else torch; for a shipped
+    model its ONNX export when one ships, onnxruntime is installed and no torch-only option
+    (``torch_options``: a device, precision or layout) is asked for. "onnx" with a shipped name
+    needs its export.
     """
-
-    backend = "torch"
-
-    def __init__(
-        self,
-        model: CRNN,
-        alphabet: Alphabet,
-        preprocess: Preprocess,
-        *,
-        device: str | torch.device | None = None,
-        kind: str = "text",
-        precision: str = "fp32",
-        channels_last: bool | None = None,
-        **decoder_options: Any,
-    ) -> None:
-        import torch
-
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        super().__init__(alphabet, preprocess, kind=kind, **decoder_options)
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.precision = precision
-        self.channels_last = True if channels_last is None else channels_last
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.model = model.to(self.device).eval().to(memory_format=memory_format)
-        self.masks_padding = bool(getattr(model, "maskable", False))  # torchvision trunks: equal-width batches
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | os.PathLike,
-        *,
-        device: str | torch.device | None = None,
-        expected_kind: str | None = None,
-        precision: str = "fp32",
-        channels_last: bool | None = None,
-        **decoder_options: Any,
-    ) -> Recognizer:
-        """Build from a crnn_ocr checkpoint (weights, config, alphabet and preprocessing inside).
-
-        A speech checkpoint gives a ``crnn_ocr.speech.SpeechRecognizer`` (audio in, same API).
-        """
-        model, alphabet, pre, kind = load_model(path, expected_kind=expected_kind)
-        if kind == "speech" and pre.audio is not None:
-            from crnn_ocr.speech import SpeechRecognizer
-
-            if not issubclass(cls, SpeechRecognizer):
-                cls = SpeechRecognizer
-        return cls(model, alphabet, pre, device=device, kind=kind, precision=precision, channels_last=channels_last,
-                   **decoder_options)
-
-    def output_length(self, width: int) -> int:
-        from crnn_ocr.model import output_length
-
-        return int(output_length(width, self.model.config))
-
-    def _log_probs_of_batch(self, batch: np.ndarray, widths: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            x = torch.from_numpy(batch).to(self.device)  # (N, C, H, W)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = self.model(x, torch.from_numpy(widths))  # (N, C, H, W), (N,) -> (N, T, K)
-            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
-
-
-def load_model(path: str | os.PathLike, *, expected_kind: str | None = None) -> tuple[CRNN, Alphabet, Preprocess, str]:
-    """A checkpoint's CRNN (weights loaded, on CPU), alphabet, preprocessing and kind."""
-    from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
-    from crnn_ocr.model import ModelConfig, build_model
-
-    state = load_checkpoint(path)
-    kind = state.get("kind", "text")
-    if expected_kind is not None and kind != expected_kind:
-        raise CheckpointError(f"{path}: is a {kind} model, cannot read {expected_kind} input with it")
-    config = ModelConfig.from_dict(state["model_config"])
-    model = build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the stored model config ({str(e).splitlines()[0]})") from None
-    alphabet = Alphabet.from_dict(state["alphabet"])
-    pre = Preprocess.from_dict(state.get("preprocess", {"height": config.height, "channels": config.in_channels}))
-    return model.eval(), alphabet, pre, kind
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+    path = os.fspath(source)
+    if path in MODELS and not os.path.exists(path):
+        shipped = MODELS[path]
+        path = os.fspath(pretrained_path(path))
+        onnx = shipped.onnx_path
+        has_onnx = onnx is not None and onnx.is_file()
+        if backend == "onnx" and not has_onnx:
+            raise ValueError(f"the shipped {shipped.name!r} model has no ONNX export; use backend torch")
+        if backend == "onnx" or (backend == "auto" and has_onnx and not torch_options
+                                 and importlib.util.find_spec("onnxruntime") is not None):
+            return os.fspath(onnx), "onnx"
+        return path, "torch"
+    if backend == "auto":
+        backend = "onnx" if path.lower().endswith(".onnx") else "torch"
+    return path, backend
 
 
 def load_recognizer(
-    path: str | os.PathLike,
+    source: str | os.PathLike,
     *,
     backend: str = "auto",
     device: str | None = None,
@@ -358,24 +282,38 @@ def load_recognizer(
     channels_last: bool | None = None,
     expected_kind: str | None = None,
     **decoder_options: Any,
-) -> Recognizer | OnnxRecognizer:
-    """A recognizer for a checkpoint (``.pt``, PyTorch) or an export (``.onnx``, onnxruntime).
+) -> Recognizer:
+    """A recognizer for a checkpoint (``.pt``, PyTorch), an export (``.onnx``, onnxruntime) or a
+    shipped model's name ("english", "spoken_digits", "score"): see ``resolve_model``.
 
-    ``backend``: "auto" (by suffix), "torch" or "onnx". ``threads`` sets onnxruntime's intra-op
-    threads (PyTorch's are process-wide: ``torch.set_num_threads``). ``precision`` and
-    ``channels_last`` apply to PyTorch; an int8 ONNX export is chosen at export time.
+    ``threads`` sets onnxruntime's intra-op threads (PyTorch's are process-wide:
+    ``torch.set_num_threads``). ``device``, ``precision`` and ``channels_last`` apply to PyTorch;
+    an int8 ONNX model is chosen at export time. ``expected_kind``: refuse a model of another kind.
+    ``decoder_options`` go to ``CTCDecoder`` (``beam_width``, ``lexicon``, ``lm``, ...), as the
+    front-end adjusts them (``Frontend.decoder_options``: speech decodes word sequences).
     """
-    if backend == "auto":
-        backend = "onnx" if os.fspath(path).lower().endswith(".onnx") else "torch"
+    torch_options = device not in (None, "cpu") or precision != "fp32" or channels_last is not None
+    path, backend = resolve_model(source, backend, torch_options=torch_options)
     if backend == "onnx":
-        from crnn_ocr.onnx_backend import OnnxRecognizer
+        from crnn_ocr.onnx_backend import load_onnx
 
         if device not in (None, "cpu"):
             raise ValueError(f"the onnx backend runs on the CPU here, got device {device!r}")
         if precision != "fp32" or channels_last is not None:
             raise ValueError("precision and channels_last apply to the torch backend; export with --int8 for a quantized model")
-        return OnnxRecognizer.from_onnx(path, threads=threads, expected_kind=expected_kind, **decoder_options)
-    if backend != "torch":
-        raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
-    return Recognizer.from_checkpoint(path, device=device, expected_kind=expected_kind, precision=precision,
-                                      channels_last=channels_last, **decoder_options)
+        model, alphabet, frontend, kind = load_onnx(path, threads=threads, expected_kind=expected_kind)
+    else:
+        from crnn_ocr.torch_backend import TorchBackend, load_model
+
+        net, alphabet, frontend, kind = load_model(path, expected_kind=expected_kind)
+        model = TorchBackend(net, device=device, precision=precision, channels_last=channels_last)
+    decoder = CTCDecoder(alphabet, **frontend.decoder_options(alphabet, **decoder_options))
+    return Recognizer(model, frontend, decoder, kind=kind)
+
+
+def load_pretrained(name: str = "english", **options: Any) -> Recognizer:
+    """A recognizer for shipped model ``name`` (``crnn_ocr.pretrained.MODELS``), run by PyTorch
+    unless ``backend`` says otherwise; ``options`` as for ``load_recognizer``."""
+    pretrained_path(name)  # a one-line ValueError for an unknown or missing model
+    options.setdefault("backend", "torch")
+    return load_recognizer(name, expected_kind=MODELS[name].kind, **options)

@@ -7,14 +7,23 @@ the emission frames themselves: symbol ``i`` owns the columns from its first emi
 the next symbol's (the first symbol from column 0, the last to the right edge), and the box is
 that range trimmed to the columns holding ink (pixels of the text's polarity, Otsu threshold).
 A range without ink keeps its emission frames.
+
+``visualize_targets`` and ``draw_readings`` are ``tools/infer.py --visualize``: where each
+input's picture goes, and drawing a recognizer's readings there.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 
+from crnn_ocr.cli import UsageError
 from crnn_ocr.decoding import DecodeResult
+
+VISUALIZE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what cv2.imwrite writes
 
 
 def ink_columns(image: np.ndarray) -> np.ndarray:
@@ -69,3 +78,42 @@ def draw_spans(image: np.ndarray, result: DecodeResult, num_frames: int, symbols
         cv2.putText(canvas, sym, (x0, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
     cv2.putText(canvas, f"{result.text}  ({result.confidence:.3f})", (4, h + 24 + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def visualize_targets(target: str, paths: list[str]) -> dict[str, str]:
+    """Where --visualize draws each input, decided before any work (one-line UsageError if it cannot).
+
+    An image file name: that file for one input; for several, the name with the input's index
+    (``spans_0001.png``, in input order). Anything else is a folder (made if missing), with one
+    PNG per input named after it (``word.png``; the index is added when two inputs share a name).
+    """
+    stem, ext = os.path.splitext(target)
+    if ext.lower() in VISUALIZE_EXTENSIONS:
+        if os.path.isdir(target):
+            raise UsageError(f"--visualize {target}: is a folder, but its name ends like an image file")
+        if os.path.dirname(target) and not os.path.isdir(os.path.dirname(target)):
+            raise UsageError(f"--visualize {target}: folder {os.path.dirname(target)} does not exist")
+        if len(paths) == 1:
+            return {paths[0]: target}
+        digits = max(4, len(str(len(paths))))
+        return {p: f"{stem}_{i:0{digits}d}{ext}" for i, p in enumerate(paths, 1)}
+    if ext and not os.path.isdir(target):
+        raise UsageError(f"--visualize {target}: not an image file name ({', '.join(VISUALIZE_EXTENSIONS)}) nor a folder")
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise UsageError(f"--visualize {target}: is a file, expected a folder or an image file name")
+    os.makedirs(target, exist_ok=True)
+    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    out = {}
+    for i, (p, name) in enumerate(zip(paths, names), 1):
+        unique = names.count(name) == 1
+        out[p] = os.path.join(target, f"{name}.png" if unique else f"{name}_{i:04d}.png")
+    return out
+
+
+def draw_readings(recognizer, readings: Iterable[tuple[str, np.ndarray, DecodeResult]], targets: dict[str, str]) -> None:
+    """Draw each ``(path, prepared image, result)`` of an image recognizer into ``targets[path]``."""
+    for path, img, res in readings:
+        symbols = [recognizer.alphabet.symbol_of(i) for i in res.token_ids]
+        canvas = draw_spans(img, res, recognizer.output_length(img.shape[1]), symbols)
+        if not cv2.imwrite(targets[path], cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
+            raise UsageError(f"--visualize: could not write {targets[path]}")

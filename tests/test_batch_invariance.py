@@ -14,10 +14,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from crnn_ocr.decoding import CTCDecoder
 from crnn_ocr.engine import ctc_loss
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length
 from crnn_ocr.pretrained import MODELS
-from crnn_ocr.recognizer import Recognizer, load_model
+from crnn_ocr.recognizer import Recognizer, load_recognizer
+from crnn_ocr.torch_backend import TorchBackend, load_model
 
 MASKED_ARCHS = ("crnn", "crnn_compact", "dtrb_vgg")
 
@@ -121,7 +123,7 @@ def word_crops(request):
 
 def test_shipped_model_reads_the_same_alone_and_in_any_batch_torch(word_crops):
     torch.set_num_threads(1)
-    rec = Recognizer.from_checkpoint(MODELS["english"].path, device="cpu")
+    rec = load_recognizer(MODELS["english"].path, backend="torch", device="cpu")
     prepared = [rec.prepare(c) for c in word_crops]
     assert len({p.shape[1] for p in prepared}) > 100  # truly varied widths
     _assert_batch_invariant(rec, prepared)
@@ -129,19 +131,17 @@ def test_shipped_model_reads_the_same_alone_and_in_any_batch_torch(word_crops):
 
 def test_shipped_model_reads_the_same_alone_and_in_any_batch_onnx(word_crops):
     pytest.importorskip("onnxruntime")
-    from crnn_ocr.onnx_backend import OnnxRecognizer
-
-    rec = OnnxRecognizer.from_onnx(MODELS["english"].onnx_path, threads=1)
-    assert rec.masks_padding
+    rec = load_recognizer(MODELS["english"].onnx_path, backend="onnx", threads=1)
+    assert rec.backend.maskable
     _assert_batch_invariant(rec, [rec.prepare(c) for c in word_crops])
 
 
 def test_an_unmasked_trunk_is_read_in_equal_width_batches(word_crops):
     torch.manual_seed(2)
-    _, alphabet, pre, _ = load_model(MODELS["english"].path)
+    _, alphabet, frontend, _ = load_model(MODELS["english"].path)
     model = build_model(ModelConfig(num_classes=alphabet.num_classes, arch="resnet", hidden_size=16))
-    rec = Recognizer(model, alphabet, pre, device="cpu", beam_width=1)
-    assert not rec.masks_padding
+    rec = Recognizer(TorchBackend(model, device="cpu"), frontend, CTCDecoder(alphabet, beam_width=1))
+    assert not rec.backend.maskable
     prepared = [rec.prepare(c) for c in word_crops[:40]] + [rec.prepare(word_crops[0])] * 3  # some equal widths
     alone = [rec.read_prepared([p])[0] for p in prepared]
     batched = rec.read_prepared(prepared, batch_size=8)
@@ -156,10 +156,10 @@ def test_an_onnx_file_without_the_widths_input_is_read_in_equal_width_batches(tm
 
     import onnx
 
-    from crnn_ocr.export import export_metadata
-    from crnn_ocr.onnx_backend import METADATA_KEY, OnnxRecognizer
+    from crnn_ocr.deploy.export import export_metadata
+    from crnn_ocr.onnx_backend import METADATA_KEY
 
-    model, meta = export_metadata(MODELS["english"].path)
+    model, _, meta = export_metadata(MODELS["english"].path)
 
     class ImagesOnly(torch.nn.Module):  # the graph of exports made before the widths input
         def __init__(self) -> None:
@@ -179,8 +179,8 @@ def test_an_onnx_file_without_the_widths_input_is_read_in_equal_width_batches(tm
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     onnx.save(proto, str(path))
-    rec = OnnxRecognizer.from_onnx(path, threads=1)
-    assert not rec.masks_padding
+    rec = load_recognizer(path, backend="onnx", threads=1)
+    assert not rec.backend.maskable
     prepared = [rec.prepare(c) for c in word_crops[:30]]
     alone = [rec.read_prepared([p])[0] for p in prepared]
     assert [r.text for r in rec.read_prepared(prepared, batch_size=30)] == [r.text for r in alone]

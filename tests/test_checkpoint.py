@@ -15,7 +15,7 @@ def test_round_trip_is_plain_data(tmp_path):
     path = tmp_path / "ck.pt"
     save_checkpoint(path, _state())
     state = load_checkpoint(path)
-    assert state["step"] == 7 and state["format"] == "crnn_ocr/1"
+    assert state["step"] == 7 and state["format"] == "crnn_ocr/2"
     assert torch.equal(state["model"]["w"], torch.arange(6.0).reshape(2, 3))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left behind
 
@@ -67,3 +67,12 @@ def test_directory_and_foreign_checkpoint(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
     with pytest.raises(CheckpointError, match="not a crnn_ocr checkpoint"):
         load_checkpoint(path)
+
+
+def test_format_1_checkpoints_still_load_and_unknown_formats_are_refused(tmp_path):
+    """Format 2 stores the front-end under ``frontend``; format 1 files (``preprocess``) still load."""
+    torch.save({**_state(), "format": "crnn_ocr/1"}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["step"] == 7
+    torch.save({**_state(), "format": "crnn_ocr/9"}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="future.pt: unsupported checkpoint format 'crnn_ocr/9'"):
+        load_checkpoint(tmp_path / "future.pt")

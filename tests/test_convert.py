@@ -16,7 +16,8 @@ from torch import nn
 
 from conftest import ROOT, load_script, render_word
 from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
-from crnn_ocr.convert import DTRB_PRESETS, ConvertConfig, convert_dtrb_checkpoint, read_characters_file
+from crnn_ocr.deploy.convert import DTRB_PRESETS, ConvertConfig, convert_dtrb_checkpoint, read_characters_file
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.model import ModelConfig, build_model, min_input_width, output_length, output_lengths
 from crnn_ocr.preprocessing import images_to_batch, resize_to_height
 from crnn_ocr.recognizer import load_recognizer
@@ -172,7 +173,7 @@ def test_recognizer_reads_like_the_reference(tmp_path):
     save_like_dataparallel(ref, tmp_path / "g2.pth")
     convert_dtrb_checkpoint(ConvertConfig(pth=tmp_path / "g2.pth", out=tmp_path / "g2.pt"))  # preset english_g2
     rec = load_recognizer(tmp_path / "g2.pt", device="cpu")
-    assert rec.preprocess.height == 64 and rec.preprocess.channels == 1 and rec.kind == "text"
+    assert rec.frontend == ImageFrontend(height=64, channels=1) and rec.kind == "text"
     assert "".join(rec.alphabet.symbols) == ENGLISH_G2 and rec.alphabet.id_of("0") == 1 and rec.alphabet.blank == 0
     prepared = [rec.prepare(render_word(w, height=40)) for w in ("cat", "Mississippi", "A1")]
     log_probs, lengths = rec.log_probs(prepared)  # one right-padded batch: each image reads as it does alone
@@ -270,7 +271,8 @@ def test_cli_converts(tmp_path, capsys):
                                     "--characters-file", str(tmp_path / "chars.txt"), "--height", "32"]) == 0
     assert "10 characters + blank, height 32" in capsys.readouterr().out
     state = load_checkpoint(tmp_path / "d.pt")
-    assert state["kind"] == "text" and state["preprocess"] == {"height": 32, "channels": 1, "max_width": None}
+    assert state["kind"] == "text" and state["frontend"] == {"kind": "image", "height": 32, "channels": 1, "max_width": None,
+                                                             "width_scale": 1.0}
     assert state["model_config"]["arch"] == "dtrb_vgg" and state["model_config"]["feature_channels"] == 32
     result = load_recognizer(tmp_path / "d.pt", device="cpu").read(resize_to_height(render_word("42"), 32))
     assert set(result.text) <= set("0123456789")

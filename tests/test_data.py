@@ -13,7 +13,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.augment import build_augmentation
@@ -23,10 +23,10 @@ from crnn_ocr.data import (
     collate_batch,
     create_lmdb_from_folder,
     iter_lmdb_samples,
-    mix_datasets,
     read_label_file,
     write_lmdb,
 )
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.model import ModelConfig, output_length
 from crnn_ocr.preprocessing import decode_image, image_to_tensor, pad_batch, resize_to_height, resized_width
 
@@ -132,7 +132,7 @@ def test_reads_an_lmdb_from_a_minimal_writer(tmp_path):
             b"label-000000002": b"7",
         },
     )
-    ds = LmdbDataset(path, ALNUM, channels=3)
+    ds = LmdbDataset(path, ALNUM, ImageFrontend(channels=3))
     assert [ds[i]["label"] for i in range(2)] == ["abc", "7"]
     assert ds.widths.tolist() == [64, 20]
     assert ds[0]["image"].shape == (3, 32, 64)
@@ -189,7 +189,7 @@ def test_everything_skipped_raises(tmp_path):
 
 def test_collate_uses_true_widths_and_pads_right(tmp_path):
     write_lmdb(tmp_path / "db", [(png(32, 20), "ab"), (png(32, 50), "cde")])
-    ds = LmdbDataset(tmp_path / "db", ALNUM, max_width=40)
+    ds = LmdbDataset(tmp_path / "db", ALNUM, ImageFrontend(max_width=40))
     batch = collate_batch([ds[0], ds[1]])
     assert batch["images"].shape == (2, 1, 32, 40)
     assert batch["input_widths"].tolist() == [20, 40]  # true (capped) widths, not the padded one
@@ -248,16 +248,21 @@ def test_bucket_sampler_ddp_shards(drop_last):
 
 
 def test_mixing_with_ratios(tmp_path):
+    """Datasets are mixed as the trainer mixes them: concatenated, with each one's size and ratio in the sampler."""
     write_lmdb(tmp_path / "a", [(png(32, 32), "a")] * 10)
     write_lmdb(tmp_path / "b", [(png(32, 64), "b")] * 40)
-    mixed = mix_datasets([LmdbDataset(tmp_path / "a", ALNUM), LmdbDataset(tmp_path / "b", ALNUM)], [0.5, 0.5])
+    parts = [LmdbDataset(tmp_path / "a", ALNUM), LmdbDataset(tmp_path / "b", ALNUM)]
+    mixed = ConcatDataset(parts)
     assert len(mixed) == 50 and mixed[0]["label"] == "a" and mixed[10]["label"] == "b"
-    sampler = BucketBatchSampler.for_dataset(mixed, 10, seed=0)
+    widths = np.concatenate([ds.widths for ds in parts])
+    sampler = BucketBatchSampler(widths, 10, seed=0, group_sizes=[len(ds) for ds in parts], ratios=[0.5, 0.5])
     drawn = [i for b in sampler for i in b]
     assert len(drawn) == 50 and sum(i < 10 for i in drawn) == 25  # half from the small set
-    assert "skipped 0 of 10" in mixed.summary()
-    explicit = BucketBatchSampler(mixed.widths, 10, group_sizes=[10, 40], ratios=[1, 3], num_samples=20)
+    assert {mixed[i]["label"] for i in drawn} == {"a", "b"} and parts[0].summary() == "skipped 0 of 10"
+    explicit = BucketBatchSampler(widths, 10, group_sizes=[10, 40], ratios=[1, 3], num_samples=20)
     assert sum(i < 10 for b in explicit for i in b) == 5
+    with pytest.raises(ValueError, match="must sum to 50"):
+        BucketBatchSampler(widths, 10, group_sizes=[10, 30], ratios=[1, 1])
 
 
 def test_iter_lmdb_samples_is_unfiltered(tmp_path):

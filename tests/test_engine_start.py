@@ -3,23 +3,29 @@ settings, checked on tiny checkpoints in tmp_path without training."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.audio import AudioFrontend
 from crnn_ocr.checkpoint import CheckpointError, save_checkpoint
 from crnn_ocr.engine.config import TrainConfig, check_config, total_steps
-from crnn_ocr.engine.start import FRESH, INIT, RESUME, resolve_start, resume_path, start_weights
+from crnn_ocr.engine.start import FRESH, INIT, RESUME, RunSpec, resolve_start, resume_path, start_weights
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.model import ModelConfig, build_model
-from crnn_ocr.recognizer import Preprocess
+from crnn_ocr.speech.audio import AudioFrontend
 
 ALNUM = Alphabet.preset("alphanumeric")
 CASED = Alphabet.preset("alphanumeric_cased")
 DIGITS = Alphabet.preset("digits")
 SPEECH = AudioFrontend(sample_rate=8000, n_mels=32)
+
+
+def _audio(spec: RunSpec) -> AudioFrontend | None:
+    """The run's speech front-end, apart from the max width every run takes from its config."""
+    return replace(spec.frontend, max_width=None) if isinstance(spec.frontend, AudioFrontend) else None
 
 
 def _cfg(tmp_path: Path, **kw) -> TrainConfig:
@@ -36,8 +42,8 @@ def _checkpoint(path: Path, *, kind: str | None = "text", alphabet: Alphabet = C
         "model_config": ModelConfig(num_classes=alphabet.num_classes, arch=arch, in_channels=channels, height=height,
                                     hidden_size=hidden_size).to_dict(),
         "alphabet": alphabet.to_dict(),
-        "preprocess": Preprocess(height=height, channels=channels, max_width=300, width_scale=width_scale,
-                                 audio=audio.to_dict() if audio else None).to_dict(),
+        "frontend": (replace(audio, max_width=300) if audio else
+                     ImageFrontend(height=height, channels=channels, max_width=300, width_scale=width_scale)).to_dict(),
         "model": weights or {},
         "step": 7, "epoch": 2, "batches_in_epoch": 3, "best_metric": 0.25,
     }
@@ -53,8 +59,8 @@ def test_a_fresh_run_takes_the_defaults():
     assert (spec.source, spec.checkpoint, spec.state, spec.resuming) == (FRESH, None, None, False)
     assert spec.alphabet == ALNUM
     assert spec.model_config == ModelConfig(num_classes=37, arch="crnn_compact", in_channels=1, height=32)  # the arch's LSTM size
-    assert spec.preprocess == Preprocess(height=32, channels=1, max_width=400, width_scale=1.0)
-    assert spec.audio is None
+    assert spec.frontend == ImageFrontend(height=32, channels=1, max_width=400, width_scale=1.0)
+    assert _audio(spec) is None
     assert (spec.step, spec.epoch, spec.batches_in_epoch, spec.best_metric) == (0, 0, 0, None)
 
 
@@ -63,7 +69,7 @@ def test_a_fresh_run_takes_everything_from_the_config(tmp_path):
                               width_scale=1.5, max_width=500))
     assert spec.alphabet == DIGITS
     assert spec.model_config == ModelConfig(num_classes=11, arch="crnn", in_channels=3, height=48, hidden_size=64)
-    assert spec.preprocess == Preprocess(height=48, channels=3, max_width=500, width_scale=1.5)
+    assert spec.frontend == ImageFrontend(height=48, channels=3, max_width=500, width_scale=1.5)
 
 
 def test_an_alphabet_file_is_read(tmp_path):
@@ -90,7 +96,7 @@ def test_resume_auto_continues_out_last_pt_whatever_the_config_says(tmp_path):
     assert (spec.source, spec.checkpoint, spec.resuming) == (RESUME, last, True)
     assert spec.alphabet == CASED  # --alphabet is not even resolved
     assert spec.model_config == ModelConfig(num_classes=CASED.num_classes, arch="crnn", in_channels=3, height=48, hidden_size=24)
-    assert spec.preprocess == Preprocess(height=48, channels=3, max_width=123, width_scale=1.5)  # max_width: the config's
+    assert spec.frontend == ImageFrontend(height=48, channels=3, max_width=123, width_scale=1.5)  # max_width: the config's
     assert (spec.step, spec.epoch, spec.batches_in_epoch, spec.best_metric) == (7, 2, 3, 0.25)
     assert spec.state["step"] == 7  # optimizer, scheduler, scaler and RNG come from here
 
@@ -112,8 +118,7 @@ def test_resume_with_a_missing_path_is_an_error(tmp_path):
 def test_resume_keeps_the_checkpoints_width_scale(tmp_path):
     last = _checkpoint(tmp_path / "out" / "last.pt", width_scale=1.0)
     spec = resolve_start(_cfg(tmp_path, resume=str(last), width_scale=2.0))
-    assert spec.preprocess.width_scale == 1.0
-    assert "width_scale" not in spec.preprocess.to_dict()  # 1: the settings older readers know
+    assert spec.frontend.width_scale == 1.0
 
 
 # ------------------------------------------------------------------------------- init-from
@@ -129,7 +134,7 @@ def test_init_from_keeps_the_architecture_and_the_alphabet_unless_one_is_given(t
     given = resolve_start(_cfg(tmp_path, init_from=str(init), alphabet="digits", height=64))
     assert given.alphabet == DIGITS
     assert given.model_config == ModelConfig(num_classes=11, arch="crnn", in_channels=3, height=64, hidden_size=24)
-    assert given.preprocess == Preprocess(height=64, channels=3, max_width=400, width_scale=1.5)
+    assert given.frontend == ImageFrontend(height=64, channels=3, max_width=400, width_scale=1.5)
 
 
 def test_init_from_a_missing_or_unsafe_checkpoint_is_an_error(tmp_path):
@@ -161,16 +166,16 @@ def test_an_unknown_alphabet_is_an_error(tmp_path):
 def test_init_from_inherits_the_width_scale_of_a_same_kind_checkpoint(tmp_path, checkpoint_kind, run_kind, config_scale, expected):
     init = _checkpoint(tmp_path / "init.pt", kind=checkpoint_kind, width_scale=1.5)
     spec = resolve_start(_cfg(tmp_path, init_from=str(init), kind=run_kind, width_scale=config_scale))
-    assert spec.preprocess.width_scale == expected
+    assert spec.frontend.width_scale == expected
 
 
 # ------------------------------------------------------------------------------- speech
 def test_a_fresh_speech_run_builds_its_front_end_from_the_config(tmp_path):
     spec = resolve_start(_cfg(tmp_path, kind="speech", sample_rate=8000, channels=3, height=48, width_scale=1.5))
-    assert spec.audio == AudioFrontend(sample_rate=8000, n_mels=64)
+    assert _audio(spec) == AudioFrontend(sample_rate=8000, n_mels=64)
     assert (spec.model_config.height, spec.model_config.in_channels) == (64, 1)  # mel bins, one channel
-    assert spec.preprocess == Preprocess(height=64, channels=1, max_width=400, width_scale=1.0, audio=spec.audio.to_dict())
-    assert resolve_start(_cfg(tmp_path, kind="speech", n_mels=40)).audio == AudioFrontend(sample_rate=16000, n_mels=40)
+    assert spec.frontend == AudioFrontend(sample_rate=8000, n_mels=64, max_width=400)
+    assert _audio(resolve_start(_cfg(tmp_path, kind="speech", n_mels=40))) == AudioFrontend(sample_rate=16000, n_mels=40)
 
 
 def test_impossible_speech_settings_are_an_error(tmp_path):
@@ -182,34 +187,34 @@ def test_impossible_speech_settings_are_an_error(tmp_path):
 def test_init_from_speech_keeps_the_checkpoints_front_end_unless_n_mels_changes(tmp_path, n_mels):
     init = _checkpoint(tmp_path / "init.pt", kind="speech", alphabet=DIGITS, audio=SPEECH)
     spec = resolve_start(_cfg(tmp_path, kind="speech", init_from=str(init), sample_rate=16000, n_mels=n_mels))
-    assert spec.audio == SPEECH  # its sample rate too
+    assert _audio(spec) == SPEECH  # its sample rate too
     assert spec.model_config.height == 32
 
 
 def test_init_from_speech_with_other_n_mels_builds_a_new_front_end(tmp_path):
     init = _checkpoint(tmp_path / "init.pt", kind="speech", alphabet=DIGITS, audio=SPEECH)
     spec = resolve_start(_cfg(tmp_path, kind="speech", init_from=str(init), sample_rate=16000, n_mels=40))
-    assert spec.audio == AudioFrontend(sample_rate=16000, n_mels=40)
+    assert _audio(spec) == AudioFrontend(sample_rate=16000, n_mels=40)
     assert spec.model_config.height == 40
 
 
 def test_resumed_speech_keeps_its_front_end_whatever_n_mels_says(tmp_path):
     last = _checkpoint(tmp_path / "out" / "last.pt", kind="speech", alphabet=DIGITS, audio=SPEECH)
     spec = resolve_start(_cfg(tmp_path, kind="speech", resume="auto", n_mels=40, sample_rate=16000))
-    assert (spec.source, spec.checkpoint, spec.audio, spec.model_config.height) == (RESUME, last, SPEECH, 32)
+    assert (spec.source, spec.checkpoint, _audio(spec), spec.model_config.height) == (RESUME, last, SPEECH, 32)
 
 
 def test_speech_from_an_image_checkpoint_builds_a_new_front_end(tmp_path):
     init = _checkpoint(tmp_path / "init.pt", channels=1, height=32)
     spec = resolve_start(_cfg(tmp_path, kind="speech", init_from=str(init), sample_rate=8000))
-    assert spec.audio == AudioFrontend(sample_rate=8000, n_mels=64)
-    assert spec.model_config.height == 64 and spec.preprocess.width_scale == 1.0
+    assert _audio(spec) == AudioFrontend(sample_rate=8000, n_mels=64)
+    assert spec.model_config.height == 64 and not hasattr(spec.frontend, "width_scale")  # frames are never stretched
 
 
 def test_images_never_get_a_speech_front_end(tmp_path):
     init = _checkpoint(tmp_path / "init.pt", kind="speech", audio=SPEECH)
     spec = resolve_start(_cfg(tmp_path, init_from=str(init)))
-    assert spec.audio is None and spec.preprocess.audio is None
+    assert _audio(spec) is None and isinstance(spec.frontend, ImageFrontend)
 
 
 # ------------------------------------------------------------------------------- the config
@@ -236,7 +241,7 @@ def test_start_weights_fresh_resume_and_init(tmp_path):
     trained = _tiny(ALNUM).state_dict()
     ckpt = tmp_path / "out" / "last.pt"
     state = {"kind": "text", "model_config": ModelConfig(num_classes=37, arch="crnn_compact", hidden_size=8).to_dict(),
-             "alphabet": ALNUM.to_dict(), "preprocess": Preprocess().to_dict(), "model": trained,
+             "alphabet": ALNUM.to_dict(), "preprocess": {"height": 32, "channels": 1, "max_width": 400}, "model": trained,  # the old form
              "step": 1, "epoch": 0, "batches_in_epoch": 1, "best_metric": None}
     save_checkpoint(ckpt, state)
 

@@ -20,13 +20,14 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
-from crnn_ocr.audio import AudioFrontend  # noqa: E402
 from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from crnn_ocr.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
+from crnn_ocr.deploy.export import ExportConfig, export, export_onnx, frame_rule  # noqa: E402
+from crnn_ocr.frontend import ImageFrontend  # noqa: E402
 from crnn_ocr.model import ARCHS, ModelConfig, build_model, output_length  # noqa: E402
-from crnn_ocr.onnx_backend import OnnxModelError, OnnxRecognizer, read_onnx_metadata  # noqa: E402
+from crnn_ocr.onnx_backend import ONNX_FORMAT, OnnxModelError, read_onnx_metadata  # noqa: E402
 from crnn_ocr.preprocessing import image_to_tensor, images_to_batch, pad_batch  # noqa: E402
-from crnn_ocr.recognizer import Recognizer, load_recognizer  # noqa: E402
+from crnn_ocr.recognizer import load_recognizer  # noqa: E402
+from crnn_ocr.speech import AudioFrontend  # noqa: E402
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
 WORDS = ["a", "cat", "tree", "window", "recognition", "internationalization"]  # widths 16 .. ~300 px
@@ -86,8 +87,8 @@ def test_onnx_logits_match_pytorch_at_several_widths_and_batches(exported):
 
 def test_onnx_and_torch_recognizers_read_the_same(exported):
     tmp, _, images = exported
-    torch_rec = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", channels_last=False)
-    onnx_rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    torch_rec = load_recognizer(tmp / "model.pt", backend="torch", device="cpu", channels_last=False)
+    onnx_rec = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1)
     prepared = [torch_rec.prepare(p) for p in images]
     assert [p.shape for p in prepared] == [p.shape for p in map(onnx_rec.prepare, images)]
     lp_t, len_t = torch_rec.log_probs(prepared)  # one batch of 6 widths, right-padded
@@ -100,20 +101,20 @@ def test_onnx_and_torch_recognizers_read_the_same(exported):
         assert [r.text for r in a] == [r.text for r in b]
         assert any(r.text for r in a)  # random weights still emit symbols: the comparison is not vacuous
         assert np.allclose([r.score for r in a], [r.score for r in b], atol=1e-3)
-    assert load_recognizer(tmp / "model.onnx").backend == "onnx"
-    assert load_recognizer(tmp / "model.pt", device="cpu").backend == "torch"
+    assert load_recognizer(tmp / "model.onnx").backend.name == "onnx"
+    assert load_recognizer(tmp / "model.pt", device="cpu").backend.name == "torch"
 
 
 def test_onnx_metadata_makes_the_file_self_contained(exported):
     tmp, model, _ = exported
     meta = read_onnx_metadata(tmp / "model.onnx")
-    assert meta["kind"] == "text" and meta["precision"] == "fp32"
+    assert meta["kind"] == "text" and meta["precision"] == "fp32" and meta["format"] == ONNX_FORMAT
     assert meta["alphabet"] == Alphabet.preset("alphanumeric").to_dict()
-    assert meta["preprocess"] == {"height": 32, "channels": 1, "max_width": 400}
+    assert meta["frontend"] == {"kind": "image", "height": 32, "channels": 1, "max_width": 400, "width_scale": 1.0}
     assert meta["frames"] == {"stride": 4, "offset": 4, "min_width": 4}
     assert meta["model_config"] == model.config.to_dict()
-    rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
-    assert rec.preprocess.max_width == 400 and rec.alphabet.num_classes == 37 and rec.output_length(100) == 26
+    rec = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1)
+    assert rec.frontend == ImageFrontend(32, 1, 400) and rec.alphabet.num_classes == 37 and rec.output_length(100) == 26
 
 
 def test_width_scale_travels_with_the_model(exported, tmp_path):
@@ -123,10 +124,11 @@ def test_width_scale_travels_with_the_model(exported, tmp_path):
     ck["preprocess"] = {**ck["preprocess"], "width_scale": 1.5}
     save_checkpoint(tmp_path / "wide.pt", ck)
     export_onnx(tmp_path / "wide.pt", tmp_path / "wide.onnx")
-    assert read_onnx_metadata(tmp_path / "wide.onnx")["preprocess"] == {"height": 32, "channels": 1, "max_width": 400, "width_scale": 1.5}
-    plain = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu")
-    torch_rec = Recognizer.from_checkpoint(tmp_path / "wide.pt", device="cpu")
-    onnx_rec = OnnxRecognizer.from_onnx(tmp_path / "wide.onnx", threads=1)
+    assert read_onnx_metadata(tmp_path / "wide.onnx")["frontend"] == {"kind": "image", "height": 32, "channels": 1, "max_width": 400,
+                                                                     "width_scale": 1.5}
+    plain = load_recognizer(tmp / "model.pt", backend="torch", device="cpu")
+    torch_rec = load_recognizer(tmp_path / "wide.pt", backend="torch", device="cpu")
+    onnx_rec = load_recognizer(tmp_path / "wide.onnx", backend="onnx", threads=1)
     for p in images[1:4]:  # "cat", "tree", "window": rendered 32 px tall, so only the scale changes the width
         w = plain.prepare(p).shape[1]
         assert torch_rec.prepare(p).shape == onnx_rec.prepare(p).shape == (32, round(w * 1.5))
@@ -140,8 +142,8 @@ def test_int8_export_quantizes_lstm_and_linear_only_and_stays_close(exported):
     ops = {node.op_type for node in onnx.load(str(tmp / "model.int8.onnx")).graph.node}
     assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops and "ConvInteger" not in ops
     assert read_onnx_metadata(tmp / "model.int8.onnx")["precision"] == "int8"
-    fp32 = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
-    int8 = OnnxRecognizer.from_onnx(tmp / "model.int8.onnx", threads=1)
+    fp32 = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1)
+    int8 = load_recognizer(tmp / "model.int8.onnx", backend="onnx", threads=1)
     prepared = [fp32.prepare(p) for p in images]
     assert np.abs(fp32.log_probs(prepared)[0] - int8.log_probs(prepared)[0]).max() < 0.05
 
@@ -160,8 +162,8 @@ def test_int8_with_calibration_also_quantizes_the_convolutions(exported):
     meta = read_onnx_metadata(tmp / "model.static.onnx")
     assert meta["quantization"] == {"method": "static+dynamic", "ops": ["Conv", "LSTM", "MatMul", "Gemm"],
                                     "calibration_images": len(images)}
-    fp32 = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
-    int8 = OnnxRecognizer.from_onnx(tmp / "model.static.onnx", threads=1)
+    fp32 = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1)
+    int8 = load_recognizer(tmp / "model.static.onnx", backend="onnx", threads=1)
     prepared = [fp32.prepare(p) for p in images]
     a, b = fp32.log_probs(prepared[:1])[0], int8.log_probs(prepared[:1])[0]
     assert a.shape == b.shape and np.abs(a - b).max() < 0.5
@@ -175,20 +177,22 @@ def test_score_and_speech_models_export_too(tmp_path):
     model = build_model(config).eval()
     save_checkpoint(tmp_path / "speech.pt", {"kind": "speech", "model_config": config.to_dict(), "alphabet": alphabet.to_dict(),
                                              "preprocess": {"height": 64, "channels": 1, "max_width": None,
-                                                            "audio": AudioFrontend(sample_rate=8000, n_mels=64).to_dict()},
+                                                            "audio": {"sample_rate": 8000, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0,
+                                                                      "n_fft": None, "fmin": 20.0, "fmax": None}},
                                              "model": model.state_dict()})
     export_onnx(tmp_path / "speech.pt", tmp_path / "speech.onnx")
     deaf = load_checkpoint(tmp_path / "speech.pt")
     del deaf["preprocess"]["audio"]
     save_checkpoint(tmp_path / "deaf.pt", deaf)
-    with pytest.raises(ValueError, match="deaf.pt: a speech checkpoint without its audio front-end settings"):
+    with pytest.raises(ValueError, match="deaf.pt: a speech model without its audio front-end settings"):
         export_onnx(tmp_path / "deaf.pt", tmp_path / "deaf.onnx")
-    rec = OnnxRecognizer.from_onnx(tmp_path / "speech.onnx", threads=1, expected_kind="speech")
-    assert type(rec).__name__ == "OnnxSpeechRecognizer" and rec.kind == "speech" and rec.preprocess.height == 64
+    assert read_onnx_metadata(tmp_path / "speech.onnx")["frontend"] == AudioFrontend(sample_rate=8000, n_mels=64).to_dict()
+    rec = load_recognizer(tmp_path / "speech.onnx", backend="onnx", threads=1, expected_kind="speech")
+    assert rec.backend.name == "onnx" and rec.kind == "speech" and rec.frontend.height == 64
     assert rec.frontend == AudioFrontend(sample_rate=8000, n_mels=64)
     x = np.random.default_rng(2).uniform(-1, 1, (2, 1, 64, 90)).astype(np.float32)
     with torch.inference_mode():
-        assert np.abs(rec.forward(x) - model(torch.from_numpy(x)).numpy()).max() <= 1e-4
+        assert np.abs(rec.backend.logits(x) - model(torch.from_numpy(x)).numpy()).max() <= 1e-4
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit")
@@ -210,15 +214,15 @@ def test_onnx_errors_name_the_file(tmp_path, exported):
         warnings.simplefilter("ignore")
         torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(plain), dynamo=False)
     with pytest.raises(OnnxModelError, match="plain.onnx: no 'crnn_ocr' metadata"):
-        OnnxRecognizer.from_onnx(plain)
+        load_recognizer(plain, backend="onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="junk.onnx: not a loadable ONNX model"):
-        OnnxRecognizer.from_onnx(junk)
+        load_recognizer(junk, backend="onnx")
     with pytest.raises(OnnxModelError, match="missing.onnx: ONNX model not found"):
-        OnnxRecognizer.from_onnx(tmp_path / "missing.onnx")
+        load_recognizer(tmp_path / "missing.onnx", backend="onnx")
     with pytest.raises(OnnxModelError, match="is a text model, cannot read speech"):
-        OnnxRecognizer.from_onnx(exported[0] / "model.onnx", expected_kind="speech")
+        load_recognizer(exported[0] / "model.onnx", backend="onnx", expected_kind="speech")
 
 
 def test_images_to_batch_equals_the_torch_pipeline():
@@ -235,7 +239,7 @@ def test_images_to_batch_equals_the_torch_pipeline():
 
 def test_read_files_keeps_order_across_windows_and_threads(exported):
     tmp, _, images = exported
-    rec = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1)
+    rec = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1)
     paths = [str(p) for p in images] * 3
     expected = [r.text for r in rec.read_batch(paths, batch_size=4)]
     # batches form by width inside each window of files (padding changes the BiLSTM's input)
@@ -253,17 +257,17 @@ def test_read_files_keeps_order_across_windows_and_threads(exported):
 
 def test_torch_precision_and_layout_options(exported):
     tmp, _, images = exported
-    base = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", channels_last=False)
-    fast = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu")
-    assert fast.channels_last and fast.precision == "fp32"
+    base = load_recognizer(tmp / "model.pt", backend="torch", device="cpu", channels_last=False)
+    fast = load_recognizer(tmp / "model.pt", backend="torch", device="cpu")
+    assert fast.backend.channels_last and fast.backend.precision == "fp32"
     prepared = [base.prepare(p) for p in images]
     assert np.abs(base.log_probs(prepared)[0] - fast.log_probs(prepared)[0]).max() <= 1e-4
     assert [r.text for r in base.read_batch(images)] == [r.text for r in fast.read_batch(images)]
-    bf16 = Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", precision="bf16")
+    bf16 = load_recognizer(tmp / "model.pt", backend="torch", device="cpu", precision="bf16")
     lp, lengths = bf16.log_probs(prepared)
     assert lp.dtype == np.float32 and lp.shape == base.log_probs(prepared)[0].shape
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
-        Recognizer.from_checkpoint(tmp / "model.pt", device="cpu", precision="fp8")
+        load_recognizer(tmp / "model.pt", backend="torch", device="cpu", precision="fp8")
 
 
 def test_onnx_deployment_imports_no_torch(exported):
@@ -284,7 +288,7 @@ def test_onnx_deployment_imports_no_torch(exported):
     lines = r.stdout.splitlines()
     assert lines[-1] == "LOADED []"
     rows = [json.loads(line) for line in lines[:-1]]
-    expected = OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1).read_batch(images[1:3])
+    expected = load_recognizer(tmp / "model.onnx", backend="onnx", threads=1).read_batch(images[1:3])
     assert [row["text"] for row in rows] == [e.text for e in expected]
 
 
@@ -298,7 +302,7 @@ def test_export_and_infer_clis(exported, tmp_path):
     r = run("infer.py", "--image", *images, "--checkpoint", tmp_path / "m.onnx", "--progress", "on", "--workers", 2, "--threads", 1)
     assert r.returncode == 0, r.stderr
     texts = [line.split("\t")[1] for line in r.stdout.splitlines()]
-    assert texts == [res.text for res in OnnxRecognizer.from_onnx(tmp / "model.onnx", threads=1).read_batch(images)]
+    assert texts == [res.text for res in load_recognizer(tmp / "model.onnx", backend="onnx", threads=1).read_batch(images)]
     assert f"infer.py: read {len(images)} images in " in r.stderr
     r = run("infer.py", "--image", images[0], "--checkpoint", tmp_path / "m.onnx", "--precision", "bf16")
     assert r.returncode == 2 and "precision and channels_last apply to the torch backend" in r.stderr

@@ -3,11 +3,10 @@
 * no ``sys.path`` edits in any Python file: scripts import the installed package;
 * every file of ``tools/`` at most 150 lines (a tool parses arguments and calls the package);
 * no import cycle between ``crnn_ocr`` modules, counting imports inside functions;
-* the core never imports the wings (``crnn_ocr.music``, ``crnn_ocr.synth``);
+* the core never imports the wings (``crnn_ocr.speech``, ``crnn_ocr.music``, ``crnn_ocr.deploy``,
+  ``crnn_ocr.synth``); only the application module ``crnn_ocr.infer`` (behind ``tools/infer.py``)
+  may import them, and nothing in the package imports it;
 * no function over 120 lines, except a hot loop saying so in a comment before its first statement.
-
-What others are rewriting now is listed in the ``IN_PROGRESS_*`` constants: those offenders,
-and only those, are checked by tests marked xfail; everything else is enforced.
 """
 
 from __future__ import annotations
@@ -23,16 +22,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "crnn_ocr"
-WINGS = ("crnn_ocr.music", "crnn_ocr.synth")  # import the core; the core never imports them
+WINGS = ("crnn_ocr.speech", "crnn_ocr.music", "crnn_ocr.deploy", "crnn_ocr.synth")  # import the core, never imported by it
+APPS = ("crnn_ocr.infer",)  # beside tools/: may import the wings; nothing in the package imports them
 SKIPPED_DIRS = {"runs", "data"}  # top-level output folders (hidden folders and venvs are skipped too)
 MAX_TOOL_LINES = 150
 MAX_FUNCTION_LINES = 120
 HOT_LOOP = "hot loop"  # in a comment before a long function's first statement
-
-# Being rewritten by issue 16's reader and engine work: checked by xfail tests until that lands.
-IN_PROGRESS_CYCLE = frozenset({"crnn_ocr.recognizer", "crnn_ocr.onnx_backend", "crnn_ocr.speech"})
-IN_PROGRESS_TOOLS = frozenset({"tools/infer.py"})
-IN_PROGRESS_FUNCTIONS: frozenset[str] = frozenset()
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -99,13 +94,7 @@ def test_no_sys_path_edits():
 TOOLS = sorted(rel(p) for p in (ROOT / "tools").glob("*.py"))
 
 
-def _in_progress(items: frozenset[str], item: str, what: str) -> list[pytest.MarkDecorator]:
-    reason = f"issue 16: {what} in progress"
-    return [pytest.mark.xfail(strict=False, reason=reason)] if item in items else []
-
-
-@pytest.mark.parametrize("tool", [
-    pytest.param(t, marks=_in_progress(IN_PROGRESS_TOOLS, t, f"{t} (the reader rewrite)")) for t in TOOLS])
+@pytest.mark.parametrize("tool", TOOLS)
 def test_tools_are_thin(tool):
     lines = len((ROOT / tool).read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_TOOL_LINES, f"{tool}: {lines} lines (at most {MAX_TOOL_LINES}: parse arguments, call the package)"
@@ -220,25 +209,23 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-def test_no_import_cycle_beyond_the_one_being_rewritten():
+def test_no_import_cycle():
     graph = import_graph()
     assert "crnn_ocr.music.mei" in graph["crnn_ocr.music"] and "crnn_ocr.alphabet" in graph["crnn_ocr.decoding.ctc"]
-    unexpected = [sorted(c) for c in cycles(graph) if not c <= IN_PROGRESS_CYCLE]
-    assert unexpected == [], "import cycles between package modules (imports inside functions count)"
+    assert [sorted(c) for c in cycles(graph)] == [], "import cycles between package modules (imports inside functions count)"
 
 
-@pytest.mark.xfail(strict=False, reason="issue 16: breaking the recognizer/onnx_backend/speech cycle (the reader "
-                                        "rewrite) in progress")
-def test_no_import_cycle():
-    assert [sorted(c) for c in cycles(import_graph())] == []
+def _under(m: str, names: tuple[str, ...]) -> bool:
+    return any(m == n or m.startswith(n + ".") for n in names)
 
 
 def test_the_core_never_imports_a_wing():
-    def wing(m: str) -> bool:
-        return any(m == w or m.startswith(w + ".") for w in WINGS)
-
-    offenders = [f"{m} -> {t}" for m, targets in import_graph().items() if not wing(m) for t in sorted(targets) if wing(t)]
+    graph = import_graph()
+    offenders = [f"{m} -> {t}" for m, targets in graph.items() if not _under(m, WINGS + APPS)
+                 for t in sorted(targets) if _under(t, WINGS)]  # fmt: skip
     assert offenders == [], "wings import the core; the core imports neither"
+    importers = [f"{m} -> {t}" for m, targets in graph.items() for t in sorted(targets) if _under(t, APPS)]
+    assert importers == [], "the application module sits beside tools/: nothing in the package imports it"
 
 
 # ------------------------------------------------------------------------------------ functions
@@ -284,15 +271,8 @@ def _all_long_functions() -> dict[str, int]:
 
 
 def test_functions_are_at_most_120_lines():
-    offenders = {k: v for k, v in _all_long_functions().items() if k not in IN_PROGRESS_FUNCTIONS}
+    offenders = _all_long_functions()
     assert offenders == {}, f"functions over {MAX_FUNCTION_LINES} lines (split them, or say why not: '# A {HOT_LOOP}...')"
-
-
-@pytest.mark.parametrize("function", [
-    pytest.param(f, marks=_in_progress(IN_PROGRESS_FUNCTIONS, f, f"splitting {f} (the engine rewrite)"))
-    for f in sorted(IN_PROGRESS_FUNCTIONS)])
-def test_functions_being_rewritten_are_at_most_120_lines(function):
-    assert function not in _all_long_functions()
 
 
 # ------------------------------------------------------------------------------------ the checks themselves

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from crnn_ocr.pretrained import MODELS
-from crnn_ocr.recognizer import Recognizer
+from crnn_ocr.recognizer import load_recognizer
 from crnn_ocr.visualize import symbol_boxes
 
 FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # the same on every machine
@@ -41,12 +41,12 @@ def render_line(text: str, size: int = 28, margin: int = 10) -> tuple[np.ndarray
 @pytest.fixture(scope="module")
 def rec():
     torch.set_num_threads(1)
-    return Recognizer.from_checkpoint(MODELS["english"].path, device="cpu")
+    return load_recognizer(MODELS["english"].path, backend="torch", device="cpu")
 
 
 def test_windows_cover_every_frame_once(rec):
     s = rec.frame_stride
-    assert s == 4 and rec.preprocess.max_width == 400
+    assert s == 4 and rec.frontend.max_width == 400
     assert rec.windows(400) == [(0, 400, 0, rec.output_length(400))]
     for width in (401, 799, 800, 1234, 5003):
         wins = rec.windows(width)
@@ -61,16 +61,14 @@ def test_windows_cover_every_frame_once(rec):
 def test_a_long_line_reads_whole_on_both_backends(rec):
     onnx = None
     try:
-        from crnn_ocr.onnx_backend import OnnxRecognizer
-
-        onnx = OnnxRecognizer.from_onnx(MODELS["english"].onnx_path, threads=1)
+        onnx = load_recognizer(MODELS["english"].onnx_path, backend="onnx", threads=1)
     except ImportError:
         pass
     errors = chars = 0
     for text in LINES:
         img, _ = render_line(text)
         prepared = rec.prepare(img)
-        assert prepared.shape[1] > 2.5 * rec.preprocess.max_width  # several windows, not squeezed
+        assert prepared.shape[1] > 2.5 * rec.frontend.max_width  # several windows, not squeezed
         result = rec.read(img)
         truth = squash(text)
         errors += editdistance.eval(squash(result.text), truth)

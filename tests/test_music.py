@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, png_bytes, require_engraving
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.music import (
     InvalidSequence,
     MeiOptions,
@@ -266,7 +267,7 @@ def test_generator_writes_lmdbs_whose_labels_match_the_engraving(generated):
     engraver = synth.Engraver()
     seen = 0
     for split in ("train", "val"):
-        ds = LmdbDataset(out / split, vocab, height=64)
+        ds = LmdbDataset(out / split, vocab, ImageFrontend(height=64))
         assert len(ds) == stats.written[split] and ds.summary() == f"skipped 0 of {stats.written[split]}"
         for _, _, label in iter_lmdb_samples(out / split):
             tokens = label.split(" ")
@@ -353,7 +354,7 @@ def test_primus_converter_on_the_real_sample(tmp_path):
     assert label == SAMPLE and validate_semantic(label) == []
     vocab = Alphabet.from_file(src / "vocabulary_semantic.txt")
     assert len(vocab.symbols) == 1781 and vocab.try_encode(label) is not None
-    ds = LmdbDataset(tmp_path / "lmdb", vocab, height=64)
+    ds = LmdbDataset(tmp_path / "lmdb", vocab, ImageFrontend(height=64))
     assert ds[0]["image"].shape[:2] == (1, 64)
 
 

@@ -16,10 +16,11 @@ import torch
 from conftest import ROOT, render_word, require_engraving
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import INFERENCE_KEYS, load_checkpoint, save_checkpoint
-from crnn_ocr.export import ExportConfig, export
+from crnn_ocr.decoding import CTCDecoder
+from crnn_ocr.deploy.export import ExportConfig, export
 from crnn_ocr.model import ModelConfig, build_model
-from crnn_ocr.pretrained import MODELS, checkpoint_or_default, default_model, load_pretrained, pretrained_path
-from crnn_ocr.recognizer import load_recognizer
+from crnn_ocr.pretrained import MODELS, checkpoint_or_default, default_model, pretrained_path
+from crnn_ocr.recognizer import Recognizer, load_pretrained, load_recognizer, resolve_model
 
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
 CLEAN_WORDS = ["hello", "world", "OCR", "Python", "2026", "street", "COFFEE", "recognition"]
@@ -52,7 +53,7 @@ def test_english_model_reads_clean_words(tmp_path):
     # confidence = P(whole reading); in Pillow's default font (not a training font) the shipped model
     # gives 0.51 ("Python") to 0.99 ("OCR", "2026"), mean 0.79
     assert all(r.confidence > 0.3 for r in results) and np.mean([r.confidence for r in results]) > 0.7
-    lexicon = rec.__class__(rec.model, rec.alphabet, rec.preprocess, lexicon=["hallo", "hello", "help"])
+    lexicon = Recognizer(rec.backend, rec.frontend, CTCDecoder(rec.alphabet, lexicon=["hallo", "hello", "help"]))
     assert lexicon.read(render_word("hello")).text == "hello"
 
 
@@ -81,18 +82,23 @@ def test_infer_defaults_to_the_shipped_model_as_onnx_without_torch(tmp_path):
                         "--checkpoint", "mine.pt"], capture_output=True, text=True, env=ENV, timeout=120)
     assert (r.returncode, r.stderr) == (2, "infer.py: error: --model and --checkpoint: give one of them\n")
     assert checkpoint_or_default(None, "text") == str(pretrained_path(default_model("text")))
-    assert checkpoint_or_default(None, "text", prefer_onnx=True) == str(MODELS["english"].onnx_path)
-    assert checkpoint_or_default("mine.pt", "text", prefer_onnx=True) == "mine.pt"
+    assert checkpoint_or_default("mine.pt", "text") == "mine.pt"
+    # the one backend decision: a shipped name reads its ONNX export unless a torch-only option is asked for
+    assert resolve_model("english") == (str(MODELS["english"].onnx_path), "onnx")
+    assert resolve_model("english", torch_options=True) == resolve_model("english", "torch") == (str(pretrained_path("english")), "torch")
+    assert resolve_model("spoken_digits") == (str(pretrained_path("spoken_digits")), "torch")  # no export ships
+    assert resolve_model("mine.pt") == ("mine.pt", "torch") and resolve_model("mine.ONNX") == ("mine.ONNX", "onnx")
+    with pytest.raises(ValueError, match="no ONNX export"):
+        resolve_model("score", "onnx")
     with pytest.raises(ValueError, match="no pretrained"):
         pretrained_path("klingon")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODELS if MODELS[n].onnx_filename))
 def test_shipped_onnx_export_matches_the_checkpoint(name):
-    from crnn_ocr.onnx_backend import OnnxRecognizer
-
     torch_rec = load_pretrained(name)
-    onnx_rec = OnnxRecognizer.from_onnx(MODELS[name].onnx_path, threads=1)
+    assert torch_rec.backend.name == "torch"
+    onnx_rec = load_recognizer(MODELS[name].onnx_path, backend="onnx", threads=1)
     images = [torch_rec.prepare(render_word(w)) for w in CLEAN_WORDS]
     (a, la), (b, lb) = torch_rec.log_probs(images), onnx_rec.log_probs(images)
     np.testing.assert_array_equal(la, lb)

@@ -456,9 +456,9 @@ def test_unreadable_files_are_one_line_errors(tmp_path, words, capsys):
 
 # ============================================================================ concurrency
 def test_recognizer_shared_by_four_threads_matches_serial(tmp_path):
-    from crnn_ocr.recognizer import Recognizer
+    from crnn_ocr.recognizer import load_recognizer
 
-    rec = Recognizer.from_checkpoint(_checkpoint(tmp_path / "text.pt", "text"), device="cpu", beam_width=4)
+    rec = load_recognizer(_checkpoint(tmp_path / "text.pt", "text"), backend="torch", device="cpu", beam_width=4)
     images = [render_word(w) for w in WORDS[:8]]
     serial = [rec.read_batch(images, batch_size=3)] * 3 + [[rec.read(img) for img in images]]
     assert len({r.text for r in serial[0]}) > 1  # a meaningful comparison: the outputs differ

@@ -13,6 +13,7 @@ import crnn_ocr.synth.text as synth
 from conftest import ROOT
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import LmdbDataset, iter_lmdb_samples
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.preprocessing import decode_image
 
 
@@ -21,7 +22,7 @@ def test_generate_writes_matching_labels(tmp_path):
     assert synth.generate(out, 12, seed=3, alphabet="alphanumeric_cased") == 12
     labels = (out / "labels.txt").read_text().splitlines()
     alphabet = Alphabet.preset("alphanumeric_cased")
-    ds = LmdbDataset(out, alphabet, channels=3)
+    ds = LmdbDataset(out, alphabet, ImageFrontend(channels=3))
     assert len(ds) == 12 and ds.summary() == "skipped 0 of 12"
     for i, label in enumerate(labels):
         item = ds[i]

@@ -84,17 +84,17 @@ def test_init_from_keeps_the_checkpoints_alphabet_unless_one_is_given(tmp_path, 
 def test_width_scale_is_saved_and_inherited_by_init_from(tmp_path, word_lmdb):
     torch.set_num_threads(1)
     wide = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=1, width_scale=1.5))
-    assert load_checkpoint(wide.last_checkpoint)["preprocess"]["width_scale"] == 1.5
+    assert load_checkpoint(wide.last_checkpoint)["frontend"]["width_scale"] == 1.5
     child = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "child"), max_steps=1, init_from=wide.last_checkpoint))
-    assert load_checkpoint(child.last_checkpoint)["preprocess"]["width_scale"] == 1.5  # fine-tuning keeps the input geometry
+    assert load_checkpoint(child.last_checkpoint)["frontend"]["width_scale"] == 1.5  # fine-tuning keeps the input geometry
     reset = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "reset"), max_steps=1, init_from=wide.last_checkpoint,
                        width_scale=1.0))
-    assert "width_scale" not in load_checkpoint(reset.last_checkpoint)["preprocess"]  # 1: the settings older readers know
+    assert load_checkpoint(reset.last_checkpoint)["frontend"]["width_scale"] == 1.0
     resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "wide"), max_steps=2, resume="auto", width_scale=1.0))
-    assert load_checkpoint(resumed.last_checkpoint)["preprocess"]["width_scale"] == 1.5  # a resumed run keeps its own
+    assert load_checkpoint(resumed.last_checkpoint)["frontend"]["width_scale"] == 1.5  # a resumed run keeps its own
     other_kind = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "score"), max_steps=1, kind="score",
                             init_from=wide.last_checkpoint))
-    assert "width_scale" not in load_checkpoint(other_kind.last_checkpoint)["preprocess"]  # text -> score: not inherited
+    assert load_checkpoint(other_kind.last_checkpoint)["frontend"]["width_scale"] == 1.0  # text -> score: not inherited
 
 
 def _write(path: Path, alphabet: Alphabet) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from crnn_ocr.cli import ArgumentParser, existing_file, run_cli
 
-PRESETS = ("english_g2",)  # crnn_ocr.convert.DTRB_PRESETS, named here so --help needs no torch
+PRESETS = ("english_g2",)  # crnn_ocr.deploy.convert.DTRB_PRESETS, named here so --help needs no torch
 
 
 def parse_args(argv: list[str] | None):
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     existing_file(args.pth, "checkpoint")
-    from crnn_ocr.convert import ConvertConfig, convert_dtrb_checkpoint, read_characters_file  # imports torch
+    from crnn_ocr.deploy.convert import ConvertConfig, convert_dtrb_checkpoint, read_characters_file  # imports torch
 
     characters = read_characters_file(existing_file(args.characters_file, "characters file")) if args.characters_file \
         else args.characters

@@ -8,7 +8,8 @@
     python tools/export.py --checkpoint best.pt --format pt              # -> best.infer.pt (no optimizer state)
     python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
 
-The alphabet, kind and preprocessing settings travel inside the file (ONNX metadata ``crnn_ocr``).
+The alphabet, kind and front-end settings travel inside the file (ONNX metadata ``crnn_ocr``);
+the work is ``crnn_ocr.deploy.export``'s.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     existing_file(args.checkpoint, "checkpoint")
-    calibration = expand_inputs(args.calibration)[: args.calibration_count] if args.calibration else []
-    from crnn_ocr.export import ExportConfig, export  # imports torch: after the arguments are checked
+    from crnn_ocr.preprocessing import IMAGE_EXTENSIONS
+
+    calibration = expand_inputs(args.calibration, IMAGE_EXTENSIONS)[: args.calibration_count] if args.calibration else []
+    from crnn_ocr.deploy.export import ExportConfig, export  # imports torch: after the arguments are checked
 
     out = export(ExportConfig(checkpoint=args.checkpoint, out=args.out, format=args.format, int8=args.int8,
                               calibration=tuple(calibration), opset=args.opset, check=not args.no_check))

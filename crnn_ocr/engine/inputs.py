@@ -36,10 +36,8 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     def min_frames(width: int) -> int:
         return int(output_length(width, spec.model_config))
 
-    frontend = {"height": spec.preprocess.height, "channels": spec.preprocess.channels, "audio": spec.audio,
-                "width_scale": spec.preprocess.width_scale}
-    train_sets = [LmdbDataset(p, spec.alphabet, max_width=cfg.max_width, augment=cfg.augment, min_frames_fn=min_frames,
-                              seed=cfg.seed, **frontend) for p in cfg.data]
+    train_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=cfg.augment, min_frames_fn=min_frames, seed=cfg.seed)
+                  for p in cfg.data]
     if main:
         for p, ds in zip(cfg.data, train_sets):
             print(f"train {p}: {ds.summary()}", flush=True)
@@ -52,8 +50,7 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
     val_loader = None
     if cfg.val and main:
-        val_sets = [LmdbDataset(p, spec.alphabet, max_width=cfg.max_width, augment=False, min_frames_fn=min_frames, **frontend)
-                    for p in cfg.val]
+        val_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=False, min_frames_fn=min_frames) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
         val_widths = [w for ds in val_sets for w in ds.widths]

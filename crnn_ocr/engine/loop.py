@@ -110,7 +110,7 @@ class Run:
             "kind": self.cfg.kind,
             "model_config": self.spec.model_config.to_dict(),
             "alphabet": self.spec.alphabet.to_dict(),
-            "preprocess": self.spec.preprocess.to_dict(),
+            "frontend": self.spec.frontend.to_dict(),
             "model": self.core.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),

@@ -34,11 +34,10 @@ import torch
 from torch import nn
 
 from crnn_ocr.alphabet import BLANK, Alphabet
-from crnn_ocr.audio import AudioFrontend
 from crnn_ocr.checkpoint import load_checkpoint
 from crnn_ocr.engine.config import TrainConfig
+from crnn_ocr.frontend import Frontend, ImageFrontend, frontend_from_dict, stored_frontend
 from crnn_ocr.model import ModelConfig
-from crnn_ocr.recognizer import Preprocess
 
 FRESH, RESUME, INIT = "fresh", "resume", "init"
 DEFAULT_ALPHABET = "alphanumeric"
@@ -54,8 +53,7 @@ class RunSpec:
     checkpoint: Path | None  # the file resumed or initialised from
     alphabet: Alphabet
     model_config: ModelConfig
-    preprocess: Preprocess  # saved in every checkpoint as ``preprocess.to_dict()``
-    audio: AudioFrontend | None  # speech: the log-mel front-end; None for images
+    frontend: Frontend  # what prepares the inputs; saved in every checkpoint as ``frontend.to_dict()``
     step: int = 0  # a resumed run's position: optimizer steps, epoch, batches of that epoch already seen
     epoch: int = 0
     batches_in_epoch: int = 0
@@ -97,26 +95,34 @@ def spec_from_state(config: TrainConfig, source: str, path: Path | None, state: 
     audio = choose_audio(config, resumed, init)
     alphabet = choose_alphabet(config, resumed, init)
     model_config = choose_model_config(config, alphabet, audio, resumed, init)
-    width_scale = 1.0 if audio is not None else choose_width_scale(config, resumed, init)
-    preprocess = Preprocess(height=model_config.height, channels=model_config.in_channels, max_width=config.max_width,
-                            width_scale=width_scale, audio=audio.to_dict() if audio is not None else None)
+    if audio is not None:  # spectrogram frames are not stretched
+        frontend = frontend_from_dict({**audio.to_dict(), "max_width": config.max_width})
+    else:
+        frontend = ImageFrontend(height=model_config.height, channels=model_config.in_channels, max_width=config.max_width,
+                                 width_scale=choose_width_scale(config, resumed, init))
     position: dict[str, Any] = {}
     if resumed is not None:
         position = {"step": int(resumed["step"]), "epoch": int(resumed["epoch"]),
                     "batches_in_epoch": int(resumed["batches_in_epoch"]), "best_metric": resumed.get("best_metric")}
-    return RunSpec(source=source, checkpoint=path, alphabet=alphabet, model_config=model_config, preprocess=preprocess,
-                   audio=audio, state=state, **position)
+    return RunSpec(source=source, checkpoint=path, alphabet=alphabet, model_config=model_config, frontend=frontend,
+                   state=state, **position)
 
 
-def choose_audio(config: TrainConfig, resumed: dict | None, init: dict | None) -> AudioFrontend | None:
-    """Speech: the checkpoint's log-mel front-end (resuming, or an init whose ``n_mels`` the config
-    keeps), else a new one; None for images."""
+def choose_audio(config: TrainConfig, resumed: dict | None, init: dict | None) -> Frontend | None:
+    """Speech: the checkpoint's log-mel front-end (the speech wing's ``audio`` kind; resuming, or an
+    init whose ``n_mels`` the config keeps), else a new one; None for images."""
     if config.kind != "speech":
         return None
-    stored = (resumed or init or {}).get("preprocess", {}).get("audio")
-    if stored and (resumed is not None or config.n_mels in (None, stored.get("n_mels"))):
-        return AudioFrontend.from_dict(stored)
-    return AudioFrontend(sample_rate=config.sample_rate, n_mels=config.n_mels or DEFAULT_N_MELS)
+    start = resumed if resumed is not None else init
+    stored = stored_frontend(start) if start is not None and _has_audio(start) else None
+    if stored is not None and (resumed is not None or config.n_mels in (None, stored.height)):
+        return stored
+    return frontend_from_dict({"kind": "audio", "sample_rate": config.sample_rate, "n_mels": config.n_mels or DEFAULT_N_MELS})
+
+
+def _has_audio(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds an audio front-end (new form) or audio settings (old form)."""
+    return (state.get("frontend") or {}).get("kind") == "audio" or bool((state.get("preprocess") or {}).get("audio"))
 
 
 def choose_alphabet(config: TrainConfig, resumed: dict | None, init: dict | None) -> Alphabet:
@@ -129,7 +135,7 @@ def choose_alphabet(config: TrainConfig, resumed: dict | None, init: dict | None
     return Alphabet.from_dict(init["alphabet"]) if init is not None else Alphabet.preset(DEFAULT_ALPHABET)
 
 
-def choose_model_config(config: TrainConfig, alphabet: Alphabet, audio: AudioFrontend | None,
+def choose_model_config(config: TrainConfig, alphabet: Alphabet, audio: Frontend | None,
                         resumed: dict | None, init: dict | None) -> ModelConfig:
     """A resumed run's own; else the init's arch, channels and LSTM size, or the config's."""
     if resumed is not None:
@@ -140,7 +146,7 @@ def choose_model_config(config: TrainConfig, alphabet: Alphabet, audio: AudioFro
         num_classes=alphabet.num_classes,
         arch=base.arch if base else config.arch,
         in_channels=base.in_channels if base else (1 if audio else config.channels),
-        height=audio.n_mels if audio else config.height or (base.height if base else DEFAULT_HEIGHT),
+        height=audio.height if audio else config.height or (base.height if base else DEFAULT_HEIGHT),
         **hidden,
     )
 
@@ -150,7 +156,10 @@ def choose_width_scale(config: TrainConfig, resumed: dict | None, init: dict | N
     a text one starts at 1); else 1."""
     inherit = resumed if resumed is not None else (
         init if config.width_scale is None and init is not None and init.get("kind", "text") == config.kind else None)
-    return Preprocess.from_dict(inherit["preprocess"]).width_scale if inherit else float(config.width_scale or 1.0)
+    if inherit is None:
+        return float(config.width_scale or 1.0)
+    stored = stored_frontend(inherit)
+    return float(getattr(stored, "width_scale", 1.0))
 
 
 # --------------------------------------------------------------------------- weights

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn_ocr.audio import encode_wav, is_audio_file, load_audio
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
+from crnn_ocr.speech.audio import encode_wav, is_audio_file, load_audio
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9-]+)_\d+$")

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from crnn_ocr.audio import encode_wav, load_audio
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
+from crnn_ocr.speech.audio import encode_wav, load_audio
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DEFAULT_WORDS = DIGIT_WORDS + ("yes", "no")

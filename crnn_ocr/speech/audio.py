@@ -1,8 +1,10 @@
-"""Speech front-end: audio files -> log-mel spectrograms, the "images" of speech models.
+"""The speech wing's front-end: audio files -> log-mel spectrograms, the "images" of speech models.
 
-A spectrogram is an image whose height is the mel bins and whose width is time, so the CRNN
-family, the trainer and the CTC decoder read speech unchanged (DeepSpeech2's recipe: a
-convolutional front-end, bidirectional recurrent layers, CTC):
+``AudioFrontend`` is the ``audio`` kind of ``crnn_ocr.frontend.Frontend`` (registered on import;
+the core finds it through ``frontend.WING_KINDS``). A spectrogram is an image whose height is the
+mel bins and whose width is time, so the CRNN family, the dataset, the trainer, the reader and the
+CTC decoder take speech unchanged (DeepSpeech2's recipe: a convolutional front-end, bidirectional
+recurrent layers, CTC):
 
     WAV/FLAC/OGG bytes or path or array --load_audio--> float32 mono (n,) at frontend.sample_rate
         [--SpeechAugment.augment_wave--> speed, volume, additive noise (training only)]
@@ -25,19 +27,22 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from crnn_ocr.extras import require
+from crnn_ocr.frontend import Media, register_frontend
+from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH
 
 if TYPE_CHECKING:
     import torch
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
-"""Files ``scan_audio_folder``, ``tools/infer.py --audio`` and ``tools/create_lmdb.py`` take as audio."""
+"""Files taken as audio (``AUDIO_MEDIA``): by ``tools/infer.py --audio`` and ``create_lmdb``'s folder scans."""
 
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
@@ -50,14 +55,43 @@ def is_audio_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(AUDIO_EXTENSIONS)
 
 
+def _check_audio(data: bytes, full: bool) -> bool:
+    """Whether encoded audio is usable: fully decoded (``full``) or its header read."""
+    if not data:
+        return False
+    if not full:
+        return audio_info(data) is not None
+    try:
+        read_audio(data)
+    except ValueError:
+        return False
+    return True
+
+
+AUDIO_MEDIA = Media(
+    "audio", AUDIO_EXTENSIONS, _check_audio,
+    corrupt=("unreadable audio", "unreadable audio"),
+    too_wide=("audio longer than the max width", "audio longer than the max width"),
+    undecodable=("unreadable audio file", "unreadable audio files"),
+    why_undecodable="unreadable audio",
+    requires=("soundfile", "scipy"),
+)
+
+
 # ------------------------------------------------------------------------------------ config
+@register_frontend
 @dataclass(frozen=True)
 class AudioFrontend:
-    """How audio becomes a log-mel spectrogram (saved in speech checkpoints' ``preprocess``).
+    """How audio becomes a log-mel spectrogram: the speech models' front-end (``crnn_ocr.frontend``).
 
-    ``n_fft`` None: the smallest power of two holding the window (512 at 16 kHz, 256 at 8 kHz).
-    ``fmax`` None: the Nyquist frequency ``sample_rate / 2``.
+    A spectrogram is a one-channel image ``n_mels`` rows high and one column per frame
+    (``num_frames``); audio with more frames than ``max_width`` is not trained on (never squeezed),
+    and is read in windows. ``n_fft`` None: the smallest power of two holding the window (512 at
+    16 kHz, 256 at 8 kHz). ``fmax`` None: the Nyquist frequency ``sample_rate / 2``.
     """
+
+    kind: ClassVar[str] = "audio"
+    media: ClassVar[Media] = AUDIO_MEDIA
 
     sample_rate: int = 16000
     n_mels: int = 64
@@ -66,6 +100,7 @@ class AudioFrontend:
     n_fft: int | None = None
     fmin: float = 20.0
     fmax: float | None = None
+    max_width: int | None = None  # frames
 
     def __post_init__(self) -> None:
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
@@ -113,14 +148,82 @@ class AudioFrontend:
         """Start time in seconds of spectrogram frame ``frames`` (may be fractional)."""
         return float(frames) * self.hop_length / self.sample_rate
 
+    # ---------------------------------------------------------------- the Frontend protocol
+    @property
+    def height(self) -> int:
+        """Model input rows: the mel bins."""
+        return self.n_mels
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def prepare(self, source: Any, *, sample_rate: int | None = None, use_torch: bool = True) -> np.ndarray:
+        """A path, encoded bytes or a waveform array (with its ``sample_rate``) -> float32
+        (n_mels, frames) normalized log-mel spectrogram, at least ``DEFAULT_MIN_WIDTH`` frames.
+        ``ValueError`` naming the file for audio that is not readable, empty, or at a sample rate
+        below ``min_input_rate``. ``use_torch=False``: the numpy log-mel (``log_mel_numpy``)."""
+        return audio_features(source, self, sample_rate=sample_rate, min_width=DEFAULT_MIN_WIDTH, use_torch=use_torch)
+
+    def to_batch(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """[(n_mels, frames_i)] -> float32 (N, 1, n_mels, max frames), right-padded by repeating the last frame."""
+        widths = [int(f.shape[1]) for f in inputs]
+        batch = np.empty((len(inputs), 1, self.n_mels, max(widths)), dtype=np.float32)  # (N, 1, H, W)
+        for i, (f, w) in enumerate(zip(inputs, widths)):
+            batch[i, 0, :, :w] = f
+            batch[i, 0, :, w:] = f[:, w - 1 : w]
+        return batch
+
+    def input_width(self, data: bytes | memoryview) -> int | None:
+        """Spectrogram frames (at least ``DEFAULT_MIN_WIDTH``) from the header's sample count and rate."""
+        frames = audio_num_frames(data, self)
+        return None if frames is None else max(frames, DEFAULT_MIN_WIDTH)
+
+    def training_input(self, data: bytes | memoryview, augment: SpeechAugment | None = None) -> torch.Tensor:
+        """Encoded audio -> float32 (1, n_mels, frames) tensor, ``SpeechAugment``-ed when given."""
+        import torch
+
+        spec = audio_features(data, self, augment=augment, min_width=DEFAULT_MIN_WIDTH)  # (n_mels, frames)
+        return torch.from_numpy(spec).unsqueeze(0)  # (1, n_mels, frames)
+
+    def augmentation(self, spec: Any) -> SpeechAugment | None:
+        return build_speech_augmentation(spec)
+
+    def decoder_options(self, alphabet: Any, **options: Any) -> dict[str, Any]:
+        """An utterance is a sequence of words: with a lexicon, ``lexicon_mode="auto"`` decodes
+        through the trie (``speech_decoder_options``)."""
+        return speech_decoder_options(alphabet, **options)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"kind": self.kind, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AudioFrontend:
-        """Inverse of ``to_dict``; unknown keys are ignored."""
+    def from_dict(cls, d: Mapping[str, Any]) -> AudioFrontend:
+        """Inverse of ``to_dict``; unknown keys (and ``kind``) are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def speech_decoder_options(
+    alphabet: Any,
+    *,
+    beam_width: int = 1,
+    lexicon: Sequence[str] | str | os.PathLike | None = None,
+    lexicon_mode: str = "auto",
+    min_lexicon_beam: int = 8,
+    **options: Any,
+) -> dict[str, Any]:
+    """``CTCDecoder`` options for utterances of several words.
+
+    With a lexicon, ``lexicon_mode="auto"`` means ``"trie"`` for character alphabets that have a
+    space (any sequence of lexicon words, e.g. "seven two" from the ten digit words), with a beam
+    of at least ``min_lexicon_beam``; the text decoder's auto mode would pick one single word.
+    """
+    if lexicon is not None and lexicon_mode == "auto" and not alphabet.is_tokenized and " " in alphabet:
+        lexicon_mode = "trie"
+    if lexicon is not None and lexicon_mode == "trie":
+        beam_width = max(beam_width, min_lexicon_beam)
+    return {"beam_width": beam_width, "lexicon": lexicon, "lexicon_mode": lexicon_mode, **options}
 
 
 # ------------------------------------------------------------------------------------ reading

@@ -1,4 +1,4 @@
-"""Export a checkpoint (text, score or speech: the same CRNN) for deployment.
+"""Export a checkpoint (text, score or speech: the same CRNN) for deployment (the deploy wing).
 
     export_onnx("best.pt", "best.onnx")                 # fp32, dynamic batch and width
     export_onnx("best.pt", "best.int8.onnx", int8=True) # + int8 LSTM/linear weights (dynamic)
@@ -8,10 +8,11 @@
 The ONNX graph maps ``images`` float32 (N, C, H, W) in [-1, 1] (batch and width dynamic) and
 ``widths`` int64 (N,), each image's true width in the right-padded batch, to ``logits`` float32
 (N, T, num_classes): the padding is masked in the convolutions and the BiLSTMs run with
-``sequence_lens``, so an image reads the same in any batch (``CRNN.forward``). Its metadata key ``crnn_ocr`` holds JSON with the
-alphabet, kind, preprocessing, model config and the frame rule T(W), so the ``.onnx`` file alone
-is enough to read with (``crnn_ocr.onnx_backend.OnnxRecognizer``); a TorchScript file carries
-the same JSON as the extra file ``crnn_ocr.json``.
+``sequence_lens``, so an image reads the same in any batch (``CRNN.forward``). Its metadata key
+``crnn_ocr`` holds JSON with the alphabet, kind, front-end (``crnn_ocr.frontend``), model config
+and the frame rule T(W), so the ``.onnx`` file alone is enough to read with
+(``load_recognizer("model.onnx")``: ``crnn_ocr.onnx_backend``); a TorchScript file carries the
+same JSON as the extra file ``crnn_ocr.json``.
 
 Export uses PyTorch's TorchScript-based ONNX exporter (``dynamo=False``): it handles the
 BiLSTM and dynamic width without extra packages; opset 17.
@@ -34,10 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from crnn_ocr.checkpoint import CheckpointError
+from crnn_ocr.frontend import Frontend
 from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
 from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, WIDTHS_NAME, FrameRule
-from crnn_ocr.recognizer import load_model
+from crnn_ocr.torch_backend import load_model
 
 DEFAULT_OPSET = 17
 TORCHSCRIPT_METADATA = "crnn_ocr.json"
@@ -71,16 +72,14 @@ def frame_rule(config: ModelConfig) -> FrameRule:
     raise ValueError(f"arch {config.arch!r}: its T(W) is not of the form (W + offset) // stride")
 
 
-def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tuple[CRNN, dict[str, Any]]:
-    """The checkpoint's model (CPU, eval, fp32) and the metadata dict stored with an export."""
-    model, alphabet, pre, kind = load_model(path)
-    if kind == "speech" and pre.audio is None:  # the export could not turn audio into its input
-        raise CheckpointError(f"{os.fspath(path)}: a speech checkpoint without its audio front-end settings (preprocess.audio)")
+def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tuple[CRNN, Frontend, dict[str, Any]]:
+    """The checkpoint's model (CPU, eval, fp32), its front-end and the metadata dict stored with an export."""
+    model, alphabet, frontend, kind = load_model(path)
     meta = {
         "format": ONNX_FORMAT,
         "kind": kind,
         "alphabet": alphabet.to_dict(),
-        "preprocess": pre.to_dict(),
+        "frontend": frontend.to_dict(),
         "model_config": model.config.to_dict(),
         "frames": frame_rule(model.config).to_dict(),
         "precision": precision,
@@ -88,7 +87,7 @@ def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tupl
         "widths": WIDTHS_NAME,
         "output": OUTPUT_NAME,
     }
-    return model.float().cpu(), meta
+    return model.float().cpu(), frontend, meta
 
 
 def _example_input(model: CRNN, width: int = 128, batch: int = 2) -> torch.Tensor:
@@ -122,7 +121,7 @@ def export_onnx(
 
     if calibration is not None and not int8:
         raise ValueError("calibration images are only used for an int8 export")
-    model, meta = export_metadata(checkpoint, precision="int8" if int8 else "fp32")
+    model, frontend, meta = export_metadata(checkpoint, precision="int8" if int8 else "fp32")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
@@ -138,7 +137,7 @@ def export_onnx(
         src = fp32_path
         if int8:
             src = Path(tmp) / "model.int8.onnx"
-            batches = None if calibration is None else calibration_batches(calibration, meta["preprocess"])
+            batches = None if calibration is None else calibration_batches(calibration, frontend)
             meta["quantization"] = quantize_int8(fp32_path, src, batches)
         proto = onnx.load(str(src))
         del proto.metadata_props[:]
@@ -174,20 +173,17 @@ def _quiet_native_warnings(*patterns: str) -> Iterator[None]:
             sys.stderr.write("".join(kept))
 
 
-def calibration_batches(images: Sequence[str | os.PathLike | np.ndarray], preprocess: dict[str, Any]) -> list[np.ndarray]:
-    """Images (paths, bytes or arrays) -> model inputs (1, C, H, w) float32, one per image, as at
-    inference: resized like ``BaseRecognizer.prepare`` (full resolution), then no wider than one
+def calibration_batches(sources: Sequence[str | os.PathLike | np.ndarray], frontend: Frontend) -> list[np.ndarray]:
+    """Sources (paths, bytes or arrays) -> model inputs (1, C, H, w) float32, one per source, as at
+    inference: prepared by the model's front-end (full resolution), then no wider than one
     reading window (``max_width``), which is what the model sees of a longer line."""
-    from crnn_ocr.preprocessing import decode_image, images_to_batch, resize_to_height
-
-    if not images:
+    if not sources:
         raise ValueError("calibration needs at least one image")
+    window = frontend.max_width
     batches = []
-    for image in images:
-        img = decode_image(image, int(preprocess["channels"]))
-        img = resize_to_height(img, int(preprocess["height"]), width_scale=float(preprocess.get("width_scale", 1.0)))
-        window = preprocess.get("max_width")
-        batches.append(images_to_batch([img if window is None else img[:, : int(window)]]))
+    for source in sources:
+        x = frontend.prepare(source)
+        batches.append(frontend.to_batch([x if window is None else x[:, :window]]))
     return batches
 
 
@@ -202,8 +198,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
     """
     import logging
 
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     root = logging.getLogger()
     level = root.level
@@ -262,8 +257,8 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     """Write ``checkpoint`` as a traced TorchScript module (any batch and width; called as
     ``module(images, widths)`` like the ONNX graph) with the metadata JSON as the extra file
     ``crnn_ocr.json``; load with ``torch.jit.load(path, _extra_files=...)``."""
-    model, meta = export_metadata(checkpoint)
-    meta = {**meta, "format": "crnn_ocr-torchscript/1"}
+    model, _, meta = export_metadata(checkpoint)
+    meta = {**meta, "format": "crnn_ocr-torchscript/2"}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # torch.jit.trace is deprecated but still the lightest TorchScript path

@@ -1,4 +1,4 @@
-"""Import deep-text-recognition-benchmark ``None-VGG-BiLSTM-CTC`` checkpoints (EasyOCR's ``*_g2``).
+"""Import deep-text-recognition-benchmark ``None-VGG-BiLSTM-CTC`` checkpoints (EasyOCR's ``*_g2``): the deploy wing.
 
     convert_dtrb_checkpoint(ConvertConfig(pth="english_g2.pth", out="english_g2.pt"))
 
@@ -37,6 +37,7 @@ from torch import Tensor
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import CheckpointError, safe_torch_load, save_checkpoint
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.model import ModelConfig, build_model
 
 # EasyOCR's recognition_models["gen2"][name]["characters"] (easyocr/config.py) and its imgH.
@@ -188,7 +189,7 @@ def convert_dtrb_checkpoint(cfg: ConvertConfig) -> dict:
         "kind": "text",
         "model_config": config.to_dict(),
         "alphabet": alphabet.to_dict(),
-        "preprocess": {"height": height, "channels": config.in_channels, "max_width": None},
+        "frontend": ImageFrontend(height=height, channels=config.in_channels).to_dict(),
         "model": weights,
         "source": {"format": "deep-text-recognition-benchmark None-VGG-BiLSTM-CTC", "file": Path(cfg.pth).name,
                    "preset": None if cfg.characters is not None else cfg.preset},

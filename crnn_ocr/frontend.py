@@ -1,0 +1,275 @@
+"""Front-ends: how a source (an image, an audio clip) becomes the model's input. One small protocol.
+
+    source (path, bytes, array) --prepare--> one input, (height, w) or (height, w, 3)
+        --to_batch--> float32 (N, C, height, W_max), right-padded      (reading: ``Recognizer``)
+    encoded bytes --input_width--> w from the header alone              (LMDB scans: ``LmdbDataset``)
+    encoded bytes --training_input (+ augmentation)--> (C, height, w)   (training: ``LmdbDataset``)
+
+Text and music staves read images (``ImageFrontend`` here: gray or RGB, height, width cap, width
+stretch); speech reads log-mel spectrograms (``AudioFrontend``, in the speech wing). The dataset,
+the trainer and the reader take a front-end and never ask which one it is.
+
+Checkpoints and ONNX metadata store ``to_dict()`` under the key ``frontend``; its ``kind`` picks
+the class (``frontend_from_dict``). A wing adds its kind with ``register_frontend``; the kinds a
+wing provides are listed in ``WING_KINDS`` (module names, imported the first time such a dict is
+read: what entry points would declare for an installed plugin), so no core module imports a wing.
+Files written before the front-ends stored ``preprocess`` instead: ``stored_frontend`` reads
+both, and ``legacy_frontend_dict`` is the one place that converts the old form.
+
+Each kind also describes its files (``Media``: extensions, how a bad file is counted, how one is
+checked), which is what ``create_lmdb`` and ``tools/infer.py`` ask instead of branching on audio.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+from crnn_ocr.preprocessing import (
+    DEFAULT_MIN_WIDTH,
+    IMAGE_EXTENSIONS,
+    decode_image,
+    image_size,
+    images_to_batch,
+    resize_to_height,
+    resized_width,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from crnn_ocr.alphabet import Alphabet
+
+
+@dataclass(frozen=True)
+class Media:
+    """The files a front-end reads and how their problems are named.
+
+    ``check(data, full)``: whether encoded bytes are usable, fully decoded (``full``) or from the
+    header only. ``requires``: optional modules reading needs (``crnn_ocr.extras.require``).
+    Count phrases are ``(one, many)``.
+    """
+
+    name: str  # "image", "audio": create_lmdb's media= and CreateStats.media
+    extensions: tuple[str, ...]
+    check: Callable[[bytes, bool], bool]
+    corrupt: tuple[str, str]  # LmdbDataset: a sample whose bytes do not decode
+    too_wide: tuple[str, str]  # LmdbDataset: wider than max_width, and not squeezable
+    undecodable: tuple[str, str]  # create_lmdb: a file that does not decode
+    why_undecodable: str  # create_lmdb: the reason named beside a skipped file
+    requires: tuple[str, ...] = ()
+
+    def matches(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` has one of this media's extensions."""
+        return os.fspath(path).lower().endswith(self.extensions)
+
+
+class Frontend(Protocol):
+    """Turns sources into model inputs; see the module docstring.
+
+    ``prepare`` gives one input at full length, however wide (the reader reads one wider than
+    ``max_width`` in overlapping windows); ``training_input`` gives what training sees (an image
+    squeezed to ``max_width``; audio is never squeezed: ``LmdbDataset`` skips audio wider than it).
+    """
+
+    kind: ClassVar[str]
+    media: ClassVar[Media]
+    height: int  # model input rows: image height, mel bins
+    channels: int  # 1 or 3
+    max_width: int | None  # widest input the model was trained on (None: no limit)
+
+    def prepare(self, source: Any, *, sample_rate: int | None = None, use_torch: bool = True) -> np.ndarray:
+        """One source -> one input, (height, w[, C]); ``ValueError`` naming a bad source.
+        ``use_torch=False``: compute without torch (the onnxruntime deployment)."""
+        ...
+
+    def to_batch(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """Prepared inputs -> float32 (N, C, height, W_max), right-padded by repeating the last column."""
+        ...
+
+    def input_width(self, data: bytes | memoryview) -> int | None:
+        """Width ``training_input`` gives for encoded bytes, from the header only; None if unreadable."""
+        ...
+
+    def training_input(self, data: bytes | memoryview, augment: Any = None) -> torch.Tensor:
+        """Encoded bytes -> float32 (C, height, w) tensor, augmented when ``augment`` is given;
+        ``ValueError`` when the bytes do not decode."""
+        ...
+
+    def augmentation(self, spec: Any) -> Any:
+        """Training augmentation from ``LmdbDataset``'s ``augment``: False/None (none), True
+        (default), a strength name or a ready object; None when there is none."""
+        ...
+
+    def decoder_options(self, alphabet: Alphabet, **options: Any) -> dict[str, Any]:
+        """``CTCDecoder`` options for a reading of this kind (speech: an utterance is a
+        sequence of words, so a lexicon decodes through the trie)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        ...
+
+
+# ------------------------------------------------------------------------------------ images
+def _check_image(data: bytes, full: bool) -> bool:
+    if not full:
+        return bool(data)
+    try:
+        decode_image(data, 1)
+    except ValueError:
+        return False
+    return True
+
+
+IMAGE_MEDIA = Media(
+    "image", IMAGE_EXTENSIONS, _check_image,
+    corrupt=("corrupt image", "corrupt images"),
+    too_wide=("image wider than the max width", "images wider than the max width"),
+    undecodable=("undecodable image", "undecodable images"),
+    why_undecodable="undecodable image",
+)
+
+
+@dataclass(frozen=True)
+class ImageFrontend:
+    """Gray (``channels=1``) or RGB (3) images resized to ``height`` keeping the aspect ratio,
+    then stretched ``width_scale`` times in width (``preprocessing.resize_to_height``); training
+    squeezes wider ones to ``max_width``. A model is read with the settings it was trained with."""
+
+    kind: ClassVar[str] = "image"
+    media: ClassVar[Media] = IMAGE_MEDIA
+
+    height: int = 32
+    channels: int = 1
+    max_width: int | None = None
+    width_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if not self.width_scale > 0:
+            raise ValueError(f"width_scale must be positive, got {self.width_scale}")
+
+    def prepare(self, source: Any, *, sample_rate: int | None = None, use_torch: bool = True) -> np.ndarray:
+        """A path, encoded bytes or an array -> uint8 (height, w) or (height, w, 3), full resolution."""
+        if sample_rate is not None:
+            raise ValueError("sample_rate applies to audio; this model reads images")
+        return resize_to_height(decode_image(source, self.channels), self.height, width_scale=self.width_scale)
+
+    def to_batch(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        return images_to_batch(list(inputs))  # uint8 -> float32 (N, C, H, W) in [-1, 1]
+
+    def input_width(self, data: bytes | memoryview) -> int | None:
+        size = image_size(data)
+        if size is None:
+            return None
+        return resized_width(size[0], size[1], self.height, max_width=self.max_width, min_width=DEFAULT_MIN_WIDTH,
+                             width_scale=self.width_scale)
+
+    def training_input(self, data: bytes | memoryview, augment: Any = None) -> torch.Tensor:
+        from crnn_ocr.preprocessing import image_to_tensor
+
+        img = resize_to_height(decode_image(data, self.channels), self.height, max_width=self.max_width,
+                               min_width=DEFAULT_MIN_WIDTH, width_scale=self.width_scale)  # (height, w[, 3]) uint8
+        if augment is not None:
+            img = augment(img)  # same shape
+        return image_to_tensor(img)  # (C, height, w)
+
+    def augmentation(self, spec: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        """False/None, True ("default"), a strength name (``crnn_ocr.augment``), or a callable on uint8 images."""
+        if spec is None or spec is False:
+            return None
+        if callable(spec):
+            return spec
+        from crnn_ocr.augment import build_augmentation
+
+        return build_augmentation("default" if spec is True else spec)
+
+    def decoder_options(self, alphabet: Alphabet, **options: Any) -> dict[str, Any]:
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "height": self.height, "channels": self.channels, "max_width": self.max_width,
+                "width_scale": self.width_scale}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImageFrontend:
+        max_width = d.get("max_width")
+        return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width),
+                   width_scale=float(d.get("width_scale", 1.0)))
+
+
+# ------------------------------------------------------------------------------------ kinds
+_KINDS: dict[str, Any] = {ImageFrontend.kind: ImageFrontend}
+
+WING_KINDS = {"audio": "crnn_ocr.speech"}
+"""Front-end kinds a wing provides -> the module that registers them when imported."""
+
+
+def register_frontend(cls: Any) -> Any:
+    """Make ``cls`` (a Frontend class with ``kind``, ``media`` and ``from_dict``) readable by
+    ``frontend_from_dict``; usable as a class decorator."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def frontend_class(kind: str) -> Any:
+    """The Frontend class of ``kind`` ("image", "audio", ...)."""
+    if kind not in _KINDS and kind in WING_KINDS:
+        importlib.import_module(WING_KINDS[kind])  # registers the kind
+    if kind not in _KINDS:
+        raise ValueError(f"unknown front-end kind {kind!r}; known: {', '.join(sorted({*_KINDS, *WING_KINDS}))}")
+    return _KINDS[kind]
+
+
+def all_media() -> list[Media]:
+    """Every kind's media, images first (``create_lmdb``'s media="auto" tries them in this order)."""
+    return [frontend_class(kind).media for kind in dict.fromkeys([*_KINDS, *WING_KINDS])]
+
+
+def media_named(name: str) -> Media:
+    """The media called ``name`` ("image", "audio")."""
+    for media in all_media():
+        if media.name == name:
+            return media
+    raise ValueError(f"unknown media {name!r}; known: {', '.join(m.name for m in all_media())}")
+
+
+def frontend_from_dict(d: Mapping[str, Any]) -> Frontend:
+    """Inverse of ``Frontend.to_dict``: the class named by ``d["kind"]``."""
+    if "kind" not in d:
+        raise ValueError(f"a front-end dict needs a 'kind' key, got keys {sorted(d)}")
+    return frontend_class(d["kind"]).from_dict(d)
+
+
+# ------------------------------------------------------------------------------------ stored settings
+def stored_frontend(stored: Mapping[str, Any], *, source: str | os.PathLike = "<model>") -> Frontend:
+    """The front-end a checkpoint state or an ONNX file's metadata was saved with: its ``frontend``
+    dict, or for files written before the front-ends the conversion of their ``preprocess``."""
+    if "frontend" in stored:
+        return frontend_from_dict(stored["frontend"])
+    return frontend_from_dict(legacy_frontend_dict(stored, source=source))
+
+
+def legacy_frontend_dict(stored: Mapping[str, Any], *, source: str | os.PathLike = "<model>") -> dict[str, Any]:
+    """The front-end dict of a file in the old form.
+
+    Old files store ``preprocess = {height, channels, max_width[, width_scale][, audio]}``:
+    ``audio`` (an audio front-end's settings) makes it a speech model's log-mel front-end, else it
+    describes images. The oldest have no ``preprocess``: the model config's height and channels.
+    A speech model without ``audio`` cannot be read (``ValueError`` naming ``source``).
+    """
+    config = stored.get("model_config") or {}
+    pre = stored.get("preprocess") or {"height": config.get("height", 32), "channels": config.get("in_channels", 1)}
+    max_width = pre.get("max_width")
+    if pre.get("audio"):
+        return {**pre["audio"], "kind": "audio", "max_width": max_width}
+    if stored.get("kind") == "speech":
+        raise ValueError(f"{os.fspath(source)}: a speech model without its audio front-end settings (preprocess.audio)")
+    return {"kind": "image", "height": pre["height"], "channels": pre["channels"], "max_width": max_width,
+            "width_scale": pre.get("width_scale", 1.0)}

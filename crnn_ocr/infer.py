@@ -1,0 +1,183 @@
+"""What ``tools/infer.py`` does: read files with one recognizer and print one line per file.
+
+    code = infer(InferConfig(sources=["crops/"], media="image", checkpoint="best.onnx", json=True))
+
+Images and audio take one path: the files of the media (``crnn_ocr.frontend.Media``) are listed,
+``load_recognizer`` opens the model (a checkpoint, an export or a shipped model's name; it alone
+decides the backend), ``Recognizer.read_files`` reads them in order, and each reading is printed:
+``path<TAB>text<TAB>confidence`` (or a JSON object) for images, the transcript with word times
+for audio (``crnn_ocr.speech``). Score models can also write what they read as MusicXML/MIDI
+(``crnn_ocr.music``), image models draw their readings (``crnn_ocr.visualize``).
+
+This module sits beside ``tools/``, above the core and the wings: it imports the speech and
+music wings (lazily) to print their results; no other crnn_ocr module imports it.
+
+Exit status: 0 every file was read; 1 some files could not be read (each named on stderr in one
+line, every other file's line still printed) or a score reading is not valid music; 2 bad
+arguments or a missing model, file or extra (``UsageError``, one line; see ``crnn_ocr.cli``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from crnn_ocr.cli import UsageError, expand_inputs, model_source
+from crnn_ocr.decoding import DecodeResult
+from crnn_ocr.extras import require
+from crnn_ocr.frontend import media_named
+from crnn_ocr.recognizer import Recognizer, load_recognizer
+from crnn_ocr.visualize import draw_readings, visualize_targets
+
+PROGRESS_MIN_FILES = 64  # progress "auto": a bar for this many files or more
+READS = {"image": ("text", "images"), "audio": ("speech", "audio (use --image)")}  # media -> default model kind, what it reads
+
+
+@dataclass
+class InferConfig:
+    """``tools/infer.py``'s options (see its ``--help``)."""
+
+    sources: list[str]  # files, folders or glob patterns
+    media: str = "image"  # "image" or "audio"
+    checkpoint: str | None = None
+    model: str | None = None  # a shipped model's name
+    backend: str = "auto"
+    lexicon: str | None = None
+    lexicon_mode: str = "auto"
+    max_edit_distance: int = 3
+    beam: int = 1
+    batch_size: int = 32
+    precision: str = "fp32"
+    threads: int | None = None
+    workers: int = 4
+    progress: str = "auto"  # "auto", "on", "off"
+    json: bool = False
+    visualize: str | None = None
+    musicxml: str | None = None
+    midi: str | None = None
+    device: str | None = None
+
+
+def infer(cfg: InferConfig) -> int:
+    """Read every file ``cfg`` names and print one line per file to stdout; returns the exit status."""
+    media = media_named(cfg.media)
+    paths = expand_inputs(cfg.sources, media.extensions, media.name)
+    for module in media.requires:
+        require(module, f"--{media.name}")
+    scores = bool(cfg.musicxml or cfg.midi)
+    if cfg.visualize and media.name != "image":
+        raise UsageError(f"--visualize draws image spans; it does not apply to --{media.name}")
+    source = model_source(cfg.checkpoint, cfg.lexicon, "score" if scores else READS[media.name][0], model=cfg.model)
+    targets = visualize_targets(cfg.visualize, paths) if cfg.visualize else {}
+    rec = load_recognizer(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads, precision=cfg.precision,
+                          beam_width=cfg.beam, lexicon=cfg.lexicon, lexicon_mode=cfg.lexicon_mode,
+                          max_edit_distance=cfg.max_edit_distance)
+    if rec.frontend.media.name != media.name:
+        raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
+    if scores and (rec.kind != "score" or len(paths) != 1):
+        raise UsageError(f"--musicxml/--midi: need a score checkpoint (train.py --kind score) and one --image; "
+                         f"got a {rec.kind} model and {len(paths)} images")
+    if cfg.threads and rec.backend.uses_torch:
+        import torch
+
+        torch.set_num_threads(cfg.threads)  # process-wide; onnxruntime got them per session
+    line = _line_writer(rec, cfg.json)
+    failed = FailedFiles()
+    kept, last_text = [], ""
+    with Progress(len(paths), media.name, cfg.progress, failed) as progress:
+        for path, prepared, res in rec.read_files(paths, batch_size=cfg.batch_size, workers=cfg.workers, on_error=failed):
+            sys.stdout.write(line(path, prepared, res) + "\n")
+            if targets:
+                kept.append((path, prepared, res))
+            last_text = res.text
+            progress.update()
+    if targets:
+        draw_readings(rec, kept, targets)
+    if failed.count:
+        return failed.finish(len(paths))
+    if scores:
+        return write_score_files(last_text, paths[0], cfg.musicxml, cfg.midi)
+    return 0
+
+
+def _line_writer(rec: Recognizer, as_json: bool) -> Callable[[str, np.ndarray, DecodeResult], str]:
+    """What is printed for each reading, by the recognizer's media."""
+    if rec.frontend.media.name == "audio":
+        from crnn_ocr.speech import transcript, transcript_json, transcript_line
+
+        audio_line = transcript_json if as_json else transcript_line
+        return lambda path, features, res: audio_line(path, transcript(rec, res, features))
+    if as_json:
+        return lambda path, _, res: json.dumps(
+            {"path": path, "text": res.text, "confidence": round(res.confidence, 6), "score": round(res.score, 6),
+             "token_ids": list(res.token_ids), "spans": [list(s) for s in res.spans]}, ensure_ascii=False)
+    return lambda path, _, res: f"{path}\t{res.text}\t{res.confidence:.4f}"
+
+
+class FailedFiles:
+    """``on_error`` for ``read_files``: names each unreadable file on stderr at once, counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, path, message: str) -> None:
+        self.count += 1
+        sys.stderr.write(f"infer.py: skipped {message if str(path) in message else f'{path}: {message}'}\n")
+
+    def finish(self, total: int) -> int:
+        if total > 1:
+            sys.stderr.write(f"infer.py: {self.count} of {total} files could not be read\n")
+        return 1
+
+
+class Progress:
+    """A tqdm bar on stderr (``mode`` "on", or "auto" for ``PROGRESS_MIN_FILES`` files or more) and,
+    at the end, how many files were read per second."""
+
+    def __init__(self, total: int, media: str, mode: str, failed: FailedFiles) -> None:
+        self.total, self.noun, self.failed = total, "images" if media == "image" else "files", failed
+        self.bar = None
+        if mode == "on" or (mode == "auto" and total >= PROGRESS_MIN_FILES):
+            from tqdm import tqdm  # only with a bar: the onnx deployment imports no tqdm
+
+            self.bar = tqdm(total=total, unit="img" if media == "image" else "file", file=sys.stderr, dynamic_ncols=True)
+
+    def __enter__(self) -> Progress:
+        self.start = time.perf_counter()
+        return self
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is None:
+            return
+        self.bar.close()
+        if exc[0] is None:
+            read, elapsed = self.total - self.failed.count, time.perf_counter() - self.start
+            sys.stderr.write(f"infer.py: read {read} {self.noun} in {elapsed:.2f} s ({read / elapsed:.1f} {self.noun}/s)\n")
+
+
+def write_score_files(tokens: str, path: str, musicxml: str | None, midi: str | None) -> int:
+    """Write a read semantic sequence as MusicXML/MIDI; an invalid one is reported (exit 1)."""
+    from crnn_ocr.music import InvalidSequence, write_score
+
+    try:
+        write_score(tokens, musicxml=musicxml, midi=midi)
+    except InvalidSequence as e:
+        sys.stderr.write(f"infer.py: {path}: the reading is not valid music, no score written:\n")
+        for issue in e.issues:
+            sys.stderr.write(f"  {issue}\n")
+        return 1
+    except ImportError as e:
+        raise UsageError(f"--musicxml/--midi need music21 (pip install 'crnn_ocr[music]'): {e}") from None
+    for target in (musicxml, midi):
+        if target:
+            sys.stderr.write(f"infer.py: wrote {target}\n")
+    return 0
