@@ -357,3 +357,18 @@ def test_pp_ocrv6_small_reads_real_crops_as_paddleocr_does():
         ours = rec.backend.logits(rec.frontend.to_batch([rec.prepare(p)]))[0]
         assert np.abs(ours - ref).max() <= 1e-4
     assert sum(normalize_alnum(t) == normalize_alnum(w) for t, (_, w) in zip(texts, rows)) >= 54  # it reads real words
+
+
+def test_a_ppocr_file_quantizes_to_int8(tiny, tmp_path):
+    from crnn_ocr.deploy.export import ExportConfig, export
+
+    path, images = tiny
+    out = export(ExportConfig(checkpoint=str(path), int8=True, out=str(tmp_path / "tiny.int8.onnx")))
+    fp32, int8 = load_recognizer(path, threads=1), load_recognizer(out, threads=1)
+    assert int8.alphabet == fp32.alphabet and isinstance(int8.frontend, PaddleRecFrontend)
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops
+    a, b = (r.backend.logits(r.frontend.to_batch([r.prepare(images[3])]))[0] for r in (fp32, int8))
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.8
+    with pytest.raises(ValueError, match="an ONNX model can only be quantized here"):
+        export(ExportConfig(checkpoint=str(path), out=str(tmp_path / "x.onnx")))
