@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """PP-OCRv6 small through crnn_ocr's decoder against our shipped model and Tesseract, on real
 word crops: greedy (what PaddleOCR does), beam 10, 50-word lexicons, int8; and what beam-search
-pruning changes with 18,710 classes.
+pruning changes with 18,710 classes (the first ``--prune-crops`` crops of each set).
 
     .venv/bin/python bench/bench_ppocr.py [--model PP-OCRv6_rec_small.onnx | --wheel rapidocr-3.10.0-py3-none-any.whl]
         [--limit N] [--prune-crops 300] [--markdown out.md]
@@ -171,7 +171,7 @@ def main() -> int:
     p.add_argument("--ic15", type=Path, help=f"path<TAB>word file instead of {IC15_TSV} (alphanumeric labels)")
     p.add_argument("--limit", type=int, help="only the first N crops of each set (a quick check)")
     p.add_argument("--beam", type=int, default=10)
-    p.add_argument("--prune-crops", type=int, default=300, help="IIIT5K crops for the pruning study")
+    p.add_argument("--prune-crops", type=int, default=300, help="crops of each set for the pruning study")
     p.add_argument("--markdown", help="also write the tables here")
     a = p.parse_args()
 
@@ -185,14 +185,13 @@ def main() -> int:
         sets = {"iiit5k": load_set("iiit5k", a.iiit, a.limit), "ic15": load_set("ic15", a.ic15, a.limit)}
         readers = {"PP-OCRv6 small": load_recognizer(model, threads=1), "crnn_ocr shipped (english)": load_recognizer("english", threads=1)}
         table: dict[str, dict[str, Row]] = {}
-        study = None
+        studies: dict[str, PruneStudy] = {}
         for set_name, (paths, words) in sets.items():
             lexicons = small_lexicons(words)
             for name, rec in readers.items():
                 extra = None
-                if set_name == "iiit5k" and name.startswith("PP-OCR"):
-                    study = PruneStudy(rec.alphabet, words, a.prune_crops, a.beam)
-                    extra = study
+                if name.startswith("PP-OCR"):
+                    extra = studies[set_name] = PruneStudy(rec.alphabet, words, a.prune_crops, a.beam)
                 for row in read_rows(rec, name, paths, lexicons, a.beam, extra=extra):
                     table.setdefault(row.name, {})[set_name] = row
                     print(f"{set_name}: {row.name}: {100 * accuracy(row.texts, words):.1f}%, {statistics.mean(row.ms):.2f} ms", flush=True)
@@ -204,14 +203,14 @@ def main() -> int:
                 t = run_tesseract(paths, 7, 1, Path(tmp))
                 row = Row(f"Tesseract {tesseract_version()} LSTM, psm 7", t.texts, [t.ms_per_image] * len(paths))
                 table.setdefault(row.name, {})[set_name] = row
-        text = report(table, sets, study, model)
+        text = report(table, sets, studies, model)
     print(text)
     if a.markdown:
         Path(a.markdown).write_text(text, encoding="utf-8")
     return 0
 
 
-def report(table: dict[str, dict[str, Row]], sets: dict, study: PruneStudy | None, model: Path) -> str:
+def report(table: dict[str, dict[str, Row]], sets: dict, studies: dict[str, PruneStudy], model: Path) -> str:
     import onnxruntime
 
     counts = {k: len(v[0]) for k, v in sets.items()}
@@ -226,9 +225,9 @@ def report(table: dict[str, dict[str, Row]], sets: dict, study: PruneStudy | Non
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if not shutil.which("tesseract"):
         lines.append("\nTesseract: not installed on this machine (no `tesseract` on PATH), so no row.")
-    if study is not None:
-        lines += ["", f"Beam {next(iter(study.decoders.values())).beam_width} on the first {len(study.results[None])} "
-                  "IIIT5K test crops, each threshold against the exact search (ms: decoding only):", "", study.table()]
+    for set_name, study in studies.items():
+        lines += ["", f"Beam {study.decoders[None].beam_width} on the first {len(study.results[None])} {set_name} crops, "
+                  "each threshold against the exact search (ms: decoding only):", "", study.table()]
     return "\n".join(lines) + "\n"
 
 
