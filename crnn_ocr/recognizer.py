@@ -10,8 +10,9 @@ One ``Recognizer(backend, frontend, decoder)`` reads every kind of model:
 - the decoder (``crnn_ocr.decoding.CTCDecoder``, numpy only) turns log-probs into text.
 
 ``load_recognizer`` is the one place that decides the backend: a shipped model's name
-(``crnn_ocr.pretrained``), an ``.onnx`` export or a ``.pt`` checkpoint; ``load_pretrained`` is
-its shorthand for the shipped models. This module imports torch only when a torch backend is
+(``crnn_ocr.pretrained``), an ``.onnx`` export, a PaddleOCR recognizer's ``.onnx`` file
+(``crnn_ocr.ppocr``) or a ``.pt`` checkpoint; ``load_pretrained`` is its shorthand for the
+shipped models. This module imports torch only when a torch backend is
 built, so the ONNX path stays torch-free. Domain extras take a recognizer's output (speech word
 times: ``crnn_ocr.speech.transcribe``). A recognizer holds no mutable state while reading: it is
 safe to share between threads.
@@ -42,7 +43,7 @@ class Backend(Protocol):
 
     A ``maskable`` backend's model masks the batch padding, so an input reads as it reads alone
     whatever else is in its batch; one that cannot (torchvision trunks, ONNX files exported before
-    the ``widths`` input) is only given batches of equal width. ``uses_torch``: whether torch is
+    the ``widths`` input, PaddleOCR recognizers) is only given batches of equal width. ``uses_torch``: whether torch is
     loaded anyway (a front-end may then compute with it; False keeps a deployment torch-free).
     """
 
