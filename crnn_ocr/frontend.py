@@ -6,8 +6,10 @@
     encoded bytes --training_input (+ augmentation)--> (C, height, w)   (training: ``LmdbDataset``)
 
 Text and music staves read images (``ImageFrontend`` here: gray or RGB, height, width cap, width
-stretch); speech reads log-mel spectrograms (``AudioFrontend``, in the speech wing). The dataset,
-the trainer and the reader take a front-end and never ask which one it is.
+stretch); PaddleOCR's recognizers read images prepared PaddleOCR's way (``PaddleRecFrontend``
+here, kind "ppocr": ``crnn_ocr.ppocr``); speech reads log-mel spectrograms (``AudioFrontend``, in
+the speech wing). The dataset, the trainer and the reader take a front-end and never ask which
+one it is.
 
 Checkpoints and ONNX metadata store ``to_dict()`` under the key ``frontend``; its ``kind`` picks
 the class (``frontend_from_dict``). A wing adds its kind with ``register_frontend``; the kinds a
@@ -23,11 +25,13 @@ checked), which is what ``create_lmdb`` and ``tools/infer.py`` ask instead of br
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import cv2
 import numpy as np
 
 from crnn_ocr.preprocessing import (
@@ -204,8 +208,110 @@ class ImageFrontend:
                    width_scale=float(d.get("width_scale", 1.0)))
 
 
+# ------------------------------------------------------------------------------------ PaddleOCR
+def _paddle_unit() -> np.ndarray:
+    """uint8 value -> float32 as PaddleOCR normalizes it: ``(x / 255 - 0.5) / 0.5``, the same float32 steps."""
+    x = np.arange(256, dtype=np.float32) / 255
+    x -= 0.5
+    x /= 0.5
+    return x
+
+
+_PADDLE_UNIT = _paddle_unit()
+
+
+def paddle_resized_width(width: int, height_in: int, height: int = 48, pad_width: int = 320) -> int:
+    """Width PaddleOCR resizes a ``height_in x width`` image to, read alone (its ``resize_norm_img``
+    with the batch's widest ratio = the image's own): ``ceil(height * w / h)``, at most the width
+    it pads to, ``int(height * max(pad_width / height, w / h))``."""
+    ratio = width / float(height_in)
+    padded = int(height * max(pad_width / height, ratio))
+    return min(int(math.ceil(height * ratio)), padded)
+
+
+@dataclass(frozen=True)
+class PaddleRecFrontend:
+    """PaddleOCR's preprocessing for its CTC recognizers (``resize_norm_img`` of PaddleOCR's
+    ``predict_rec.py``, as RapidOCR runs it): an RGB image resized to ``height`` keeping its
+    ratio (``paddle_resized_width``, OpenCV bilinear); the batch is given to the model in BGR
+    (PaddleOCR decodes with OpenCV and trains on BGR), as float32 ``(x / 255 - 0.5) / 0.5`` in
+    [-1, 1], right-padded with zeros to at least ``pad_width`` columns (PaddleOCR's
+    ``rec_image_shape`` [3, 48, 320]).
+
+    PaddleOCR pads a batch to its widest ratio, so its reading of a word depends on the batch;
+    here a model without masking is only given equal widths (``Recognizer``), so every input is
+    read as PaddleOCR reads it alone. ``max_width``: wider inputs are read in overlapping
+    windows (PaddleX squeezes them to 3200 columns). Reading only: training these models is
+    PaddleOCR's job (``training_input`` gives the unpadded input, for completeness).
+    """
+
+    kind: ClassVar[str] = "ppocr"
+    media: ClassVar[Media] = IMAGE_MEDIA
+
+    height: int = 48
+    max_width: int | None = 3200
+    pad_width: int = 320
+    bgr: bool = True
+    channels: int = field(default=3, init=False)  # the models read colour
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.pad_width < 1:
+            raise ValueError(f"height and pad_width must be positive, got {self.height}, {self.pad_width}")
+        if self.max_width is not None and self.max_width < self.pad_width:
+            raise ValueError(f"max_width ({self.max_width}) must be at least pad_width ({self.pad_width})")
+
+    def prepare(self, source: Any, *, sample_rate: int | None = None, use_torch: bool = True) -> np.ndarray:
+        """A path, encoded bytes or an array -> uint8 RGB (height, w, 3), w = ``paddle_resized_width``."""
+        if sample_rate is not None:
+            raise ValueError("sample_rate applies to audio; this model reads images")
+        img = decode_image(source, 3)  # (H, W, 3) RGB
+        h, w = img.shape[:2]
+        return cv2.resize(img, (paddle_resized_width(w, h, self.height, self.pad_width), self.height))
+
+    def to_batch(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 RGB (height, w_i, 3) -> float32 (N, 3, height, max(pad_width, w_i)), BGR, zero-padded."""
+        if not inputs:
+            raise ValueError("to_batch needs at least one input")
+        total = max(self.pad_width, *(int(im.shape[1]) for im in inputs))
+        out = np.zeros((len(inputs), 3, self.height, total), dtype=np.float32)
+        for i, im in enumerate(inputs):
+            if im.dtype != np.uint8 or im.ndim != 3 or im.shape[0] != self.height or im.shape[2] != 3:
+                raise ValueError(f"input {i}: expected uint8 ({self.height}, w, 3), got {im.dtype} {im.shape}")
+            chw = (im[:, :, ::-1] if self.bgr else im).transpose(2, 0, 1)  # (3, height, w)
+            out[i, :, :, : im.shape[1]] = _PADDLE_UNIT[chw]
+        return out
+
+    def input_width(self, data: bytes | memoryview) -> int | None:
+        size = image_size(data)
+        return None if size is None else paddle_resized_width(size[0], size[1], self.height, self.pad_width)
+
+    def training_input(self, data: bytes | memoryview, augment: Any = None) -> torch.Tensor:
+        import torch
+
+        img = self.prepare(bytes(data))
+        if augment is not None:
+            img = augment(img)
+        return torch.from_numpy(self.to_batch([img])[0, :, :, : img.shape[1]].copy())  # (3, height, w)
+
+    def augmentation(self, spec: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        return ImageFrontend.augmentation(ImageFrontend(), spec)
+
+    def decoder_options(self, alphabet: Alphabet, **options: Any) -> dict[str, Any]:
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "height": self.height, "max_width": self.max_width, "pad_width": self.pad_width,
+                "bgr": self.bgr}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PaddleRecFrontend:
+        max_width = d.get("max_width", 3200)
+        return cls(height=int(d.get("height", 48)), max_width=None if max_width is None else int(max_width),
+                   pad_width=int(d.get("pad_width", 320)), bgr=bool(d.get("bgr", True)))
+
+
 # ------------------------------------------------------------------------------------ kinds
-_KINDS: dict[str, Any] = {ImageFrontend.kind: ImageFrontend}
+_KINDS: dict[str, Any] = {ImageFrontend.kind: ImageFrontend, PaddleRecFrontend.kind: PaddleRecFrontend}
 
 WING_KINDS = {"audio": "crnn_ocr.speech"}
 """Front-end kinds a wing provides -> the module that registers them when imported."""
@@ -228,8 +334,13 @@ def frontend_class(kind: str) -> Any:
 
 
 def all_media() -> list[Media]:
-    """Every kind's media, images first (``create_lmdb``'s media="auto" tries them in this order)."""
-    return [frontend_class(kind).media for kind in dict.fromkeys([*_KINDS, *WING_KINDS])]
+    """Every kind's media, images first (``create_lmdb``'s media="auto" tries them in this order);
+    kinds reading the same media ("image", "ppocr") list it once."""
+    media = {}
+    for kind in dict.fromkeys([*_KINDS, *WING_KINDS]):
+        found = frontend_class(kind).media
+        media.setdefault(found.name, found)
+    return list(media.values())
 
 
 def media_named(name: str) -> Media:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crnn_ocr.cli import UsageError, expand_inputs, model_source
+from crnn_ocr.cli import UsageError, existing_file, expand_inputs, model_source
 from crnn_ocr.decoding import DecodeResult
 from crnn_ocr.extras import require
 from crnn_ocr.frontend import media_named
@@ -46,6 +46,8 @@ class InferConfig:
     media: str = "image"  # "image" or "audio"
     checkpoint: str | None = None
     model: str | None = None  # a shipped model's name
+    preset: str | None = None  # "ppocr": read --checkpoint as a PaddleOCR recognizer
+    alphabet: str | None = None  # a foreign model's character file (PaddleOCR dict)
     backend: str = "auto"
     lexicon: str | None = None
     lexicon_mode: str = "auto"
@@ -74,9 +76,13 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError(f"--visualize draws image spans; it does not apply to --{media.name}")
     source = model_source(cfg.checkpoint, cfg.lexicon, "score" if scores else READS[media.name][0], model=cfg.model)
     targets = visualize_targets(cfg.visualize, paths) if cfg.visualize else {}
+    if (cfg.preset or cfg.alphabet) and cfg.checkpoint is None:
+        raise UsageError("--preset and --alphabet describe a foreign model: give its file with --checkpoint")
+    if cfg.alphabet:
+        existing_file(cfg.alphabet, "alphabet")
     rec = load_recognizer(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads, precision=cfg.precision,
-                          beam_width=cfg.beam, lexicon=cfg.lexicon, lexicon_mode=cfg.lexicon_mode,
-                          max_edit_distance=cfg.max_edit_distance)
+                          preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam, lexicon=cfg.lexicon,
+                          lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance)
     if rec.frontend.media.name != media.name:
         raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
     if scores and (rec.kind != "score" or len(paths) != 1):

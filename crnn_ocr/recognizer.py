@@ -10,8 +10,9 @@ One ``Recognizer(backend, frontend, decoder)`` reads every kind of model:
 - the decoder (``crnn_ocr.decoding.CTCDecoder``, numpy only) turns log-probs into text.
 
 ``load_recognizer`` is the one place that decides the backend: a shipped model's name
-(``crnn_ocr.pretrained``), an ``.onnx`` export or a ``.pt`` checkpoint; ``load_pretrained`` is
-its shorthand for the shipped models. This module imports torch only when a torch backend is
+(``crnn_ocr.pretrained``), an ``.onnx`` export, a PaddleOCR recognizer's ``.onnx`` file
+(``crnn_ocr.ppocr``) or a ``.pt`` checkpoint; ``load_pretrained`` is its shorthand for the
+shipped models. This module imports torch only when a torch backend is
 built, so the ONNX path stays torch-free. Domain extras take a recognizer's output (speech word
 times: ``crnn_ocr.speech.transcribe``). A recognizer holds no mutable state while reading: it is
 safe to share between threads.
@@ -42,7 +43,7 @@ class Backend(Protocol):
 
     A ``maskable`` backend's model masks the batch padding, so an input reads as it reads alone
     whatever else is in its batch; one that cannot (torchvision trunks, ONNX files exported before
-    the ``widths`` input) is only given batches of equal width. ``uses_torch``: whether torch is
+    the ``widths`` input, PaddleOCR recognizers) is only given batches of equal width. ``uses_torch``: whether torch is
     loaded anyway (a front-end may then compute with it; False keeps a deployment torch-free).
     """
 
@@ -132,12 +133,18 @@ class Recognizer:
     def log_probs(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Prepared inputs -> (log-probs (N, T, K), lengths (N,) int64) for the decoder.
 
-        The inputs are right-padded to the widest (repeating the last column) and run as one
-        batch; the model is told each input's width, so the padding changes none of its frames.
+        The inputs are right-padded to the widest (``Frontend.to_batch``) and run as one batch; a
+        ``maskable`` model is told each input's width, so the padding changes none of its frames,
+        and an input's frames are those of its width. A model that cannot mask reads each row
+        whole, so every frame of the row is the input's: ``read_prepared`` gives it inputs of one
+        width, and the only padding is the front-end's own (PaddleOCR pads to 320 columns and
+        decodes every frame).
         """
         batch = self.frontend.to_batch(inputs)  # (N, C, H, W)
         widths = np.array([int(im.shape[1]) for im in inputs], dtype=np.int64)  # (N,)
         log_probs = self.backend.log_probs(batch, widths)  # (N, T, K)
+        if not self.backend.maskable:
+            return log_probs, np.full(len(inputs), log_probs.shape[1], dtype=np.int64)
         lengths = np.array([self.output_length(int(w)) for w in widths], dtype=np.int64)
         return log_probs, np.minimum(lengths, log_probs.shape[1])
 
@@ -238,24 +245,30 @@ class Recognizer:
         scale = original_width / prepared_width
         x0 = span[0] * prepared_width / t * scale
         x1 = span[1] * prepared_width / t * scale
-        return int(round(x0)), int(round(min(x1, original_width)))
+        return int(round(min(x0, original_width))), int(round(min(x1, original_width)))  # frames of a front-end's padding: at the edge
 
 
 
 
 # ------------------------------------------------------------------------------------ loading
-def resolve_model(source: str | os.PathLike, backend: str = "auto", *, torch_options: bool = False) -> tuple[str, str]:
+def resolve_model(source: str | os.PathLike, backend: str = "auto", *, torch_options: bool = False,
+                  foreign: bool = False) -> tuple[str, str]:
     """(model file, backend) for ``load_recognizer``'s ``source``: the one backend decision.
 
     ``source``: a file, or the name of a shipped model (``crnn_ocr.pretrained.MODELS``; a file of
     that name wins). ``backend`` "auto": onnx for a ``.onnx`` file, else torch; for a shipped
     model its ONNX export when one ships, onnxruntime is installed and no torch-only option
     (``torch_options``: a device, precision or layout) is asked for. "onnx" with a shipped name
-    needs its export.
+    needs its export. A ``foreign`` model (a preset or an alphabet given: PP-OCR) is an ONNX file.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
     path = os.fspath(source)
+    if foreign:
+        if backend == "torch" or torch_options:
+            raise ValueError(f"{path}: a foreign model (--preset, --alphabet) runs on the onnx backend; "
+                             "device, precision and channels_last apply to torch")
+        return path, "onnx"
     if path in MODELS and not os.path.exists(path):
         shipped = MODELS[path]
         path = os.fspath(pretrained_path(path))
@@ -281,19 +294,26 @@ def load_recognizer(
     precision: str = "fp32",
     channels_last: bool | None = None,
     expected_kind: str | None = None,
+    preset: str | None = None,
+    alphabet: str | os.PathLike | Sequence[str] | None = None,
     **decoder_options: Any,
 ) -> Recognizer:
-    """A recognizer for a checkpoint (``.pt``, PyTorch), an export (``.onnx``, onnxruntime) or a
-    shipped model's name ("english", "spoken_digits", "score"): see ``resolve_model``.
+    """A recognizer for a checkpoint (``.pt``, PyTorch), an export (``.onnx``, onnxruntime), a
+    PaddleOCR recognizer (``.onnx``: ``crnn_ocr.ppocr``) or a shipped model's name ("english",
+    "spoken_digits", "score"): see ``resolve_model``.
 
     ``threads`` sets onnxruntime's intra-op threads (PyTorch's are process-wide:
     ``torch.set_num_threads``). ``device``, ``precision`` and ``channels_last`` apply to PyTorch;
     an int8 ONNX model is chosen at export time. ``expected_kind``: refuse a model of another kind.
-    ``decoder_options`` go to ``CTCDecoder`` (``beam_width``, ``lexicon``, ``lm``, ...), as the
-    front-end adjusts them (``Frontend.decoder_options``: speech decodes word sequences).
+    ``preset`` ("ppocr") reads an ONNX file as that family even if it is not recognized as one;
+    ``alphabet``: a foreign model's characters (a PaddleOCR dict file, one a line, or a list)
+    when its file lacks them. ``decoder_options`` go to ``CTCDecoder`` (``beam_width``,
+    ``lexicon``, ``lm``, ...), as the front-end adjusts them (``Frontend.decoder_options``:
+    speech decodes word sequences).
     """
     torch_options = device not in (None, "cpu") or precision != "fp32" or channels_last is not None
-    path, backend = resolve_model(source, backend, torch_options=torch_options)
+    path, backend = resolve_model(source, backend, torch_options=torch_options,
+                                  foreign=preset is not None or alphabet is not None)
     if backend == "onnx":
         from crnn_ocr.onnx_backend import load_onnx
 
@@ -301,13 +321,14 @@ def load_recognizer(
             raise ValueError(f"the onnx backend runs on the CPU here, got device {device!r}")
         if precision != "fp32" or channels_last is not None:
             raise ValueError("precision and channels_last apply to the torch backend; export with --int8 for a quantized model")
-        model, alphabet, frontend, kind = load_onnx(path, threads=threads, expected_kind=expected_kind)
+        model, symbols, frontend, kind = load_onnx(path, threads=threads, expected_kind=expected_kind, preset=preset,
+                                                   alphabet=alphabet)
     else:
         from crnn_ocr.torch_backend import TorchBackend, load_model
 
-        net, alphabet, frontend, kind = load_model(path, expected_kind=expected_kind)
+        net, symbols, frontend, kind = load_model(path, expected_kind=expected_kind)
         model = TorchBackend(net, device=device, precision=precision, channels_last=channels_last)
-    decoder = CTCDecoder(alphabet, **frontend.decoder_options(alphabet, **decoder_options))
+    decoder = CTCDecoder(symbols, **frontend.decoder_options(symbols, **decoder_options))
     return Recognizer(model, frontend, decoder, kind=kind)
 
 

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import (
+    AUTO_PRUNE_LOG_PROB,
+    PRUNE_CLASSES,
     CTCDecoder,
     DecodeResult,
     batch_ctc_log_likelihood,
@@ -27,7 +29,7 @@ from crnn_ocr.decoding import (
     log_softmax,
     viterbi_align,
 )
-from crnn_ocr.decoding.ctc import _prefix_beam_search
+from crnn_ocr.decoding.ctc import _beam, _prefix_beam_search
 
 ROOT = Path(__file__).resolve().parents[1]
 ALNUM = Alphabet.preset("alphanumeric")
@@ -270,6 +272,19 @@ def test_class_pruning_is_exact_on_peaky_input_and_documented_inexact():
     # On flat input, pruning every class changes nothing but new prefixes: beam keeps ""
     flat = np.log(np.full((4, 3), 1 / 3))
     assert beam_search(flat, Alphabet("ab"), 8, prune_log_prob=-0.5).text == ""
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruned_search_runs_on_the_classes_that_reach_the_threshold(seed):
+    """A class below the threshold at every frame can never enter a prefix: searching the others
+    only (what large alphabets get) finds what the pruned search over every class finds."""
+    lp = random_log_probs(seed, T=12, C=200, sharpness=4.0)
+    for prune in (-2.0, -6.0):
+        assert (lp >= prune).any(axis=0).sum() < 200
+        for beam in (1, 3, 8):
+            assert _beam(lp, beam, prune) == _prefix_beam_search(lp, beam, prune)
+    assert CTCDecoder(Alphabet.preset("printable")).prune_log_prob is None  # small alphabets: exact by default
+    assert CTCDecoder(Alphabet([chr(0x4E00 + i) for i in range(PRUNE_CLASSES)])).prune_log_prob == AUTO_PRUNE_LOG_PROB
 
 
 # ---------------------------------------------------------------------------------- torch

@@ -213,8 +213,10 @@ def test_onnx_errors_name_the_file(tmp_path, exported):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(plain), dynamo=False)
+    with pytest.raises(OnnxModelError, match="plain.onnx: not a CTC recognizer: its input .* has rank 2"):
+        load_recognizer(plain, backend="onnx")  # neither a crnn_ocr export nor a PP-OCR recognizer (tests/test_ppocr.py)
     with pytest.raises(OnnxModelError, match="plain.onnx: no 'crnn_ocr' metadata"):
-        load_recognizer(plain, backend="onnx")
+        read_onnx_metadata(plain)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="junk.onnx: not a loadable ONNX model"):

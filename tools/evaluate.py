@@ -3,6 +3,7 @@
 
     python tools/evaluate.py --checkpoint best.pt --data lmdb/val
     python tools/evaluate.py --checkpoint best.pt --labels gt.txt --root images/ --lexicon words.txt
+    python tools/evaluate.py --checkpoint PP-OCRv6_rec_small.onnx --labels gt.txt --beam 10   # a PaddleOCR recognizer
 
 Exit status: 0 every sample read; 1 some images could not be decoded (skipped, counted and the
 first few named in the summary; the metrics cover the rest); 2 bad arguments or files.
@@ -10,12 +11,15 @@ first few named in the summary; the metrics cover the rest); 2 bad arguments or 
 
 from __future__ import annotations
 
-from crnn_ocr.cli import ArgumentParser, UsageError, model_files, run_cli
+from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, model_files, run_cli
 
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt) or an exported .onnx model (default: the shipped English model)")
+    p.add_argument("--checkpoint", help="a crnn_ocr checkpoint (.pt), an exported .onnx model or a PaddleOCR recognition "
+                   ".onnx file (default: the shipped English model)")
+    p.add_argument("--preset", choices=["ppocr"], help="read --checkpoint as a PaddleOCR (PP-OCR) recognizer")
+    p.add_argument("--alphabet", help="a foreign model's characters, one a line (PaddleOCR's dict file), when its file lacks them")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="an LMDB in the standard layout")
     src.add_argument("--labels", help="a path<TAB>label file")
@@ -29,6 +33,8 @@ def parse_args(argv: list[str] | None):
     args = p.parse_args(argv)
     if args.beam < 1:
         p.error(f"--beam must be at least 1, got {args.beam}")
+    if (args.preset or args.alphabet) and not args.checkpoint:
+        p.error("--preset and --alphabet describe a foreign model: give its file with --checkpoint")
     return args
 
 
@@ -47,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         samples = ((str(path), path, label) for path, label in read_label_file(args.labels, args.root))
     if args.limit:
         samples = itertools.islice(samples, args.limit)
-    rec = load_recognizer(args.checkpoint, device=args.device, beam_width=args.beam, lexicon=args.lexicon)
+    if args.alphabet:
+        existing_file(args.alphabet, "alphabet")
+    rec = load_recognizer(args.checkpoint, device=args.device, preset=args.preset, alphabet=args.alphabet,
+                          beam_width=args.beam, lexicon=args.lexicon)
     if rec.kind not in ("text", "score"):
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
     result = evaluate(rec, samples, batch_size=args.batch_size)

@@ -7,6 +7,7 @@
     python tools/export.py --checkpoint best.pt --format torchscript     # -> best.ts
     python tools/export.py --checkpoint best.pt --format pt              # -> best.infer.pt (no optimizer state)
     python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
+    python tools/export.py --checkpoint PP-OCRv6_rec_small.onnx --int8   # a PaddleOCR recognizer, int8 MatMuls
 
 The alphabet, kind and front-end settings travel inside the file (ONNX metadata ``crnn_ocr``);
 the work is ``crnn_ocr.deploy.export``'s.
@@ -21,7 +22,8 @@ from crnn_ocr.cli import ArgumentParser, existing_file, expand_inputs, run_cli
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt): text, score or speech")
+    p.add_argument("--checkpoint", required=True, help="a crnn_ocr checkpoint (.pt): text, score or speech; or a "
+                   "PaddleOCR recognition .onnx file, with --int8 only")
     p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx, .int8.onnx, .ts or .infer.pt)")
     p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt"],
                    help="pt: the checkpoint without optimizer/scheduler state, for shipping")

@@ -8,6 +8,8 @@
 
     python tools/infer.py --audio clip.wav 'clips/*.flac' --checkpoint speech.pt [--lexicon digits.txt]
 
+    python tools/infer.py --image crops/ --checkpoint PP-OCRv6_rec_small.onnx --beam 10   # a PaddleOCR recognizer
+
 Prints one line per image: path, text, confidence (tab-separated), or JSON lines with --json.
 With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
 and end in seconds, ``word@0.32-0.71`` (tab-separated).
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--model", choices=sorted(MODELS), help="a model that ships with crnn_ocr, by name "
                    "(crnn_ocr/pretrained.py); without this or --checkpoint: the input's (english for --image, "
                    "score with --musicxml/--midi, spoken_digits for --audio)")
+    p.add_argument("--preset", choices=["ppocr"], help="read --checkpoint as a PaddleOCR (PP-OCR) recognition ONNX file "
+                   "(found without it when the file has no crnn_ocr metadata)")
+    p.add_argument("--alphabet", help="a foreign model's characters, one a line (PaddleOCR's dict file), when its file lacks them")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file (and for a shipped model with an ONNX export), else torch")
     p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
@@ -68,7 +73,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     return InferConfig(
         sources=a.image or a.audio, media="image" if a.image else "audio", checkpoint=a.checkpoint, model=a.model,
-        backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
+        preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
     )

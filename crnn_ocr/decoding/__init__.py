@@ -20,13 +20,15 @@ from crnn_ocr.decoding.ctc import (
     log_softmax,
     viterbi_align,
 )
-from crnn_ocr.decoding.decoder import SCORE_ALL_LIMIT, CTCDecoder
+from crnn_ocr.decoding.decoder import AUTO_PRUNE_LOG_PROB, PRUNE_CLASSES, SCORE_ALL_LIMIT, CTCDecoder
 from crnn_ocr.decoding.fusion import CombinedScorer, HotwordScorer, LexiconTrieScorer, LMScorer
 from crnn_ocr.decoding.lexicon import Lexicon
 from crnn_ocr.decoding.lm import CharNgramLM, KenLMAdapter, LanguageModel
 from crnn_ocr.decoding.result import DecodeResult
 
 __all__ = [
+    "AUTO_PRUNE_LOG_PROB",
+    "PRUNE_CLASSES",
     "SCORE_ALL_LIMIT",
     "CTCDecoder",
     "CharNgramLM",

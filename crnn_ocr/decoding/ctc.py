@@ -221,6 +221,9 @@ def _trellis(
         A (S, W, T) forward or Viterbi log-scores, G (S, W, T) the per-entry terms ``m - E``
         (Viterbi only, for the backtrace), and the ``_clamp`` cut.
     """
+    used = np.unique(ext)  # (U,) the classes of these labellings and the blank
+    if 4 * used.size < lp.shape[1]:  # a large alphabet: the sums over time of the used classes only
+        lp, ext = lp[:, used], np.searchsorted(used, ext)
     lpc, cut = _clamp(lp)
     T, C = lpc.shape
     W, S = ext.shape
@@ -651,6 +654,50 @@ def _prefix_beam_search(
     return tuple(reversed(ids)), float(st[2, best])
 
 
+class _ColumnScorer:
+    """A ``PrefixScorer`` seen through a subset of the classes: column ``j`` is class ``keep[j]``."""
+
+    def __init__(self, scorer: PrefixScorer, keep: np.ndarray) -> None:
+        self.scorer, self.keep = scorer, keep
+
+    def initial(self) -> Hashable:
+        return self.scorer.initial()
+
+    def bonus(self, state: Hashable) -> np.ndarray:
+        out: np.ndarray = self.scorer.bonus(state)[self.keep]
+        return out
+
+    def advance(self, state: Hashable, cls: int) -> Hashable:
+        return self.scorer.advance(state, int(self.keep[cls]))
+
+    def final(self, state: Hashable) -> float:
+        return self.scorer.final(state)
+
+
+def _beam(
+    lp: np.ndarray,
+    beam_width: int,
+    prune_log_prob: float | None = None,
+    scorer: PrefixScorer | None = None,
+) -> tuple[tuple[int, ...], float] | None:
+    """``_prefix_beam_search``, on fewer classes when pruning: a class below ``prune_log_prob`` at
+    every frame can never enter a prefix, so the search runs on the blank and the other classes
+    only (the same result up to ties, and with 18,710 classes ~100x less work per frame)."""
+    if prune_log_prob is None:
+        return _prefix_beam_search(lp, beam_width, None, scorer)
+    keep = np.flatnonzero((lp >= prune_log_prob).any(axis=0))  # (K',) sorted
+    if keep.size and keep[0] != BLANK:
+        keep = np.concatenate(([BLANK], keep))
+    elif not keep.size:
+        keep = np.array([BLANK])
+    if keep.size == lp.shape[1]:
+        return _prefix_beam_search(lp, beam_width, prune_log_prob, scorer)
+    found = _prefix_beam_search(lp[:, keep], beam_width, prune_log_prob, None if scorer is None else _ColumnScorer(scorer, keep))
+    if found is None:
+        return None
+    return tuple(int(keep[i]) for i in found[0]), found[1]
+
+
 def beam_search(
     log_probs: np.ndarray,
     alphabet: Alphabet,
@@ -674,7 +721,7 @@ def beam_search(
     greedy = _greedy(lp)
     if beam_width == 1 and scorer is None:
         return DecodeResult.make(alphabet.decode(greedy[0]), greedy[0], greedy[2], greedy[1])
-    found = _prefix_beam_search(lp, int(beam_width), prune_log_prob, scorer)
+    found = _beam(lp, int(beam_width), prune_log_prob, scorer)
     if found is None:
         return DecodeResult.make("", (), NEG_INF, ())
     return _result(lp, found[0], alphabet, greedy)

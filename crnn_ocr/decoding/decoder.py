@@ -12,8 +12,8 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding.ctc import (
     NEG_INF,
     PrefixScorer,
+    _beam,
     _greedy,
-    _prefix_beam_search,
     _result,
     check_log_probs,
 )
@@ -22,10 +22,14 @@ from crnn_ocr.decoding.lexicon import Lexicon
 from crnn_ocr.decoding.lm import CharNgramLM, KenLMAdapter, LanguageModel
 from crnn_ocr.decoding.result import DecodeResult
 
-__all__ = ["CTCDecoder", "SCORE_ALL_LIMIT"]
+__all__ = ["AUTO_PRUNE_LOG_PROB", "PRUNE_CLASSES", "SCORE_ALL_LIMIT", "CTCDecoder"]
 
 SCORE_ALL_LIMIT = 1000
 """``lexicon_mode="auto"`` scores every word up to this many words, else uses candidates."""
+PRUNE_CLASSES = 1000
+"""``prune_log_prob="auto"``: beam search is exact up to this many classes, pruned above it."""
+AUTO_PRUNE_LOG_PROB = -10.0
+"""``prune_log_prob="auto"`` for alphabets of more than ``PRUNE_CLASSES`` classes (PP-OCR's 18,710)."""
 
 _LEXICON_MODES = ("auto", "score", "candidates", "trie")
 _NEAREST = 32  # candidates taken when none is within max_edit_distance
@@ -56,7 +60,9 @@ class CTCDecoder:
         hotwords, hotword_weight: words to boost (see ``HotwordScorer``), bonus in natural-log
             units for a whole hotword.
         prune_log_prob: in beam search, skip classes below this log-prob when growing prefixes
-            (faster on flat outputs, not exact; ``None``: exact).
+            (faster, not exact; ``None``: exact). ``"auto"``: exact for alphabets of up to
+            ``PRUNE_CLASSES`` classes, ``AUTO_PRUNE_LOG_PROB`` above (the search then runs on
+            the classes that reach it at some frame; BENCHMARKS.md measures what it changes).
         logits: inputs are raw scores; ``log_softmax`` is applied.
 
     LM, hotword and ``beta`` bonuses rank hypotheses (and lexicon words); ``DecodeResult.score``
@@ -77,7 +83,7 @@ class CTCDecoder:
         beta: float = 0.0,
         hotwords: Sequence[str] | None = None,
         hotword_weight: float = 5.0,
-        prune_log_prob: float | None = None,
+        prune_log_prob: float | str | None = "auto",
         logits: bool = False,
     ) -> None:
         if not isinstance(alphabet, (Alphabet, str, os.PathLike)):
@@ -92,8 +98,10 @@ class CTCDecoder:
         for name, v in (("alpha", alpha), ("beta", beta), ("hotword_weight", hotword_weight)):
             if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if prune_log_prob == "auto":
+            prune_log_prob = AUTO_PRUNE_LOG_PROB if self.alphabet.num_classes > PRUNE_CLASSES else None
         if prune_log_prob is not None and (not isinstance(prune_log_prob, (int, float, np.floating)) or not prune_log_prob <= 0):
-            raise ValueError(f"prune_log_prob must be None or a log-probability <= 0, got {prune_log_prob!r}")
+            raise ValueError(f"prune_log_prob must be None, 'auto' or a log-probability <= 0, got {prune_log_prob!r}")
         self.beam_width = int(beam_width)
         self.max_edit_distance = int(max_edit_distance)
         self.alpha, self.beta = float(alpha), float(beta)
@@ -191,7 +199,7 @@ class CTCDecoder:
             if mode is None:
                 return DecodeResult.make(self.alphabet.decode(ids), ids, greedy[2], greedy[1])
         else:
-            found = _prefix_beam_search(lp, self.beam_width, self.prune_log_prob, self.scorer)
+            found = _beam(lp, self.beam_width, self.prune_log_prob, self.scorer)
             if found is None:  # trie mode: no complete word in the beam
                 return self._best_word(lp, None, greedy)
             ids = found[0]

@@ -4,6 +4,7 @@
     export_onnx("best.pt", "best.int8.onnx", int8=True) # + int8 LSTM/linear weights (dynamic)
     export_onnx("best.pt", "best.int8.onnx", int8=True, calibration=word_images)  # + static int8 convs
     export_torchscript("best.pt", "best.ts")
+    quantize_foreign("PP-OCRv6_rec_small.onnx", "PP-OCRv6_rec_small.int8.onnx")  # a PP-OCR recognizer
 
 The ONNX graph maps ``images`` float32 (N, C, H, W) in [-1, 1] (batch and width dynamic) and
 ``widths`` int64 (N,), each image's true width in the right-padded batch, to ``logits`` float32
@@ -228,6 +229,19 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: l
         root.setLevel(level)
 
 
+def quantize_foreign(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Dynamic int8 weights for the MatMul/Gemm of a foreign recognizer's ONNX file (a PP-OCR
+    one: ``crnn_ocr.ppocr``), its metadata (the character list) kept. Its convolutions stay
+    fp32; BENCHMARKS.md measures what it costs in accuracy. The result is checked to load."""
+    from crnn_ocr.onnx_backend import load_onnx
+
+    load_onnx(src, threads=1)  # a readable CTC recognizer (one line naming what is missing, if not)
+    with _quiet_native_warnings("Please consider to run pre-processing"):
+        quantize_int8(src, dst)
+    load_onnx(dst, threads=1)
+    return Path(dst)
+
+
 def check_onnx(model: CRNN, path: str | os.PathLike, *, tolerance: float = 1e-4, widths: tuple[int, ...] = (37, 160)) -> float:
     """Max |logit difference| between ``model`` and the ONNX file on random inputs of ``widths``
     (batch 2: one full width, one narrower, compared on its own frames); ValueError if above
@@ -305,6 +319,10 @@ def default_output(checkpoint: str | os.PathLike, format: str = "onnx", int8: bo
 def export(config: ExportConfig) -> Path:
     """Run one export described by ``config`` (``tools/export.py``)."""
     out = config.out or default_output(config.checkpoint, config.format, config.int8)
+    if os.fspath(config.checkpoint).lower().endswith(".onnx"):
+        if config.format != "onnx" or not config.int8 or config.calibration:
+            raise ValueError(f"{config.checkpoint}: an ONNX model can only be quantized here: --int8, without --calibration or --format")
+        return quantize_foreign(config.checkpoint, out)
     if config.format in ("torchscript", "pt") and config.int8:
         raise ValueError("--int8 applies to ONNX exports")
     if config.format == "torchscript":
