@@ -223,3 +223,25 @@ def test_an_onnx_classifier_reads_without_torch(runs, tmp_path):
     assert out.returncode == 0, out.stderr
     label, torch_loaded = out.stdout.split()
     assert label in TONES and torch_loaded == "False"
+
+
+def test_bench_puts_the_model_beside_the_mfcc_baseline(runs):
+    import importlib.util
+
+    from conftest import load_script
+
+    bench = load_script("bench_classify", ROOT / "bench" / "bench_classify.py")
+    d = bench.dct_matrix(13, 40)
+    assert np.allclose(d @ d.T, np.eye(13))  # orthonormal rows
+    assert bench.mfcc_stats((runs / "a.wav").read_bytes(), SR).shape == (52,)
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_classify.py"), "--train", runs / "single", "--test", runs / "single",
+                        "--classes", runs / "classes.txt", "--checkpoint", runs / "clf" / "best.pt"],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split(" | ") for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[0] for row in rows] == ["| method", "| MFCC stats + logistic regression", "| best.pt"]
+    assert 0 <= float(rows[2][1]) <= 1
+    if importlib.util.find_spec("sklearn") is None:  # a bench-only dependency: the baseline says so
+        assert rows[1][1:] == ["-", 'skipped: needs scikit-learn (pip install -e ".[bench]") |']
+    else:
+        assert 0 <= float(rows[1][1]) <= 1
