@@ -15,6 +15,7 @@ probabilities do not depend on its batch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -274,10 +275,19 @@ def load_onnx_classifier(path: str, threads: int | None = None) -> Classifier:
 
 def load_classifier(source: str | os.PathLike, *, backend: str = "auto", device: str | None = None,
                     threads: int | None = None) -> Classifier:
-    """A classifier or tagger from a checkpoint (.pt, PyTorch) or an export (.onnx, onnxruntime;
-    ``backend`` "auto" decides by the suffix). ``ValueError`` (one line) for a missing file or a
-    model that is not a classifier."""
+    """A classifier or tagger from a checkpoint (.pt, PyTorch), an export (.onnx, onnxruntime;
+    ``backend`` "auto" decides by the suffix) or a shipped model's name (``crnn_ocr.pretrained``;
+    its export when one ships and onnxruntime is installed). ``ValueError`` (one line) for a
+    missing file or a model that is not a classifier."""
+    from crnn_ocr.pretrained import MODELS, pretrained_path
+
     path = os.fspath(source)
+    if path in MODELS and not os.path.exists(path):  # a shipped model's name
+        shipped = MODELS[path]
+        onnx = shipped.onnx_path
+        use_onnx = backend == "onnx" or (backend == "auto" and device is None and onnx is not None and onnx.is_file()
+                                          and importlib.util.find_spec("onnxruntime") is not None)
+        path = os.fspath(onnx if use_onnx and onnx is not None else pretrained_path(path))
     if not os.path.isfile(path):
         raise ValueError(f"{path}: {'is a directory, expected a model file' if os.path.isdir(path) else 'model not found'}")
     if backend not in ("auto", "torch", "onnx"):

@@ -10,7 +10,8 @@ from typing import Any
 
 COLUMNS = ["step", "epoch", "lr", "loss", "train_acc", "images_per_s", "val_loss", "val_acc", "val_cer"]
 """A CTC run's columns; another task names its own validation columns (``Task.log_columns``)."""
-LABELS = {"val_acc": "word accuracy", "val_cer": "CER"}  # curves.png legend of CTC's validation columns
+CTC_LABELS = {"val_acc": "word accuracy", "val_cer": "CER"}  # curves.png legend of CTC's validation columns
+LABELS = {"val_acc": "accuracy", "val_map": "mAP", "val_auc": "AUC", "val_dprime": "d-prime"}  # other tasks' (else the name)
 
 
 class CsvLog:
@@ -59,12 +60,13 @@ def plot_curves(log_csv: Path, png: Path) -> None:
     vl = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
     if vl:
         ax1.plot(*zip(*vl), "o-", label="val loss")
-    ax1.set_xlabel("step"), ax1.set_yscale("log"), ax1.set_title("CTC loss" if "val_cer" in scores else "loss")
+    ctc = "val_cer" in scores
+    ax1.set_xlabel("step"), ax1.set_yscale("log"), ax1.set_title("CTC loss" if ctc else "loss")
     top = 1.0
     for column, marker in zip(scores, "osd^v"):
         points = [(int(r["step"]), float(r[column])) for r in rows if r[column] and math.isfinite(float(r[column]))]
         if points:
-            ax2.plot(*zip(*points), f"{marker}-", label=LABELS.get(column, column[4:]))
+            ax2.plot(*zip(*points), f"{marker}-", label=(CTC_LABELS if ctc else LABELS).get(column, column[4:]))
             top = max(top, *(v for _, v in points))
     ax2.set_xlabel("step"), ax2.set_ylim(0, top), ax2.set_title("validation")
     for ax in (ax1, ax2):
