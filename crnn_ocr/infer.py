@@ -140,6 +140,10 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     if any(ctc_only.values()):
         raise UsageError(f"{', '.join(k for k, v in ctc_only.items() if v)}: apply to CTC models; {source} is a classifier")
     clf = load_classifier(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads)
+    if cfg.threads and clf.backend.uses_torch:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     if clf.frontend.media.name != media:
         raise UsageError(f"{source}: is a {clf.kind} model of {clf.frontend.media.name}, it cannot read {'images' if media == 'image' else 'audio'} "
                          f"(give --{clf.frontend.media.name} files)")

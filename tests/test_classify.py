@@ -264,3 +264,35 @@ def test_a_classifier_run_starts_from_a_ctc_models_trunk(tmp_path):
                     "rnn.1.linear.bias, pool.score.weight, pool.score.bias, head.1.weight, head.1.bias")  # trunk and BiLSTMs kept
     with pytest.raises(ValueError, match="--kind classify: give --alphabet, the class list file"):
         resolve_start(TrainConfig(data=["x"], kind="classify", max_steps=1))
+
+
+def test_the_task_table_finds_each_kinds_task_without_importing_the_wing_statically():
+    import subprocess
+    import sys
+
+    from crnn_ocr.tasks import WrongTask, check_ctc_model, get_task, kind_info, task_for_kind, task_of_kind
+
+    assert [task_of_kind(k) for k in ("text", "score", "speech", "classify", "tag", None, "future")] == \
+        ["ctc", "ctc", "ctc", "classify", "tag", "ctc", "ctc"]
+    assert kind_info("tag").frontend == "audio" and kind_info("text").frontend == "image"
+    assert task_for_kind("tag").best_name == "val mAP" and get_task("ctc").best_name == "val word accuracy"
+    check_ctc_model("speech", "m.pt")
+    with pytest.raises(WrongTask, match="m.pt: is a tag model") as e:
+        check_ctc_model("tag", "m.pt")
+    assert (e.value.kind, e.value.task) == ("tag", "tag")
+    with pytest.raises(ValueError, match="unknown kind 'poem'"):
+        kind_info("poem")
+    code = "import sys, crnn_ocr.tasks; print(sorted(m for m in ('torch', 'numpy', 'crnn_ocr.classify') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stderr  # the table is plain data: readers without torch use it
+
+
+def test_sampler_weights_are_one_per_sample_and_exclude_ratios():
+    from crnn_ocr.data import BucketBatchSampler
+
+    with pytest.raises(ValueError, match="weights: one non-negative number per sample"):
+        BucketBatchSampler([10, 20], 1, weights=[1.0])
+    with pytest.raises(ValueError, match="and no ratios"):
+        BucketBatchSampler([10, 20], 1, weights=[1.0, 1.0], group_sizes=[1, 1], ratios=[0.5, 0.5])
+    drawn = [i for batch in BucketBatchSampler([10, 20, 30], 1, num_samples=50, weights=[0, 1, 0]) for i in batch]
+    assert drawn == [1] * 50

@@ -79,14 +79,13 @@ class ClassifierTask:
         if init is not None and task_of_kind(init.get("kind")) in ("classify", "tag"):
             base = ClassifierConfig.from_dict(init["model_config"])
             return replace(base, num_classes=labels.num_classes, pooling=config.pooling or base.pooling)
-        height = frontend.height if frontend is not None else config.height or DEFAULT_HEIGHT
+        height = frontend.height if frontend is not None else config.height
         if init is not None:  # a CTC model: its trunk
             ctc = ModelConfig.from_dict(init["model_config"])
-            return ClassifierConfig(num_classes=labels.num_classes, arch=ctc.arch, in_channels=ctc.in_channels,
-                                    height=frontend.height if frontend is not None else config.height or ctc.height,
+            return ClassifierConfig(num_classes=labels.num_classes, arch=ctc.arch, in_channels=ctc.in_channels, height=height or ctc.height,
                                     hidden_size=ctc.hidden_size, lstm_layers=ctc.lstm_layers, pooling=config.pooling)
         return ClassifierConfig(num_classes=labels.num_classes, arch=config.arch, in_channels=1 if frontend is not None else config.channels,
-                                height=height, hidden_size=config.hidden_size, pooling=config.pooling)
+                                height=height or DEFAULT_HEIGHT, hidden_size=config.hidden_size, pooling=config.pooling)
 
     # ------------------------------------------------------------------ data
     def dataset_options(self, spec) -> dict[str, Any]:
