@@ -5,11 +5,13 @@ A checkpoint is a plain dict saved with ``torch.save``. Everything but tensors i
 crafted to run code on unpickling is refused. It carries its own model config, alphabet and
 front-end settings, so a checkpoint path is all inference needs.
 
-Keys: ``format``, ``kind`` ("text", "score", "speech"), ``model_config`` (dict),
-``alphabet`` (dict), ``frontend`` (dict: ``crnn_ocr.frontend``; format 1 checkpoints hold
+Keys: ``format``, ``kind`` ("text", "score", "speech"; "classify", "tag": ``crnn_ocr.tasks``),
+``model_config`` (dict), ``alphabet`` (dict; a classifier's class list), ``frontend`` (dict:
+``crnn_ocr.frontend``; format 1 checkpoints hold
 ``preprocess`` instead, read the same by ``frontend.stored_frontend``), ``model`` (state dict)
 and, for training checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
-``batches_in_epoch``, ``rng``, ``train_config``, ``best_metric``.
+``batches_in_epoch``, ``rng``, ``train_config``, ``best_metric``; a tagger's ``thresholds``
+(one per class, chosen on validation).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import torch
 FORMAT = "crnn_ocr/2"  # 2: the front-end under "frontend" (1: "preprocess"; still read)
 READABLE_FORMATS = ("crnn_ocr/1", FORMAT)
 REQUIRED_KEYS = ("format", "model_config", "alphabet", "model")
-INFERENCE_KEYS = ("kind", "model_config", "alphabet", "frontend", "preprocess", "model", "step", "train_config", "best_metric")
+INFERENCE_KEYS = ("kind", "model_config", "alphabet", "frontend", "preprocess", "model", "step", "train_config", "best_metric",
+                  "thresholds")
 
 
 class CheckpointError(ValueError):

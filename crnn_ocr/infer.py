@@ -7,14 +7,19 @@ Images and audio take one path: the files of the media (``crnn_ocr.frontend.Medi
 decides the backend), ``Recognizer.read_files`` reads them in order, and each reading is printed:
 ``path<TAB>text<TAB>confidence`` (or a JSON object) for images, the transcript with word times
 for audio (``crnn_ocr.speech``). Score models can also write what they read as MusicXML/MIDI
-(``crnn_ocr.music``), image models draw their readings (``crnn_ocr.visualize``).
+(``crnn_ocr.music``), image models draw their readings (``crnn_ocr.visualize``). A classifier or
+tagger (``crnn_ocr.classify``; ``load_recognizer`` refuses it with ``WrongTask``) prints
+``path<TAB>label<TAB>probability`` (a tagger: its labels over their thresholds), every class's
+probability with ``json``, the ``top_k`` most probable classes with ``top_k``.
 
 This module sits beside ``tools/``, above the core and the wings: it imports the speech and
 music wings (lazily) to print their results; no other crnn_ocr module imports it.
 
 Exit status: 0 every file was read; 1 some files could not be read (each named on stderr in one
 line, every other file's line still printed) or a score reading is not valid music; 2 bad
-arguments or a missing model, file or extra (``UsageError``, one line; see ``crnn_ocr.cli``).
+arguments or a missing model, file or extra (``UsageError``, one line; see ``crnn_ocr.cli``), a
+model of the other media, or a clip shorter than a classifier's minimum (named in one line, every
+other file's line still printed).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from crnn_ocr.decoding import DecodeResult
 from crnn_ocr.extras import require
 from crnn_ocr.frontend import media_named
 from crnn_ocr.recognizer import Recognizer, load_recognizer
+from crnn_ocr.tasks import WrongTask
 from crnn_ocr.visualize import draw_readings, visualize_targets
 
 PROGRESS_MIN_FILES = 64  # progress "auto": a bar for this many files or more
@@ -63,6 +69,7 @@ class InferConfig:
     musicxml: str | None = None
     midi: str | None = None
     device: str | None = None
+    top_k: int | None = None  # classifiers: print the k most probable classes
 
 
 def infer(cfg: InferConfig) -> int:
@@ -80,9 +87,14 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError("--preset and --alphabet describe a foreign model: give its file with --checkpoint")
     if cfg.alphabet:
         existing_file(cfg.alphabet, "alphabet")
-    rec = load_recognizer(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads, precision=cfg.precision,
-                          preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam, lexicon=cfg.lexicon,
-                          lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance)
+    try:
+        rec = load_recognizer(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads, precision=cfg.precision,
+                              preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam, lexicon=cfg.lexicon,
+                              lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance)
+    except WrongTask:  # a classifier or tagger
+        return classify(cfg, media.name, paths, source)
+    if cfg.top_k:
+        raise UsageError(f"--top-k: {source} is a {rec.kind} model (CTC); it applies to classifiers")
     if rec.frontend.media.name != media.name:
         raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
     if scores and (rec.kind != "score" or len(paths) != 1):
@@ -123,6 +135,41 @@ def _line_writer(rec: Recognizer, as_json: bool) -> Callable[[str, np.ndarray, D
             {"path": path, "text": res.text, "confidence": round(res.confidence, 6), "score": round(res.score, 6),
              "token_ids": list(res.token_ids), "spans": [list(s) for s in res.spans]}, ensure_ascii=False)
     return lambda path, _, res: f"{path}\t{res.text}\t{res.confidence:.4f}"
+
+
+def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int:
+    """Classify or tag every file with a classifier (``crnn_ocr.classify``): one line per file."""
+    from crnn_ocr.classify.reading import ClipTooShort, load_classifier, result_json, result_line
+
+    ctc_only = {"--lexicon": cfg.lexicon, "--beam": cfg.beam != 1, "--visualize": cfg.visualize, "--musicxml": cfg.musicxml,
+                "--midi": cfg.midi, "--precision": cfg.precision != "fp32"}
+    if any(ctc_only.values()):
+        raise UsageError(f"{', '.join(k for k, v in ctc_only.items() if v)}: apply to CTC models; {source} is a classifier")
+    clf = load_classifier(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads)
+    if cfg.threads and clf.backend.uses_torch:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    if clf.frontend.media.name != media:
+        raise UsageError(f"{source}: is a {clf.kind} model of {clf.frontend.media.name}, it cannot read {'images' if media == 'image' else 'audio'} "
+                         f"(give --{clf.frontend.media.name} files)")
+    write = result_json if cfg.json else result_line
+    failed, too_short = FailedFiles(), []
+
+    def on_error(path: str, error: ValueError) -> None:
+        if isinstance(error, ClipTooShort):  # a usage error, not a bad file: exit 2
+            too_short.append(path)
+            sys.stderr.write(f"infer.py: error: {error}\n")
+        else:
+            failed(path, str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+
+    with Progress(len(paths), media, cfg.progress, failed) as progress:
+        for path, result in clf.classify_files(paths, batch_size=cfg.batch_size, workers=cfg.workers, on_error=on_error):
+            sys.stdout.write(write(path, result, cfg.top_k, multilabel=clf.multilabel) + "\n")
+            progress.update()
+    if too_short:
+        return 2
+    return failed.finish(len(paths)) if failed.count else 0
 
 
 class FailedFiles:

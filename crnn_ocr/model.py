@@ -216,8 +216,9 @@ def _width_after(module: nn.Module, widths: Tensor) -> Tensor:
 def _is_maskable(trunk: nn.Module) -> bool:
     """Whether ``masked_trunk`` can run ``trunk`` exactly: a plain chain of convs, pools and per-element layers."""
     elementwise = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
+    averages_zeros = lambda m: isinstance(m, nn.AvgPool2d) and m.count_include_pad  # noqa: E731  (zero padding counts)
     return isinstance(trunk, nn.Sequential) and all(
-        isinstance(m, elementwise) or (isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and not getattr(m, "ceil_mode", False))
+        isinstance(m, elementwise) or ((isinstance(m, (nn.Conv2d, nn.MaxPool2d)) or averages_zeros(m)) and not getattr(m, "ceil_mode", False))
         for m in trunk
     )
 
@@ -227,13 +228,14 @@ def masked_trunk(trunk: nn.Sequential, x: Tensor, widths: Tensor) -> Tensor:
 
     Before every convolution the columns past each item's width are zeroed (what the
     convolution's own zero padding shows a lone image), before every max-pool they are -inf
-    (its padding), so the real columns' features equal those of the image run alone; BatchNorm
+    (its padding), before an average pool (counting its zero padding) zero again, so the real
+    columns' features equal those of the image run alone; BatchNorm
     in eval mode, ReLU and dropout act per element. (N, C_in, H, W), widths (N,) -> features
     (N, C, H', T), zero past each item's ``output_length(width)`` frames.
     """
     for module in trunk:
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-            x = _fill_past(x, widths, 0.0 if isinstance(module, nn.Conv2d) else float("-inf"))
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            x = _fill_past(x, widths, float("-inf") if isinstance(module, nn.MaxPool2d) else 0.0)
             widths = _width_after(module, widths)
         x = module(x)
     return _fill_past(x, widths, 0.0)
@@ -370,5 +372,8 @@ class CRNN(nn.Module):
 
 
 def build_model(config: ModelConfig) -> CRNN:
-    """The model for ``config`` (randomly initialized; nothing is downloaded)."""
+    """The model for ``config`` (randomly initialized; nothing is downloaded). The config of
+    another model family (a wing's classifier) builds its own model: ``config.build()``."""
+    if not isinstance(config, ModelConfig) and hasattr(config, "build"):
+        return config.build()
     return CRNN(config)

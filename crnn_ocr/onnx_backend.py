@@ -33,6 +33,7 @@ from crnn_ocr.decoding import log_softmax
 from crnn_ocr.extras import require
 from crnn_ocr.frontend import Frontend, stored_frontend
 from crnn_ocr.ppocr import PRESETS, inspect_ppocr
+from crnn_ocr.tasks import check_ctc_model
 
 METADATA_KEY = "crnn_ocr"
 ONNX_FORMAT = "crnn_ocr-onnx/2"  # 2: the front-end dict under "frontend" (1: "preprocess"; still read)
@@ -83,6 +84,7 @@ def _parse_metadata(props: dict[str, str], path: str | os.PathLike) -> dict[str,
     if METADATA_KEY not in props:
         raise OnnxModelError(f"{path}: no {METADATA_KEY!r} metadata: export it with tools/export.py")
     meta = json.loads(props[METADATA_KEY])
+    check_ctc_model(meta.get("kind"), path)  # a classifier's export: crnn_ocr.classify reads it
     if meta.get("format") not in READABLE_FORMATS:
         raise OnnxModelError(f"{path}: unsupported crnn_ocr ONNX format {meta.get('format')!r} (expected {ONNX_FORMAT!r})")
     return meta

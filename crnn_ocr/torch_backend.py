@@ -18,6 +18,7 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.checkpoint import CheckpointError, load_checkpoint
 from crnn_ocr.frontend import Frontend, stored_frontend
 from crnn_ocr.model import CRNN, ModelConfig, build_model, output_length
+from crnn_ocr.tasks import check_ctc_model
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -66,6 +67,7 @@ def load_model(path: str | os.PathLike, *, expected_kind: str | None = None) -> 
     """A checkpoint's CRNN (weights loaded, on CPU, eval mode), alphabet, front-end and kind."""
     state = load_checkpoint(path)
     kind = state.get("kind", "text")
+    check_ctc_model(kind, path)  # a classifier: crnn_ocr.classify reads it
     if expected_kind is not None and kind != expected_kind:
         raise CheckpointError(f"{path}: is a {kind} model, cannot read {expected_kind} input with it")
     config = ModelConfig.from_dict(state["model_config"])

@@ -7,19 +7,22 @@
     python tools/infer.py --image crops/ 'scans/*.jpg' --checkpoint best.pt --lexicon words.txt --json
 
     python tools/infer.py --audio clip.wav 'clips/*.flac' --checkpoint speech.pt [--lexicon digits.txt]
+    python tools/infer.py --audio clip.wav --checkpoint classifier.pt [--top-k 3] [--json]   # classify / tag
 
     python tools/infer.py --image crops/ --checkpoint PP-OCRv6_rec_small.onnx --beam 10   # a PaddleOCR recognizer
 
 Prints one line per image: path, text, confidence (tab-separated), or JSON lines with --json.
 With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
-and end in seconds, ``word@0.32-0.71`` (tab-separated).
+and end in seconds, ``word@0.32-0.71`` (tab-separated). A classifier: path, class, probability
+(a tagger: its tags and their probabilities, comma-separated); --json: every class's probability.
 Many files are decoded by worker threads and batched by width; a progress bar and the
 images/s go to stderr. An image wider than the model's maximum width (a text line) is read
 at full resolution in overlapping windows, as one reading.
 
 Exit status: 0 every file was read; 1 some files could not be read (each is named on stderr
 in one line, every other file's line is still printed); 2 bad arguments or a missing
-model, file or extra (one line on stderr, nothing read).
+model, file or extra, or a model of the other media (one line on stderr, nothing read); also 2
+for a clip shorter than a classifier's minimum (named in one line; the other files are still read).
 
 This script parses the arguments; ``crnn_ocr.infer.infer`` does the reading.
 """
@@ -64,10 +67,11 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--musicxml", help="score checkpoints: write what one staff image reads as MusicXML (needs music21)")
     p.add_argument("--midi", help="score checkpoints: write what one staff image reads as a MIDI file (needs music21)")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
+    p.add_argument("--top-k", type=int, help="classifiers: print the k most probable classes, each with its probability")
     a = p.parse_args(argv)
     if (a.image is None) == (a.audio is None):
         p.error("give --image or --audio (one of them)")
-    for name in ("beam", "batch_size", "threads", "workers"):
+    for name in ("beam", "batch_size", "threads", "workers", "top_k"):
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -76,6 +80,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
         preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
+        top_k=a.top_k,
     )
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""Train a CRNN with CTC on one or more LMDBs in the standard layout.
+"""Train a CRNN with CTC, or an audio classifier or tagger, on one or more LMDBs in the standard layout.
 
     python tools/train.py --data lmdb/ --val val_lmdb/ --alphabet alphanumeric --max-steps 20000
     torchrun --nproc_per_node=2 tools/train.py --data lmdb/ ...   # DistributedDataParallel
     python tools/train.py --data lmdb/ --max-steps 20000 --resume      # go on from runs/crnn/last.pt
     python tools/train.py --kind speech --data speech_lmdb/ --alphabet datasets/speech_chars.txt \
         --sample-rate 8000 --n-mels 64 --max-width 800 --max-steps 3000   # audio LMDBs -> log-mel "images"
+    python tools/train.py --kind classify --data clips/ --val clips_val/ --alphabet classes.txt --arch cnn10 \
+        --sample-rate 8000 --mixup 0.2 --balanced --max-steps 2000   # a class name per clip (tag: "a,b" tags per clip)
 
 Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodable image);
 2 bad input (one line on stderr); 128+N stopped by signal N (SIGINT, SIGTERM) after saving last.pt.
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import sys
 
-from crnn_ocr.cli import ArgumentParser, DefaultsHelpFormatter, run_cli  # noqa: E402
+from crnn_ocr.classify.config import CLASSIFIER_ARCHS, POOLINGS
+from crnn_ocr.cli import ArgumentParser, DefaultsHelpFormatter, run_cli
+from crnn_ocr.tasks import KINDS
 
 
 def parse_args(argv: list[str] | None):
@@ -26,12 +30,14 @@ def parse_args(argv: list[str] | None):
     data.add_argument("--data-ratios", nargs="+", type=float, help="share of each batch drawn from each --data LMDB (default: by size)")
     data.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s): word accuracy every --val-every steps picks best.pt")
     data.add_argument("--alphabet", help="preset (digits, alphanumeric: 36 case-folded symbols, alphanumeric_cased, printable) "
-                      "or a file, one symbol per line (default: the --init-from checkpoint's, else alphanumeric)")
+                      "or a file, one symbol per line (default: the --init-from checkpoint's, else alphanumeric); "
+                      "--kind classify/tag: the class list file, one class per line")
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
-    model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg"],
-                       help="trunk: crnn (the paper's, 8.3M parameters), crnn_compact (a quarter), torchvision resnet/mobilenetv3, dtrb_vgg")
+    model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", *CLASSIFIER_ARCHS],
+                       help="trunk: crnn (the paper's, 8.3M parameters), crnn_compact (a quarter), torchvision resnet/mobilenetv3, dtrb_vgg; "
+                       "classify/tag also: convrnn (GRU windows), convrnn_lstm, conv1d, cnn6/cnn10/cnn14 (PANNs)")
     model.add_argument("--height", type=int, help="image height in pixels (default 32, or the --init-from checkpoint's)")
     model.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
     model.add_argument("--max-width", type=int, default=400,
@@ -39,7 +45,11 @@ def parse_args(argv: list[str] | None):
     model.add_argument("--width-scale", type=float, help="stretch images horizontally by this after resizing to the height "
                        "(more output frames per glyph for narrow letters; default 1, or the --init-from checkpoint's when it is the same --kind)")
     model.add_argument("--hidden-size", type=int, help="LSTM units per direction (default: the arch's)")
-    model.add_argument("--kind", default="text", choices=["text", "score", "speech"], help="what the model reads (stored in the checkpoint)")
+    model.add_argument("--kind", default="text", choices=list(KINDS), help="what the model reads or says (stored in the checkpoint): "
+                       "text, score, speech (CTC); classify (one class per clip), tag (several)")
+    model.add_argument("--pooling", choices=POOLINGS, help="classify/tag: pooling over time (default: attention on CRNN trunks, else meanmax)")
+    model.add_argument("--mixup", type=float, default=0.0, help="classify/tag: mixup of log-mels and targets, Beta(a, a) (0: off)")
+    model.add_argument("--balanced", action="store_true", help="classify/tag: draw every class equally often")
     model.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
     model.add_argument("--n-mels", type=int, help="speech: log-mel bins, the model's input height (instead of --height; "
                        "default 64, or the --init-from speech checkpoint's)")
@@ -73,6 +83,8 @@ def parse_args(argv: list[str] | None):
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
+    if args.mixup < 0:
+        p.error(f"--mixup must be 0 (off) or a positive Beta parameter, got {args.mixup}")
     if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
         p.error(f"--width-scale must be between 0.25 and 4, got {args.width_scale}")
     if args.data_ratios and len(args.data_ratios) != len(args.data):
@@ -93,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers, augment=not args.no_augment,
         amp=not args.no_amp, bf16=args.bf16, device=args.device, progress=not args.no_progress,
+        pooling=args.pooling, mixup=args.mixup, balanced=args.balanced,
     )
     try:
         result = train(cfg)
@@ -102,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as e:  # persistent NaN/inf loss or unreadable data: not a usage error
         print(f"train.py: training stopped: {e}", file=sys.stderr)
         return 1
-    best = f", best {result.best_checkpoint} (val word accuracy {result.best_metric:.4f})" if result.best_checkpoint else ""
+    best = f", best {result.best_checkpoint} ({result.best_name} {result.best_metric:.4f})" if result.best_checkpoint else ""
     print(f"done: {result.step} steps, final loss {result.final_loss:.4f}; last {result.last_checkpoint}{best}")
     return 0
 

@@ -31,6 +31,7 @@ def _reasons(media: Media) -> tuple[tuple[str, str, str], ...]:
         ("corrupt", *media.corrupt),
         ("too_long", "too long for their width", "too long for their width"),
         ("too_wide", *media.too_wide),
+        ("too_short", "shorter than the model's minimum", "shorter than the model's minimum"),
     )
 
 
@@ -53,7 +54,11 @@ class LmdbDataset(Dataset):
     than the entries), empty or non-UTF-8 labels, symbols outside the alphabet, unreadable headers
     (``Frontend.input_width`` is None), inputs wider than the front-end's ``max_width`` that it
     does not squeeze (audio), and labels needing more CTC frames than their width gives
-    (``min_frames_fn(width) -> frames``, e.g. ``lambda w: output_length(w, model_config)``).
+    (``min_frames_fn(width) -> frames``, e.g. ``lambda w: output_length(w, model_config)``), or
+    inputs narrower than ``min_width`` (a classifier's shortest input).
+    ``bad_labels="raise"``: an empty label, or one the alphabet cannot encode, is a ``ValueError``
+    naming the LMDB, the sample and why (``alphabet.encode``'s message) instead of a count (a
+    classifier's class list: an unknown class is a data error, not noise to skip).
     ``.stats`` holds the counts, ``.summary()`` says them in one line, ``.widths`` (kept samples'
     input widths) feeds ``BucketBatchSampler``. If nothing is left, ``ValueError``.
 
@@ -76,14 +81,20 @@ class LmdbDataset(Dataset):
         *,
         augment: bool | str | Callable | object = False,
         min_frames_fn: Callable[[int], int] | None = None,
+        min_width: int | None = None,
+        bad_labels: str = "skip",
         filter: bool = True,
         seed: int = 0,
     ) -> None:
+        if bad_labels not in ("skip", "raise"):
+            raise ValueError(f"bad_labels must be 'skip' or 'raise', got {bad_labels!r}")
         self.path = os.fspath(path)
         self.alphabet = alphabet
         self.frontend: Frontend = frontend if frontend is not None else ImageFrontend()
         self.seed = seed
         self.epoch = 0
+        self.min_width = min_width
+        self.bad_labels = bad_labels
         self._augment_spec = augment
         self._augment: object | None = None
         self._env: lmdb.Environment | None = None
@@ -136,13 +147,16 @@ class LmdbDataset(Dataset):
                 counts["bad_utf8"] += 1
                 continue
             if not label:
+                self._bad_label(index, label)
                 counts["empty_label"] += 1
                 continue
             ids = self.alphabet.try_encode(label)
             if ids is None:
+                self._bad_label(index, label)
                 counts["unknown_symbols"] += 1
                 continue
             if not ids:  # e.g. only separators in a token label
+                self._bad_label(index, label)
                 counts["empty_label"] += 1
                 continue
             width = self.frontend.input_width(image_buf)  # from the header only
@@ -155,11 +169,30 @@ class LmdbDataset(Dataset):
             if min_frames_fn is not None and ctc_min_frames(ids) > min_frames_fn(width):
                 counts["too_long"] += 1
                 continue
+            if self.min_width is not None and width < self.min_width:
+                counts["too_short"] += 1
+                continue
             indices[kept] = index
             widths[kept] = width
             kept += 1
         stats = {"total": total, "kept": kept, "skipped": total - kept, **counts}
         return indices[:kept].copy(), widths[:kept].copy(), stats
+
+    def _bad_label(self, index: int, label: str) -> None:
+        """With ``bad_labels="raise"``: the ``ValueError`` for sample ``index``'s unusable label."""
+        if self.bad_labels != "raise":
+            return
+        try:
+            self.alphabet.encode(label)
+            why = "empty label"
+        except ValueError as e:
+            why = str(e)
+        raise ValueError(f"{self.path}: sample {index}: {why}")
+
+    def labels(self) -> list[str]:
+        """The kept samples' labels as stored, in order (e.g. to weight a sampler by class)."""
+        with shared_env(self.path).begin(buffers=True) as txn:
+            return [bytes(txn.get(label_key(int(i)))).decode("utf-8") for i in self._indices]
 
     def summary(self) -> str:
         """E.g. ``"skipped 12 of 50000: 9 unknown symbols, 3 too long for their width"``."""

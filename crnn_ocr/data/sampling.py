@@ -34,7 +34,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     the consecutive ``group_sizes`` segments of ``widths`` (one per dataset) in those
     proportions. They are cut into chunks of ``chunk_batches`` batches, each chunk is sorted by
     width and split into batches, and the batch order is shuffled. The result depends only on
-    ``seed`` and the epoch (``set_epoch``). With ``world_size > 1`` rank ``r`` takes batches
+    ``seed`` and the epoch (``set_epoch``). ``weights`` (one per sample; with no ``ratios``)
+    instead draws each epoch's samples with replacement in proportion to them (balanced classes). With ``world_size > 1`` rank ``r`` takes batches
     ``r, r + world_size, ...``; every rank gets ``len(self)`` batches (the list is padded by
     repeating its first batches, or truncated when ``drop_last``).
     """
@@ -53,6 +54,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         ratios: Sequence[float] | None = None,
         num_samples: int | None = None,
         chunk_batches: int = 50,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -74,6 +76,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.world_size = world_size
         self.group_sizes = sizes
         self.ratios = None if ratios is None else list(ratios)
+        self.weights = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if ratios is not None or w.shape != (n,) or not np.all(w >= 0) or not w.sum() > 0:
+                raise ValueError(f"weights: one non-negative number per sample ({n}), not all zero, and no ratios")
+            self.weights = w / w.sum()
         self.num_samples = n if num_samples is None else num_samples
         self.chunk_batches = max(1, chunk_batches)
         self.epoch = 0
@@ -104,6 +112,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return (np.concatenate(passes)[:count] + start) if passes else np.empty(0, dtype=np.int64)
 
     def _epoch_indices(self, rng: np.random.Generator) -> np.ndarray:
+        if self.weights is not None:
+            return rng.choice(len(self.widths), size=self.num_samples, replace=True, p=self.weights)
         if self.ratios is None:
             return self._draw(rng, 0, len(self.widths), self.num_samples)
         counts = _largest_remainder(self.num_samples, self.ratios)

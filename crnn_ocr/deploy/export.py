@@ -1,4 +1,5 @@
-"""Export a checkpoint (text, score or speech: the same CRNN) for deployment (the deploy wing).
+"""Export a checkpoint (text, score or speech: the same CRNN) for deployment (the deploy wing);
+a classifier or tagger goes to ``crnn_ocr.classify.export`` (fp32 ONNX).
 
     export_onnx("best.pt", "best.onnx")                 # fp32, dynamic batch and width
     export_onnx("best.pt", "best.int8.onnx", int8=True) # + int8 LSTM/linear weights (dynamic)
@@ -39,6 +40,7 @@ import torch
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
 from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, WIDTHS_NAME, FrameRule
+from crnn_ocr.tasks import WrongTask
 from crnn_ocr.torch_backend import load_model
 
 DEFAULT_OPSET = 17
@@ -325,11 +327,19 @@ def export(config: ExportConfig) -> Path:
         return quantize_foreign(config.checkpoint, out)
     if config.format in ("torchscript", "pt") and config.int8:
         raise ValueError("--int8 applies to ONNX exports")
-    if config.format == "torchscript":
-        return export_torchscript(config.checkpoint, out, check=config.check)
     if config.format == "pt":
         return export_inference_checkpoint(config.checkpoint, out)
-    if config.format != "onnx":
+    if config.format not in ("onnx", "torchscript"):
         raise ValueError(f"format must be onnx, torchscript or pt, got {config.format!r}")
-    calibration = list(config.calibration) or None
-    return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset, check=config.check)
+    try:
+        if config.format == "torchscript":
+            return export_torchscript(config.checkpoint, out, check=config.check)
+        calibration = list(config.calibration) or None
+        return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset, check=config.check)
+    except WrongTask as e:  # a classifier or tagger: the classify wing exports it
+        if config.format != "onnx" or config.int8:
+            raise ValueError(f"{config.checkpoint}: a {e.kind} model exports to fp32 ONNX (or --format pt) only") from None
+        from crnn_ocr.classify.export import export_classifier_onnx
+
+        with _quiet_native_warnings("prim::PackPadded", "prim::PadPacked"):
+            return export_classifier_onnx(config.checkpoint, out, opset=config.opset, check=config.check)

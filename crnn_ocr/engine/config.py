@@ -50,6 +50,10 @@ class TrainConfig:
     progress: bool = True
     max_bad_steps: int = 20  # consecutive non-finite losses before giving up
     mask_padding: bool = True  # the model sees each image's true width (CRNN.forward); False: the old unmasked forward, for ablations
+    # classify / tag (crnn_ocr.classify.task)
+    pooling: str | None = None  # over time: mean, max, meanmax, attention (default: the arch's)
+    mixup: float = 0.0  # Beta(alpha, alpha) mixup of log-mel inputs and targets; 0: off
+    balanced: bool = False  # draw every class equally often
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

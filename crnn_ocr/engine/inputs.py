@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.engine.config import TrainConfig
 from crnn_ocr.engine.start import RunSpec
-from crnn_ocr.model import output_length
+from crnn_ocr.tasks import task_for_kind
 
 
 @dataclass
@@ -31,26 +31,26 @@ class TrainData:
 
 def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int = 1, main: bool = True) -> TrainData:
     """Open ``cfg.data`` (and on the main process ``cfg.val``) as ``spec`` prepares inputs, printing
-    each LMDB's summary there. ``ValueError`` when one batch is more than the usable samples."""
-
-    def min_frames(width: int) -> int:
-        return int(output_length(width, spec.model_config))
-
-    train_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=cfg.augment, min_frames_fn=min_frames, seed=cfg.seed)
-                  for p in cfg.data]
+    each LMDB's summary there. Which samples fit is the task's to say (``Task.dataset_options``:
+    CTC frames for a label, a classifier's shortest input), and how they are drawn (``Task.sample_weights``:
+    balanced classes). ``ValueError`` when one batch is more than the usable samples."""
+    task = task_for_kind(cfg.kind)
+    options = task.dataset_options(spec)
+    train_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=cfg.augment, seed=cfg.seed, **options) for p in cfg.data]
     if main:
         for p, ds in zip(cfg.data, train_sets):
             print(f"train {p}: {ds.summary()}", flush=True)
     widths = [w for ds in train_sets for w in ds.widths]
+    weights = task.sample_weights(train_sets, cfg)
     sampler = BucketBatchSampler(
         widths, cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=True, rank=rank, world_size=world,
-        group_sizes=[len(ds) for ds in train_sets], ratios=cfg.data_ratios,
+        group_sizes=[len(ds) for ds in train_sets], ratios=None if weights is not None else cfg.data_ratios, weights=weights,
     )
     if len(sampler) == 0:
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
     val_loader = None
     if cfg.val and main:
-        val_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=False, min_frames_fn=min_frames) for p in cfg.val]
+        val_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=False, **options) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
         val_widths = [w for ds in val_sets for w in ds.widths]

@@ -1,8 +1,10 @@
 """The trainer: one loop for every domain (text, music staves, speech).
 
 ``train`` reads top to bottom: the process (device, DDP), what the run starts from
-(``resolve_start``), the data, the model and optimizer; then epochs of steps (forward, CTC loss,
+(``resolve_start``), the data, the model and optimizer; then epochs of steps (forward, loss,
 backward, clip, step), each followed by logging, validation and checkpoints; then the final save.
+What differs between tasks (CTC for text, scores and speech; a classifier's cross-entropy) the
+loop asks the run's task (``crnn_ocr.tasks``): the loss, the batch accuracy, the validation.
 Launch with ``torchrun --nproc_per_node=N tools/train.py ...`` for DistributedDataParallel (NCCL
 on CUDA, gloo on CPU). A killed run loses at most the steps since the last checkpoint and resumes
 with the same optimizer, scheduler, scaler, RNG and data order: batches come from
@@ -29,13 +31,13 @@ from tqdm import tqdm
 
 from crnn_ocr.checkpoint import remove_stale_temporaries, save_checkpoint
 from crnn_ocr.engine.config import TrainConfig, check_config, total_steps
-from crnn_ocr.engine.ctc import ctc_loss, greedy_ids, validate
 from crnn_ocr.engine.inputs import TrainData, build_datasets, epoch_loader
 from crnn_ocr.engine.log import CsvLog
 from crnn_ocr.engine.optim import make_optimizer, make_scheduler
 from crnn_ocr.engine.runtime import rng_state, seed_everything, set_rng_state, start_process, stop_signals
 from crnn_ocr.engine.start import RunSpec, resolve_start, start_weights
-from crnn_ocr.model import build_model, output_lengths
+from crnn_ocr.model import build_model
+from crnn_ocr.tasks import Task, task_for_kind
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TrainResult:
     skipped_nonfinite: int
     model: nn.Module | None = None  # the trained model (unwrapped from DDP)
     skipped_corrupt: int = 0  # samples whose image failed to decode at read time (all ranks, this run)
+    best_name: str = "val word accuracy"  # what best_metric measures (the task's)
 
 
 class TrainingStopped(RuntimeError):
@@ -81,6 +84,8 @@ class Run:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     total_steps: int
+    task: Task
+    task_state: dict[str, Any]  # the task's plain data saved beside the weights (a tagger's thresholds)
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0  # batches of this epoch read so far (a resumed epoch skips them)
@@ -121,6 +126,7 @@ class Run:
             "rng": rng_state(),
             "train_config": self.cfg.to_dict(),
             "best_metric": self.best_metric,
+            **self.task_state,
         }
 
 
@@ -179,9 +185,11 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
     use_fp16 = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
     amp_dtype = torch.float16 if use_fp16 else (torch.bfloat16 if cfg.bf16 else None)
+    task = task_for_kind(cfg.kind)
+    task_state = {k: spec.state[k] for k in task.state_keys if spec.resuming and k in spec.state}
     run = Run(cfg=cfg, spec=spec, device=device, world=world, is_main=is_main, model=model, core=core, optimizer=optimizer,
-              scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, total_steps=steps, step=spec.step, epoch=spec.epoch,
-              batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
+              scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, total_steps=steps, task=task, task_state=task_state,
+              step=spec.step, epoch=spec.epoch, batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
     if spec.resuming:
         state = spec.state
         optimizer.load_state_dict(state["optimizer"])
@@ -196,12 +204,13 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
 
 
 def open_run_folder(run: Run) -> CsvLog:
-    """The output folder, cleared of a killed save's partial files; ``log.csv`` and ``alphabet.txt``."""
+    """The output folder, cleared of a killed save's partial files; ``log.csv`` and the labels
+    (``alphabet.txt``; a classifier's ``classes.txt``)."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     for path in (run.last_path, run.best_path):
         remove_stale_temporaries(path)
-    log = CsvLog(run.out_dir / "log.csv", run.step if run.spec.resuming else None)
-    run.spec.alphabet.save(run.out_dir / "alphabet.txt")
+    log = CsvLog(run.out_dir / "log.csv", run.step if run.spec.resuming else None, run.task.log_columns)
+    run.spec.alphabet.save(run.out_dir / run.task.labels_file)
     return log
 
 
@@ -218,12 +227,12 @@ def train_epoch(run: Run, data: TrainData, log: CsvLog | None, bar: tqdm, stop: 
             if len(batch["labels"]) == 0:  # every image of the batch failed to decode
                 continue
             usable_batches += 1
-            stepped = train_step(run, batch)
-            if stepped is None:  # NaN/inf loss: no step
+            outputs = train_step(run, batch)
+            if outputs is None:  # NaN/inf loss: no step
                 continue
             throughput.add(len(batch["labels"]) * run.world)
             bar.update(1)
-            after_step(run, batch, *stepped, data.val_loader, log, bar, throughput)
+            after_step(run, batch, outputs, data.val_loader, log, bar, throughput)
             if run.step >= run.total_steps or stop:
                 break
         else:
@@ -241,18 +250,14 @@ def train_epoch(run: Run, data: TrainData, log: CsvLog | None, bar: tqdm, stop: 
         run.batches_in_epoch = 0
 
 
-def train_step(run: Run, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Forward, CTC loss, backward, clip, optimizer step -> (logits (N, T, K), frames per sample (N,)).
+def train_step(run: Run, batch: dict[str, Any]) -> Any:
+    """Forward and the task's loss (CTC: ``CTCTask.training_loss``), backward, clip, optimizer
+    step -> the task's outputs for ``batch_accuracy`` (CTC: logits (N, T, K), frames per sample (N,)).
     None when the loss is NaN/inf: the step is skipped, and ``max_bad_steps`` in a row stop the run."""
     images = batch["images"].to(run.device, non_blocking=True)
     if run.device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    targets = batch["targets"].to(run.device)
-    target_lengths = batch["target_lengths"].to(run.device)
-    with run.autocast():  # the padding is masked: each image trains as it is read alone
-        logits = run.model(images, batch["input_widths"] if run.cfg.mask_padding else None)  # (N, C, H, W), (N,) -> (N, T, K)
-    input_lengths = output_lengths(batch["input_widths"], run.spec.model_config).clamp(max=logits.shape[1]).to(run.device)
-    loss = ctc_loss(logits, targets, input_lengths, target_lengths)
+    loss, outputs = run.task.training_loss(run, images, batch)
     if not torch.isfinite(loss):
         run.skipped_nonfinite += 1
         run.bad_in_row += 1
@@ -274,29 +279,30 @@ def train_step(run: Run, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Ten
     run.scheduler.step()
     run.step += 1
     run.last_loss = float(loss.detach())
-    return logits, input_lengths
+    return outputs
 
 
-def after_step(run: Run, batch: dict[str, Any], logits: torch.Tensor, input_lengths: torch.Tensor, val_loader: DataLoader | None,
+def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLoader | None,
                log: CsvLog | None, bar: tqdm, throughput: _Throughput) -> None:
     """Every ``log_every`` steps a log row (loss, batch accuracy, images/s); every ``val_every``
-    validation (a better word accuracy saves best.pt); every ``save_every`` last.pt."""
-    cfg, step, alphabet = run.cfg, run.step, run.spec.alphabet
+    validation (a better score -- CTC: word accuracy -- saves best.pt); every ``save_every`` last.pt."""
+    cfg, step = run.cfg, run.step
     if run.is_main and (step % cfg.log_every == 0 or step == run.total_steps):
-        pred = greedy_ids(logits.detach(), input_lengths)
-        refs = [alphabet.encode(lbl) for lbl in batch["labels"]]
-        acc = sum(p == r for p, r in zip(pred, refs)) / len(refs)
+        acc = run.task.batch_accuracy(outputs, batch, run.spec)
         ips = throughput.per_second()
         bar.set_postfix(loss=f"{run.last_loss:.3f}", acc=f"{acc:.2f}", img_s=f"{ips:.0f}")
         log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.last_loss:.5f}",
                   train_acc=f"{acc:.4f}", images_per_s=f"{ips:.1f}")
     if val_loader is not None and (step % cfg.val_every == 0 or step == run.total_steps):
-        m = validate(run.core, val_loader, alphabet, run.spec.model_config, run.device, run.autocast)
-        log.write(step=step, epoch=run.epoch, val_loss=f"{m['val_loss']:.5f}", val_acc=f"{m['val_acc']:.4f}", val_cer=f"{m['val_cer']:.4f}")
-        bar.write(f"step {step}: val loss {m['val_loss']:.4f}, word accuracy {m['val_acc']:.4f}, CER {m['val_cer']:.4f} ({m['count']} samples)")
-        if run.best_metric is None or m["val_acc"] > run.best_metric:
-            run.best_metric = m["val_acc"]
+        v = run.task.validate(run.core, val_loader, run.spec, run.device, run.autocast)
+        log.write(step=step, epoch=run.epoch, **v.row)
+        bar.write(f"step {step}: {v.line}")
+        run.task_state.update(v.state)
+        if run.best_metric is None or v.best > run.best_metric:
+            run.best_metric = v.best
             save_checkpoint(run.best_path, run.checkpoint())
+            for name, text in v.files.items():
+                (run.out_dir / name).write_text(text, encoding="utf-8")
         log.plot(run.out_dir / "curves.png")
     if run.is_main and step % cfg.save_every == 0:
         save_checkpoint(run.last_path, run.checkpoint())
@@ -329,4 +335,5 @@ def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
         skipped_nonfinite=run.skipped_nonfinite,
         model=run.core,
         skipped_corrupt=run.corrupt,
+        best_name=run.task.best_name,
     )

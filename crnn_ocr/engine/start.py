@@ -18,7 +18,10 @@ run picks up. It builds no loader and no model, so each rule is a unit test away
   arch's LSTM size unless given.
 - Width scale: the config's; if it gives none, a same-``kind`` init checkpoint's (a checkpoint
   without ``kind`` is text), else 1. Speech never stretches its frames (1).
-- Speech (``kind="speech"``): the log-mel front-end of the checkpoint when resuming, or when
+- The labels and the model config are the run's task's to choose (``crnn_ocr.tasks``, by
+  ``kind``): for text, score and speech (CTC) the rules above (``choose_alphabet``,
+  ``choose_model_config``); classify and tag take a class list (``crnn_ocr.classify.task``).
+- Audio (``kind`` speech, classify, tag): the log-mel front-end of the checkpoint when resuming, or when
   initialising with ``--n-mels`` unset or equal to the checkpoint's (its sample rate included);
   otherwise a new one from ``--sample-rate`` and ``--n-mels`` (default 64). The model's height is
   the number of mel bins and a fresh model reads one channel.
@@ -38,6 +41,7 @@ from crnn_ocr.checkpoint import load_checkpoint
 from crnn_ocr.engine.config import TrainConfig
 from crnn_ocr.frontend import Frontend, ImageFrontend, frontend_from_dict, stored_frontend
 from crnn_ocr.model import ModelConfig
+from crnn_ocr.tasks import get_task, kind_info, task_for_kind, task_of_kind
 
 FRESH, RESUME, INIT = "fresh", "resume", "init"
 DEFAULT_ALPHABET = "alphanumeric"
@@ -51,8 +55,8 @@ class RunSpec:
 
     source: str  # FRESH, RESUME or INIT
     checkpoint: Path | None  # the file resumed or initialised from
-    alphabet: Alphabet
-    model_config: ModelConfig
+    alphabet: Alphabet  # the labels: a CTC model's symbols, or a classifier's class list (crnn_ocr.tasks)
+    model_config: ModelConfig  # or the config of the task's model family
     frontend: Frontend  # what prepares the inputs; saved in every checkpoint as ``frontend.to_dict()``
     step: int = 0  # a resumed run's position: optimizer steps, epoch, batches of that epoch already seen
     epoch: int = 0
@@ -89,12 +93,14 @@ def resolve_start(config: TrainConfig) -> RunSpec:
 
 
 def spec_from_state(config: TrainConfig, source: str, path: Path | None, state: dict[str, Any] | None) -> RunSpec:
-    """The ``RunSpec`` for an already loaded checkpoint ``state`` (None: a fresh run)."""
+    """The ``RunSpec`` for an already loaded checkpoint ``state`` (None: a fresh run). The run's
+    task (``crnn_ocr.tasks``, by ``config.kind``) chooses the labels and the model config."""
     resumed = state if source == RESUME else None
     init = state if source == INIT else None
+    task = task_for_kind(config.kind)
     audio = choose_audio(config, resumed, init)
-    alphabet = choose_alphabet(config, resumed, init)
-    model_config = choose_model_config(config, alphabet, audio, resumed, init)
+    alphabet = task.choose_labels(config, resumed, init)
+    model_config = task.choose_model_config(config, alphabet, audio, resumed, init)
     if audio is not None:  # spectrogram frames are not stretched
         frontend = frontend_from_dict({**audio.to_dict(), "max_width": config.max_width})
     else:
@@ -109,9 +115,10 @@ def spec_from_state(config: TrainConfig, source: str, path: Path | None, state: 
 
 
 def choose_audio(config: TrainConfig, resumed: dict | None, init: dict | None) -> Frontend | None:
-    """Speech: the checkpoint's log-mel front-end (the speech wing's ``audio`` kind; resuming, or an
-    init whose ``n_mels`` the config keeps), else a new one; None for images."""
-    if config.kind != "speech":
+    """Audio kinds (speech, classify, tag: ``crnn_ocr.tasks.KINDS``): the checkpoint's log-mel
+    front-end (the speech wing's ``audio`` kind; resuming, or an init whose ``n_mels`` the config
+    keeps), else a new one; None for images."""
+    if kind_info(config.kind).frontend != "audio":
         return None
     start = resumed if resumed is not None else init
     stored = stored_frontend(start) if start is not None and _has_audio(start) else None
@@ -170,7 +177,7 @@ def start_weights(model: nn.Module, spec: RunSpec, init_name: str | None = None)
         model.load_state_dict(spec.state["model"])
     if spec.source != INIT:
         return None
-    old_alphabet = Alphabet.from_dict(spec.state["alphabet"])
+    old_alphabet = get_task(task_of_kind(spec.state.get("kind"))).labels_from_dict(spec.state["alphabet"])
     fresh: list[str] = []
     model.load_state_dict(resize_output_layer(spec.state["model"], old_alphabet, spec.alphabet, model, fresh=fresh))
     kept = len(model.state_dict()) - len(fresh)
@@ -190,6 +197,7 @@ def resize_output_layer(
 
     Any other layer whose shape differs (or that only one side has) is a ``ValueError``, unless
     ``fresh`` is a list: then such layers keep ``model``'s fresh init and their names are appended
+    (as a classifier's rows do: only two ``Alphabet``s share rows by symbol)
     to it (e.g. a 64 px model started from a 32 px one: every convolution and LSTM fits, the
     projection of the taller feature map is new)."""
     model_state = model.state_dict()
@@ -199,7 +207,7 @@ def resize_output_layer(
         if src is not None and src.shape == value.shape:
             continue
         if src is not None and src.dim() >= 1 and src.shape[0] == old.num_classes and value.shape[0] == new.num_classes \
-                and src.shape[1:] == value.shape[1:]:
+                and src.shape[1:] == value.shape[1:] and isinstance(old, Alphabet) and isinstance(new, Alphabet):
             merged = value.clone()
             merged[BLANK] = src[BLANK]
             for sym in new.symbols:

@@ -7,6 +7,8 @@ and the music wing; the core never imports them. Each has a thin command line in
 * ``colors``: text/background colour pairs clustered from real crops (``datasets/crop_colors.py``);
 * ``speech``: spoken digits and words by espeak-ng (``datasets/synth_speech.py``);
 * ``digits``: spoken digit strings from real single-digit recordings (``datasets/concat_digits.py``);
+* ``clips``: labelled clips for audio classification and tagging: FSDD digits or speakers, espeak-ng
+  digit words, yes/no words, digit mixtures over noise (``datasets/audio_clips.py``);
 * ``music``: engraved single-staff incipits, Verovio + cairosvg (``datasets/synth_music.py``).
 
 Importing this package imports none of them; their optional dependencies (fontTools, wordfreq,

@@ -47,6 +47,7 @@ class Recording:
     path: Path
     digit: int
     speaker: str
+    split: str = ""  # labels.tsv's split column (FSDD: train/test), if any
 
 
 @dataclass
@@ -84,7 +85,7 @@ def read_recordings(folder: str | os.PathLike) -> list[Recording]:
                 raise UsageError(f"{table}:{lineno}: not a digit: {row.get('digit') or row.get('word')!r}") from None
             if not 0 <= digit <= 9:
                 raise UsageError(f"{table}:{lineno}: not a digit: {digit}")
-            out.append(Recording(folder / row["path"], digit, (row.get("speaker") or "").strip()))
+            out.append(Recording(folder / row["path"], digit, (row.get("speaker") or "").strip(), (row.get("split") or "").strip()))
         return out
     base = folder / "recordings" if (folder / "recordings").is_dir() else folder
     for p in sorted(base.iterdir()):

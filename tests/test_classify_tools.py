@@ -1,0 +1,247 @@
+"""Classifiers and taggers through the CLIs: two steps of tools/train.py --kind classify and --kind
+tag on tone clips made in tmp_path, what infer.py prints, the bad inputs (one line, exit 2,
+nothing lost), and the ONNX export read back with the same logits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+pytest.importorskip("soundfile")
+pytest.importorskip("scipy")
+
+from test_tools import ENV, run_tool  # noqa: E402
+
+SR = 8000
+TONES = {"low": 300.0, "mid": 900.0, "high": 2000.0}
+
+
+def tone_wav(path: Path, names: list[str], seconds: float, seed: int = 0) -> Path:
+    """A WAV of the named tones (150 Hz for a name outside ``TONES``), summed, with a little noise."""
+    from crnn_ocr.speech.audio import encode_wav
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    wave = sum(0.25 * np.sin(2 * np.pi * TONES.get(n, 150.0) * t) for n in names) + 0.02 * rng.standard_normal(len(t))
+    path.write_bytes(encode_wav(wave, SR))
+    return path
+
+
+def tone_lmdb(path: Path, labels: list[str]) -> Path:
+    """Clips of 0.35-0.6 s whose label is a tone name, or comma-separated tone names."""
+    from crnn_ocr.data import write_lmdb
+
+    rng = np.random.default_rng(len(labels))
+    samples = []
+    for i, label in enumerate(labels):
+        tone_wav(path.parent / "clip.wav", label.split(",") if label else [], rng.uniform(0.35, 0.6), seed=i)
+        samples.append(((path.parent / "clip.wav").read_bytes(), label))
+    write_lmdb(path, samples)
+    return path
+
+
+def train(out: Path, data: Path, classes: Path, kind: str, arch: str, *extra) -> subprocess.CompletedProcess:
+    return run_tool("train.py", "--kind", kind, "--data", data, "--val", data, "--alphabet", classes, "--arch", arch,
+                    "--sample-rate", SR, "--n-mels", 32, "--max-steps", 2, "--batch-size", 4, "--workers", 0,
+                    "--val-every", 2, "--no-progress", "--out", out, *extra)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A 2-step classifier (cnn14: 32 frames at least, with mixup and balanced sampling) and tagger (convrnn)."""
+    tmp = tmp_path_factory.mktemp("classify")
+    (tmp / "classes.txt").write_text("low\nmid\nhigh\n")
+    names = list(TONES)
+    single = tone_lmdb(tmp / "single", [names[i % 3] for i in range(12)])
+    tags = tone_lmdb(tmp / "tags", ["low", "mid,high", "high", "low,mid,high", "mid", "low,high"] * 2)
+    r = train(tmp / "clf", single, tmp / "classes.txt", "classify", "cnn14", "--mixup", 0.4, "--balanced")
+    assert r.returncode == 0, r.stderr
+    assert "done: 2 steps" in r.stdout and "(val accuracy " in r.stdout and "step 2: val loss" in r.stdout
+    r = train(tmp / "tag", tags, tmp / "classes.txt", "tag", "convrnn", "--schedule", "constant")  # a resume may go on
+    assert r.returncode == 0, r.stderr
+    assert "(val mAP " in r.stdout and ", mAP " in r.stdout and "d-prime" in r.stdout
+    tone_wav(tmp / "a.wav", ["mid"], 0.5)
+    tone_wav(tmp / "b.wav", ["low", "high"], 0.7)
+    return tmp
+
+
+def test_train_writes_checkpoints_with_kind_classes_and_thresholds(runs):
+    import torch
+
+    clf, tag = runs / "clf", runs / "tag"
+    assert {"last.pt", "best.pt", "log.csv", "curves.png", "classes.txt", "confusion.csv"} <= {p.name for p in clf.iterdir()}
+    assert (clf / "classes.txt").read_text() == "low\nmid\nhigh\n"
+    assert (clf / "log.csv").read_text().splitlines()[0] == "step,epoch,lr,loss,train_acc,images_per_s,val_loss,val_acc"
+    assert (tag / "log.csv").read_text().splitlines()[0].endswith("val_loss,val_map,val_auc,val_dprime")
+    confusion = (clf / "confusion.csv").read_text().splitlines()
+    assert confusion[0] == "true\\predicted,low,mid,high" and sum(int(c) for row in confusion[1:] for c in row.split(",")[1:]) == 12
+    state = torch.load(clf / "best.pt", weights_only=True)
+    assert state["kind"] == "classify" and state["alphabet"] == {"classes": ["low", "mid", "high"], "multilabel": False}
+    assert state["model_config"]["arch"] == "cnn14" and state["train_config"]["mixup"] == 0.4
+    state = torch.load(tag / "last.pt", weights_only=True)
+    assert state["kind"] == "tag" and len(state["thresholds"]) == 3 and state["alphabet"]["multilabel"]
+
+
+def test_resume_keeps_a_taggers_thresholds(runs, tmp_path):
+    import shutil
+
+    import torch
+
+    shutil.copytree(runs / "tag", tmp_path / "tag")
+    before = torch.load(tmp_path / "tag" / "last.pt", weights_only=True)["thresholds"]
+    r = run_tool("train.py", "--kind", "tag", "--data", runs / "tags", "--max-steps", 3, "--batch-size", 4, "--workers", 0,
+                 "--no-progress", "--schedule", "constant", "--out", tmp_path / "tag", "--resume")
+    assert r.returncode == 0, r.stderr
+    state = torch.load(tmp_path / "tag" / "last.pt", weights_only=True)
+    assert state["step"] == 3 and state["thresholds"] == before
+
+
+def test_infer_prints_label_and_probability(runs):
+    r = run_tool("infer.py", "--audio", runs / "a.wav", runs / "b.wav", "--checkpoint", runs / "clf" / "best.pt")
+    assert r.returncode == 0, r.stderr
+    for line, name in zip(r.stdout.splitlines(), ("a.wav", "b.wav"), strict=True):
+        path, label, probability = line.split("\t")
+        assert Path(path).name == name and label in TONES and 1 / 3 <= float(probability) <= 1
+    r = run_tool("infer.py", "--audio", runs / "a.wav", "--checkpoint", runs / "clf" / "best.pt", "--json", "--top-k", 2)
+    row = json.loads(r.stdout)
+    assert list(row) == ["path", "label", "probability", "probabilities", "top"]
+    assert list(row["probabilities"]) == list(TONES) and sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert row["top"][0] == [row["label"], row["probability"]] and len(row["top"]) == 2
+    r = run_tool("infer.py", "--audio", runs / "b.wav", "--checkpoint", runs / "clf" / "best.pt", "--top-k", 3)
+    fields = r.stdout.strip().split("\t")
+    assert len(fields) == 7 and sorted(fields[1::2]) == sorted(TONES)
+
+
+def test_infer_prints_a_taggers_labels_over_their_thresholds(runs):
+    import torch
+
+    thresholds = torch.load(runs / "tag" / "best.pt", weights_only=True)["thresholds"]
+    r = run_tool("infer.py", "--audio", runs / "b.wav", "--checkpoint", runs / "tag" / "best.pt", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert list(row) == ["path", "label", "probability", "labels", "probabilities"]
+    probs = row["probabilities"]
+    assert row["labels"] == sorted((n for n, t in zip(TONES, thresholds) if probs[n] >= t), key=lambda n: -probs[n])
+    line = run_tool("infer.py", "--audio", runs / "b.wav", "--checkpoint", runs / "tag" / "best.pt").stdout.strip().split("\t")
+    assert line[1] == ",".join(row["labels"]) and len(line) == 3
+
+
+def _one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_exit_2_and_lose_nothing(runs, tmp_path):
+    import cv2
+
+    from conftest import render_word
+
+    clf = runs / "clf" / "best.pt"
+    cv2.imwrite(str(tmp_path / "word.png"), render_word("cat"))
+    _one_line(run_tool("infer.py", "--image", tmp_path / "word.png", "--checkpoint", clf),
+              "is a classify model of audio, it cannot read images (give --audio files)")
+    short = tone_wav(tmp_path / "short.wav", ["mid"], 0.2)  # 21 frames; cnn14 pools 5 times: at least 32
+    r = run_tool("infer.py", "--audio", short, "--checkpoint", clf)
+    _one_line(r, "short.wav: 0.21 s (21 frames) is shorter than the model's minimum of 0.32 s (32 frames)")
+    r = run_tool("infer.py", "--audio", runs / "a.wav", short, "--checkpoint", clf)  # the other file is still read
+    assert r.returncode == 2 and [Path(line.split("\t")[0]).name for line in r.stdout.splitlines()] == ["a.wav"]
+    _one_line(run_tool("infer.py", "--audio", short, "--checkpoint", clf, "--lexicon", runs / "classes.txt"),
+              "--lexicon: apply to CTC models")
+    # training data: an unknown class or an empty tag list stops the run before it writes anything
+    unknown = tone_lmdb(tmp_path / "unknown", ["low", "loud", "mid"])
+    r = train(tmp_path / "run1", unknown, runs / "classes.txt", "classify", "cnn10")
+    _one_line(r, "unknown: sample 2: label 'loud' names no class (known: low, mid, high)")
+    empty = tone_lmdb(tmp_path / "empty", ["low,mid", ""])
+    r = train(tmp_path / "run2", empty, runs / "classes.txt", "tag", "convrnn")
+    _one_line(r, "empty: sample 2: empty tag list ''")
+    assert not (tmp_path / "run1").exists() and not (tmp_path / "run2").exists()
+    r = run_tool("train.py", "--kind", "tag", "--data", runs / "tags", "--max-steps", 1, "--out", tmp_path / "run3")
+    _one_line(r, "--kind tag: give --alphabet, the class list file")
+
+
+def test_the_ctc_readers_refuse_a_classifier_and_the_reverse(runs, trained_ctc):
+    from crnn_ocr.classify import load_classifier
+    from crnn_ocr.recognizer import load_recognizer
+    from crnn_ocr.tasks import WrongTask
+
+    with pytest.raises(WrongTask, match="is a classify model .*crnn_ocr.classify.load_classifier"):
+        load_recognizer(runs / "clf" / "best.pt")
+    with pytest.raises(ValueError, match="is a text model \\(a CTC recognizer, not a classifier\\)"):
+        load_classifier(trained_ctc)
+    _one_line(run_tool("infer.py", "--image", runs / "a.wav", "--checkpoint", trained_ctc, "--top-k", 2), "--top-k", "applies to classifiers")
+
+
+@pytest.fixture(scope="module")
+def trained_ctc(tmp_path_factory):
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.checkpoint import save_checkpoint
+    from crnn_ocr.model import ModelConfig, build_model
+
+    config = ModelConfig(num_classes=11, arch="crnn_compact")
+    path = tmp_path_factory.mktemp("ctc") / "ctc.pt"
+    save_checkpoint(path, {"kind": "text", "model_config": config.to_dict(), "alphabet": Alphabet.preset("digits").to_dict(),
+                           "frontend": {"kind": "image", "height": 32, "channels": 1, "max_width": 400}, "model": build_model(config).state_dict()})
+    return path
+
+
+@pytest.mark.parametrize("run", ["clf", "tag"])
+def test_onnx_export_reads_back_the_same_logits(runs, tmp_path, run):
+    pytest.importorskip("onnxruntime")
+    from crnn_ocr.classify import load_classifier
+
+    r = run_tool("export.py", "--checkpoint", runs / run / "best.pt", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr
+    torch_clf, onnx_clf = load_classifier(runs / run / "best.pt"), load_classifier(tmp_path / "m.onnx")
+    assert (onnx_clf.kind, onnx_clf.classes, onnx_clf.min_width) == (torch_clf.kind, torch_clf.classes, torch_clf.min_width)
+    assert np.allclose(onnx_clf.thresholds, torch_clf.thresholds)
+    prepared = [torch_clf.prepare(runs / name) for name in ("a.wav", "b.wav")]  # a batch of two widths
+    batch = torch_clf.frontend.to_batch(prepared)
+    widths = np.array([p.shape[1] for p in prepared])
+    assert np.abs(onnx_clf.backend.logits(batch, widths) - torch_clf.backend.logits(batch, widths)).max() < 1e-4
+    assert onnx_clf.classify(runs / "b.wav").labels == torch_clf.classify(runs / "b.wav").labels
+    _one_line(run_tool("export.py", "--checkpoint", runs / run / "best.pt", "--int8"), "exports to fp32 ONNX")
+
+
+def test_an_onnx_classifier_reads_without_torch(runs, tmp_path):
+    pytest.importorskip("onnxruntime")
+    assert run_tool("export.py", "--checkpoint", runs / "clf" / "best.pt", "--out", tmp_path / "m.onnx").returncode == 0
+    code = ("import sys; from crnn_ocr.classify import load_classifier; "
+            f"r = load_classifier({str(tmp_path / 'm.onnx')!r}).classify({str(runs / 'a.wav')!r}); "
+            "print(r.label, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    label, torch_loaded = out.stdout.split()
+    assert label in TONES and torch_loaded == "False"
+
+
+def test_bench_puts_the_model_beside_the_mfcc_baseline(runs):
+    import importlib.util
+
+    from conftest import load_script
+
+    bench = load_script("bench_classify", ROOT / "bench" / "bench_classify.py")
+    d = bench.dct_matrix(13, 40)
+    assert np.allclose(d @ d.T, np.eye(13))  # orthonormal rows
+    assert bench.mfcc_stats((runs / "a.wav").read_bytes(), SR).shape == (52,)
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_classify.py"), "--train", runs / "single", "--test", runs / "single",
+                        "--classes", runs / "classes.txt", "--checkpoint", runs / "clf" / "best.pt"],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split(" | ") for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[0] for row in rows] == ["| method", "| MFCC stats + logistic regression", "| best.pt"]
+    assert 0 <= float(rows[2][1]) <= 1
+    if importlib.util.find_spec("sklearn") is None:  # a bench-only dependency: the baseline says so
+        assert rows[1][1:] == ["-", 'skipped: needs scikit-learn (pip install -e ".[bench]") |']
+    else:
+        assert 0 <= float(rows[1][1]) <= 1
