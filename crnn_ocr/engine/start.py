@@ -121,15 +121,10 @@ def choose_audio(config: TrainConfig, resumed: dict | None, init: dict | None) -
     if kind_info(config.kind).frontend != "audio":
         return None
     start = resumed if resumed is not None else init
-    stored = stored_frontend(start) if start is not None and _has_audio(start) else None
-    if stored is not None and (resumed is not None or config.n_mels in (None, stored.height)):
+    stored = stored_frontend(start) if start is not None else None  # old and new checkpoint forms alike
+    if stored is not None and stored.kind == "audio" and (resumed is not None or config.n_mels in (None, stored.height)):
         return stored
     return frontend_from_dict({"kind": "audio", "sample_rate": config.sample_rate, "n_mels": config.n_mels or DEFAULT_N_MELS})
-
-
-def _has_audio(state: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds an audio front-end (new form) or audio settings (old form)."""
-    return (state.get("frontend") or {}).get("kind") == "audio" or bool((state.get("preprocess") or {}).get("audio"))
 
 
 def choose_alphabet(config: TrainConfig, resumed: dict | None, init: dict | None) -> Alphabet:
