@@ -248,6 +248,76 @@ def test_wave_augment_is_deterministic_and_changes_speed():
         SpeechAugment("loud")
 
 
+def test_vtlp_moves_a_tone_by_the_warp_factor_below_the_knee():
+    from crnn_ocr.speech.audio import mel_filterbank, vtlp_frequencies
+
+    freqs = np.linspace(0, 4000, 129)
+    for alpha in (0.9, 1.1):
+        w = vtlp_frequencies(freqs, alpha, 4000.0)
+        knee = 0.85 * 4000 * min(alpha, 1) / alpha
+        np.testing.assert_allclose(w[freqs <= knee], freqs[freqs <= knee] * alpha)
+        assert w[0] == 0 and w[-1] == pytest.approx(4000.0) and np.all(np.diff(w) > 0)  # monotone, ends fixed
+    np.testing.assert_array_equal(mel_filterbank(8000, 256, 32, 20.0, warp=1.0), mel_filterbank(8000, 256, 32, 20.0))
+    x = tone(1000.0, 1.0, 8000) + np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 1e-3
+    centres = mel_to_hz(np.linspace(hz_to_mel(FE8K.fmin), hz_to_mel(4000), 34))[1:-1]
+    for alpha in (0.9, 1.1):  # a 1 kHz tone read through a warp of alpha lands where 1000 * alpha would
+        band = int(log_mel(x, FE8K, normalize=False, warp=alpha).mean(dim=1).argmax())
+        assert band == int(np.argmin(np.abs(centres - 1000.0 * alpha)))
+
+
+def test_reverb_and_telephone_band_keep_length_and_level():
+    from crnn_ocr.speech.audio import band_limit, reverberate
+
+    x = tone(1000.0, 0.5, 8000)
+    x[2000:] = 0  # a tone that stops: the room keeps it ringing
+    y = reverberate(x, 8000, 0.4, np.random.default_rng(0))
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.sqrt(np.mean(y.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(x.astype(np.float64) ** 2)), rel=1e-4)
+    assert np.abs(y[2400:2800]).max() > 0.01  # the tail after the tone stopped
+    spectrum = lambda w: np.abs(np.fft.rfft(w))  # noqa: E731
+    low, mid = tone(150.0, 1.0, 8000), tone(1000.0, 1.0, 8000)
+    assert spectrum(band_limit(low, 8000, 300.0, 3400.0)).max() < 1e-3 * spectrum(low).max()  # 150 Hz: gone
+    np.testing.assert_allclose(band_limit(mid, 8000, 300.0, 3400.0), mid, atol=1e-5)  # 1 kHz: untouched
+
+
+def test_speaker_augmentations_are_drawn_and_seeded():
+    from crnn_ocr.speech.audio import SpeechAugmentConfig
+
+    only_room = SpeechAugmentConfig(speed_p=0, volume_p=0, noise_p=0, vtlp_p=0, reverb_p=1.0, band_p=0)
+    aug = SpeechAugment("default", only_room)
+    x = tone(500.0, 0.5, 8000)
+    aug.set_seed(3)
+    a = aug.augment_wave(x, 8000)
+    aug.set_seed(3)
+    np.testing.assert_array_equal(a, aug.augment_wave(x, 8000))
+    assert a.shape == x.shape and not np.allclose(a, x)
+    warps = []
+    for seed in range(40):
+        aug = SpeechAugment("default", seed=seed)
+        warps.append(aug.draw_warp())
+    assert 1.0 in warps and all(0.9 <= w <= 1.1 for w in warps) and len(set(warps)) > 10
+    assert SpeechAugment("none").draw_warp() == 1.0
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_tts_voices_of_every_installed_engine_speak():
+    from crnn_ocr.synth.voices import Voice, available_voices, speak_many
+
+    voices = available_voices()
+    engines = {v.engine for v in voices}
+    assert "flite" in engines and Voice("flite", "slt") in voices
+    with pytest.raises(ValueError, match="unknown TTS engine 'sapi'"):
+        available_voices(["sapi"])
+    chosen = [next(v for v in voices if v.engine == e) for e in sorted(engines)]
+    items = [("seven", v) for v in chosen]
+    waves = speak_many(items, seed=0, sample_rate=8000)
+    assert len(waves) == len(chosen)
+    for w in waves:  # a word: 0.2-2 s of audible samples
+        assert w.dtype == np.float32 and 1600 <= len(w) <= 16000 and np.abs(w).max() > 0.05
+    again = speak_many(items, seed=0, sample_rate=8000)
+    assert all(np.array_equal(a, b) for a, b in zip(waves, again))  # prosody drawn from the seed
+
+
 # ------------------------------------------------------------------------------------ data
 @pytest.fixture
 def audio_lmdb(tmp_path):
@@ -553,3 +623,15 @@ def test_synth_speech_with_espeak(tmp_path):
     labels = (tmp_path / "synth" / "labels.txt").read_text().splitlines()
     assert [ds[i]["label"] for i in range(4)] == labels
     assert all(30 <= w <= 1000 for w in ds.widths)  # at least 0.3 s of speech and silence
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_synth_speech_with_several_engines_is_seeded(tmp_path):
+    from crnn_ocr.synth.speech import SynthSpeechConfig, make_samples
+
+    cfg = SynthSpeechConfig(out="unused", sample_rate=8000, content="digits", max_words=2, engines=("flite",))
+    first = make_samples(0, 3, cfg)
+    assert first == make_samples(0, 3, cfg) and make_samples(1, 3, cfg) == first[1:]  # sample i depends on i alone
+    for data, text in first:
+        wave = load_audio(data, target_rate=8000)
+        assert 1 <= len(text.split()) <= 2 and 0.3 * 8000 <= len(wave) <= 4 * 8000

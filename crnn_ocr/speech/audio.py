@@ -402,8 +402,19 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
     return np.where(m >= 15.0, 1000.0 * np.exp(log_step * (m - 15.0)), m * (200.0 / 3))
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def vtlp_frequencies(freqs: np.ndarray, alpha: float, nyquist: float, boundary: float = 0.85) -> np.ndarray:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013): frequencies scaled by ``alpha`` up to
+    ``boundary * nyquist * min(alpha, 1) / alpha``, then linearly to ``nyquist`` (which stays fixed)."""
+    knee = boundary * nyquist * min(alpha, 1.0) / alpha
+    high = nyquist - (nyquist - boundary * nyquist * min(alpha, 1.0)) / (nyquist - knee) * (nyquist - freqs)
+    return np.where(freqs <= knee, freqs * alpha, high)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None,
+                   warp: float = 1.0) -> np.ndarray:
     """Triangular mel filters, Slaney-normalized (each has area ~1 in Hz): (n_mels, n_fft // 2 + 1) float32.
+    ``warp`` != 1: the filters read the spectrum through ``vtlp_frequencies`` (a voice with a
+    ``warp`` times longer/shorter vocal tract; training-time augmentation).
 
     Filter ``m`` rises from mel point ``m`` to ``m + 1`` and falls to ``m + 2`` of ``n_mels + 2``
     points equally spaced in mel between ``fmin`` and ``fmax``; the weights are those of
@@ -412,6 +423,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     """
     fmax = sample_rate / 2 if fmax is None else fmax
     fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # (F,)
+    if warp != 1.0:
+        fft_freqs = vtlp_frequencies(fft_freqs, warp, sample_rate / 2)
     mel_points = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (M + 2,)
     widths = np.diff(mel_points)  # (M + 1,)
     ramps = mel_points[:, None] - fft_freqs[None, :]  # (M + 2, F)
@@ -420,7 +433,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (mel_points[2:] - mel_points[:-2]))[:, None]  # Slaney: constant energy per filter
     empty = np.flatnonzero(weights.max(axis=1) <= 0)
-    if empty.size:
+    if empty.size and warp == 1.0:
         raise ValueError(
             f"{n_mels} mel bands over {fmin:g}..{fmax:g} Hz are too many for n_fft {n_fft} at {sample_rate} Hz "
             f"(band {int(empty[0])} catches no FFT bin): use fewer mels or a larger n_fft"
@@ -432,9 +445,11 @@ _FILTERBANKS: dict[tuple, torch.Tensor] = {}
 _WINDOWS: dict[int, torch.Tensor] = {}
 
 
-def _filterbank_tensor(fe: AudioFrontend) -> torch.Tensor:
+def _filterbank_tensor(fe: AudioFrontend, warp: float = 1.0) -> torch.Tensor:
     import torch
 
+    if warp != 1.0:  # a fresh warp per utterance: not cached
+        return torch.from_numpy(mel_filterbank(fe.sample_rate, fe.fft_size, fe.n_mels, fe.fmin, fe.top_frequency, warp))
     key = (fe.sample_rate, fe.fft_size, fe.n_mels, fe.fmin, fe.top_frequency)
     fb = _FILTERBANKS.get(key)
     if fb is None:
@@ -442,8 +457,9 @@ def _filterbank_tensor(fe: AudioFrontend) -> torch.Tensor:
     return fb
 
 
-def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normalize: bool = True) -> torch.Tensor:
+def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normalize: bool = True, warp: float = 1.0) -> torch.Tensor:
     """float (n,) audio at ``frontend.sample_rate`` -> float32 (n_mels, 1 + n // hop) log-mel spectrogram.
+    ``warp``: VTLP factor of the filterbank (``mel_filterbank``; training-time augmentation).
 
     Natural log of mel power with a floor 80 dB below the utterance's peak; ``normalize``: each
     mel bin shifted and scaled to zero mean and unit variance over the utterance (bins of
@@ -463,7 +479,7 @@ def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normali
         center=True, pad_mode="constant", return_complex=True,
     )  # (F, frames)
     power = spec.real.square() + spec.imag.square()  # (F, frames)
-    mel = _filterbank_tensor(frontend) @ power  # (n_mels, F) @ (F, frames) -> (n_mels, frames)
+    mel = _filterbank_tensor(frontend, warp) @ power  # (n_mels, F) @ (F, frames) -> (n_mels, frames)
     logs = torch.log(mel.clamp_min(1e-10))
     logs = torch.maximum(logs, logs.max() - _TOP_DB * math.log(10) / 10)
     if normalize:
@@ -516,9 +532,11 @@ def audio_features(
             raise ValueError("augmentation needs the torch front-end")
         out = log_mel_numpy(wave, frontend)
     else:
+        warp = 1.0
         if augment is not None:
             wave = augment.augment_wave(wave, frontend.sample_rate)
-        spec = log_mel(wave, frontend)  # (n_mels, frames)
+            warp = augment.draw_warp()
+        spec = log_mel(wave, frontend, warp=warp)  # (n_mels, frames)
         if augment is not None:
             spec = augment.augment_spec(spec)
         out = spec.numpy()
@@ -538,6 +556,12 @@ class SpeechAugmentConfig:
     volume_db: float = 6.0  # gain drawn from +-volume_db
     noise_p: float = 0.4
     snr_db: tuple[float, float] = (10.0, 35.0)
+    vtlp_p: float = 0.5
+    vtlp_range: float = 0.1  # warp factor drawn from 1 +- vtlp_range (Jaitly & Hinton: 0.9..1.1)
+    reverb_p: float = 0.25
+    rt60: tuple[float, float] = (0.1, 0.6)  # seconds: a synthetic room's reverberation time
+    band_p: float = 0.15
+    band_hz: tuple[float, float] = (300.0, 3400.0)  # telephone band
     freq_masks: int = 2
     freq_mask_width: int = 8  # mel bins, at most (SpecAugment's F)
     time_masks: int = 2
@@ -548,11 +572,38 @@ class SpeechAugmentConfig:
 SPEECH_STRENGTHS = {"none": 0.0, "light": 0.5, "default": 1.0, "strong": 1.6}
 
 
+def reverberate(wave: np.ndarray, sample_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """float32 (n,) -> (n,): convolved with a synthetic room impulse response (the direct sound,
+    then Gaussian noise decaying by 60 dB over ``rt60`` seconds), at the input's RMS level."""
+    length = max(2, int(rt60 * sample_rate))
+    t = np.arange(length) / sample_rate
+    rir = rng.standard_normal(length) * np.exp(-6.9078 * t / max(rt60, 1e-3)) * 0.3  # 6.9078 = ln(1000): -60 dB
+    rir[0] = 1.0
+    size = 1 << (len(wave) + length - 2).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(rir, size), size)[: len(wave)]
+    rms_in = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) or 1.0
+    rms_out = float(np.sqrt(np.mean(np.square(wet)))) or 1.0
+    return (wet * (rms_in / rms_out)).astype(np.float32)
+
+
+def band_limit(wave: np.ndarray, sample_rate: int, low: float, high: float) -> np.ndarray:
+    """float32 (n,) -> (n,) with the spectrum outside ``low..high`` Hz removed (a telephone line),
+    through 100 Hz raised-cosine edges."""
+    spec = np.fft.rfft(wave)
+    freqs = np.fft.rfftfreq(len(wave), 1.0 / sample_rate)
+    edge = 100.0
+    gain = np.clip((freqs - (low - edge)) / edge, 0, 1) * np.clip(((high + edge) - freqs) / edge, 0, 1)
+    gain = 0.5 - 0.5 * np.cos(np.pi * gain)
+    return np.fft.irfft(spec * gain, len(wave)).astype(np.float32)
+
+
 class SpeechAugment:
     """Training-time speech augmentation, deterministic given ``set_seed``.
 
-    ``augment_wave``: speed perturbation (resampling, so pitch and tempo change together), volume
-    gain, additive white or brown noise at a random SNR. ``augment_spec``: SpecAugment
+    ``augment_wave``: speed perturbation (resampling, so pitch and tempo change together),
+    reverberation in a synthetic room, telephone band-limiting, volume gain, additive white or
+    brown noise at a random SNR. ``draw_warp``: vocal tract length perturbation of the mel
+    filterbank (a different speaker's formants; Jaitly & Hinton 2013). ``augment_spec``: SpecAugment
     (Park et al. 2019) frequency and time masks, filled with 0, the normalized mean.
     ``strength`` scales every probability and magnitude (``none`` is the identity).
     """
@@ -581,6 +632,10 @@ class SpeechAugment:
             ratio = Fraction(speed).limit_denominator(100)
             # playing n samples 'speed' times faster = resampling to n / speed samples
             wave = resample(wave, ratio.numerator, ratio.denominator)
+        if self._p(c.reverb_p):
+            wave = reverberate(wave, sample_rate, float(self.rng.uniform(*c.rt60)) * min(self.k, 1.0), self.rng)
+        if self._p(c.band_p):
+            wave = band_limit(wave, sample_rate, *c.band_hz)
         if self._p(c.volume_p):
             gain_db = self.rng.uniform(-c.volume_db, c.volume_db) * min(self.k, 1.0)
             wave = wave * np.float32(10 ** (gain_db / 20))
@@ -596,6 +651,13 @@ class SpeechAugment:
             if signal_power > 0:
                 wave = wave + (noise * math.sqrt(signal_power / noise_power / 10 ** (snr / 10))).astype(np.float32)
         return np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
+
+    def draw_warp(self) -> float:
+        """The filterbank's VTLP factor for this utterance (1.0: none)."""
+        c = self.config
+        if not self._p(c.vtlp_p):
+            return 1.0
+        return 1.0 + float(self.rng.uniform(-c.vtlp_range, c.vtlp_range)) * min(self.k, 1.0)
 
     def augment_spec(self, spec: torch.Tensor) -> torch.Tensor:
         """SpecAugment masks on a (n_mels, frames) spectrogram; returns a masked copy."""
