@@ -127,3 +127,12 @@ def test_cli_and_its_errors(fsdd, tmp_path):
 def test_espeak_digit_words(tmp_path):
     n, _ = generate(ClipsConfig(source="espeak", out=str(tmp_path / "e"), count=4, seed=1))
     assert n == 4 and set(lmdb_labels(tmp_path / "e")) <= set(DIGIT_WORDS)
+
+
+@pytest.mark.skipif(shutil.which("flite") is None and shutil.which("espeak-ng") is None, reason="no TTS engine installed")
+def test_tts_digit_words_cycle_the_digits_over_engines(tmp_path):
+    engines = [e for e, prog in (("espeak", "espeak-ng"), ("flite", "flite")) if shutil.which(prog)]
+    n, skipped = generate(ClipsConfig(source="tts", out=str(tmp_path / "t"), count=12, seed=2, engines=engines))
+    assert (n, skipped) == (12, 0)
+    assert lmdb_labels(tmp_path / "t") == list(DIGIT_WORDS) + ["zero", "one"]
+    assert (tmp_path / "t" / "classes.txt").read_text().split() == list(DIGIT_WORDS)

@@ -5,6 +5,7 @@
     python datasets/audio_clips.py --source fsdd --recordings ../shared/data/speech/fsdd \
         --label speaker --split train --out data/clips/speakers_train          # speaker identification
     python datasets/audio_clips.py --source espeak --count 3000 --out data/clips/espeak   # espeak-ng voices
+    python datasets/audio_clips.py --source tts --count 6000 --out data/clips/tts         # espeak-ng, flite, festival
     python datasets/audio_clips.py --source yesno --recordings ../shared/data/speech/yesno \
         --files 0 30 --out data/clips/yesno_train                              # the words of files 0..29
     python datasets/audio_clips.py --source mix --recordings ../shared/data/speech/fsdd \
@@ -13,7 +14,9 @@
 Sources: ``fsdd`` one single-digit recording per clip, as recorded, labelled by its digit word or
 (``--label speaker``) its speaker, selected by ``--speakers`` and the ``--split`` column of
 ``labels.tsv``; ``espeak`` one digit word per clip in a random espeak-ng voice, variant, speed and
-pitch (``crnn_ocr.synth.speech``); ``yesno`` the eight words of each yes/no sequence, cut at
+pitch (``crnn_ocr.synth.speech``); ``tts`` one digit word per clip (digit ``i % 10``) in a voice
+of espeak-ng, flite or festival (``--engines``; ``crnn_ocr.synth.voices``), with 0.03-0.5 s of
+silence on each side; ``yesno`` the eight words of each yes/no sequence, cut at
 their pauses (a file whose pauses do not give eight words is skipped and counted); ``mix`` the
 tagging set: a ``--seconds`` clip holding 1..3 different digits (``--min-digits``,
 ``--max-digits``), each from a different voice (FSDD speakers of ``--speakers``, and
@@ -42,7 +45,7 @@ from crnn_ocr.data import read_label_file, write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
 from crnn_ocr.synth.digits import DIGIT_WORDS, read_recordings, select, trim_silence
 
-SOURCES = ("fsdd", "espeak", "yesno", "mix")
+SOURCES = ("fsdd", "espeak", "tts", "yesno", "mix")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class ClipsConfig:
     files: tuple[int, int] | None = None  # yesno: files [start, end) of the sorted list (default: all)
     count: int = 1000  # espeak, mix
     espeak_count: int = 0  # mix: espeak-ng digit words added to the voices
+    engines: Sequence[str] = ("espeak", "flite", "festival")  # tts: the engines to draw voices from
     min_digits: int = 1
     max_digits: int = 3
     seconds: float = 1.5  # mix: clip length
@@ -105,6 +109,34 @@ def espeak_words(count: int, seed: int, sample_rate: int) -> list[Word]:
     for i in range(count):
         data, text = make_sample(i, cfg)
         words.append(Word(load_audio(data, target_rate=sample_rate), text, f"espeak-{seed}-{i}"))
+    return words
+
+
+def tts_words(count: int, seed: int, sample_rate: int, engines: Sequence[str]) -> list[Word]:
+    """``count`` single digit words (digit ``i % 10``), each in a voice of an engine drawn uniformly
+    from ``engines`` (then a voice of it uniformly: espeak's 112 do not drown flite's 5), with
+    0.03-0.5 s of silence before and after and a random peak level (``crnn_ocr.synth.voices``)."""
+    from crnn_ocr.synth.voices import available_voices, speak_many
+
+    voices = available_voices(engines)
+    by_engine = {e: [v for v in voices if v.engine == e] for e in engines}
+    by_engine = {e: vs for e, vs in by_engine.items() if vs}
+    if not by_engine:
+        raise UsageError(f"no TTS engine of {', '.join(engines)} is installed (apt-get install espeak-ng flite festival)")
+    names = sorted(by_engine)
+    items, rngs = [], []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i, 1])
+        pool = by_engine[names[int(rng.integers(len(names)))]]
+        items.append((DIGIT_WORDS[i % 10], pool[int(rng.integers(len(pool)))]))
+        rngs.append(rng)
+    words = []
+    for i, ((text, voice), wave) in enumerate(zip(items, speak_many(items, seed=seed, sample_rate=sample_rate))):
+        rng = rngs[i]
+        wave = trim_silence(wave, sample_rate)
+        wave = wave * np.float32(rng.uniform(0.2, 0.9) / (float(np.max(np.abs(wave))) or 1.0))
+        lead, tail = (int(rng.uniform(0.03, 0.5) * sample_rate) for _ in range(2))
+        words.append(Word(np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)]), text, str(voice)))
     return words
 
 
@@ -227,6 +259,8 @@ def generate(cfg: ClipsConfig) -> tuple[int, int]:
     else:
         if cfg.source == "espeak":
             words, skipped = espeak_words(cfg.count, cfg.seed, cfg.sample_rate), 0
+        elif cfg.source == "tts":
+            words, skipped = tts_words(cfg.count, cfg.seed, cfg.sample_rate, cfg.engines), 0
         else:
             words, skipped = fsdd_words(cfg) if cfg.source == "fsdd" else yesno_words(cfg)
         found = {w.label for w in words}
@@ -259,6 +293,8 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
     p.add_argument("--files", nargs=2, type=int, metavar=("START", "END"), help="yesno: files START..END-1 of the sorted list")
     p.add_argument("--count", type=int, default=1000, help="espeak, mix: clips to write")
     p.add_argument("--espeak-count", type=int, default=0, help="mix: espeak-ng digit words added as voices")
+    p.add_argument("--engines", nargs="+", default=["espeak", "flite", "festival"], choices=["espeak", "flite", "festival"],
+                   help="tts: TTS engines to draw voices from (those not installed are left out)")
     p.add_argument("--min-digits", type=int, default=1)
     p.add_argument("--max-digits", type=int, default=3)
     p.add_argument("--seconds", type=float, default=1.5, help="mix: clip length")
@@ -274,7 +310,7 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
     if not 4000 <= a.sample_rate <= 48000:
         p.error(f"--sample-rate must be in 4000..48000 Hz, got {a.sample_rate}")
     return ClipsConfig(source=a.source, out=a.out, recordings=a.recordings, speakers=a.speakers, split=a.split, label=a.label,
-                       files=tuple(a.files) if a.files else None, count=a.count, espeak_count=a.espeak_count,
+                       files=tuple(a.files) if a.files else None, count=a.count, espeak_count=a.espeak_count, engines=a.engines,
                        min_digits=a.min_digits, max_digits=a.max_digits, seconds=a.seconds, snr=(a.snr[0], a.snr[1]),
                        sample_rate=a.sample_rate, seed=a.seed, overwrite=a.overwrite)
 

@@ -9,6 +9,10 @@ female, klatt), speed (words per minute), pitch, the gap between words and the l
 trailing silence. Transcripts are lower-case words separated by single spaces ("seven two nine"),
 so the character alphabet ``datasets/speech_chars.txt`` encodes them.
 
+``--engines espeak flite festival`` draws each utterance's voice from all three engines (an
+engine uniformly, then one of its voices; ``crnn_ocr.synth.voices``): 112 espeak-ng voices, 5
+flite voices and the installed festival voices, with 0.03-0.5 s of silence on each side.
+
 Content: ``digits`` (strings of the ten digit words), ``words`` (sequences drawn from ``--words``,
 default: the ten digit words plus "yes" and "no"), ``mixed`` (half each). Audio is resampled to
 ``--sample-rate`` and stored as 16-bit PCM WAV under the standard keys; ``labels.txt`` beside
@@ -31,11 +35,12 @@ import numpy as np
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
+from crnn_ocr.synth.voices import ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, speak_many
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DEFAULT_WORDS = DIGIT_WORDS + ("yes", "no")
-VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
-VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")
+VOICES = ESPEAK_VOICES
+VARIANTS = ESPEAK_VARIANTS
 
 
 @dataclass
@@ -53,6 +58,7 @@ class SynthSpeechConfig:
     voices: Sequence[str] = VOICES
     variants: Sequence[str] = VARIANTS
     espeak: str = "espeak-ng"
+    engines: Sequence[str] = ("espeak",)  # more: each utterance in a voice of an engine drawn uniformly (synth.voices)
     overwrite: bool = False
 
 
@@ -97,19 +103,49 @@ def make_sample(i: int, cfg: SynthSpeechConfig) -> tuple[bytes, str]:
     return encode_wav(wave, cfg.sample_rate), text
 
 
+def make_samples(start: int, stop: int, cfg: SynthSpeechConfig) -> list[tuple[bytes, str]]:
+    """Samples ``start..stop-1``. espeak-ng alone: ``make_sample`` each. Several engines: sample ``i``
+    draws its transcript, engine (uniformly among those installed), voice, gain and silences from
+    ``default_rng([seed, i])`` and its prosody from the engine (``synth.voices.speak_many``, which
+    runs festival once for the whole range)."""
+    if tuple(cfg.engines) == ("espeak",):
+        return [make_sample(i, cfg) for i in range(start, stop)]
+
+    voices = available_voices(cfg.engines)
+    engines = sorted({v.engine for v in voices})
+    if not engines:
+        raise UsageError(f"no TTS engine of {', '.join(cfg.engines)} is installed (apt-get install espeak-ng flite festival)")
+    items, rngs = [], []
+    for i in range(start, stop):
+        rng = np.random.default_rng([cfg.seed, i])
+        text = utterance_text(rng, cfg)
+        pool = [v for v in voices if v.engine == engines[int(rng.integers(len(engines)))]]
+        items.append((text, pool[int(rng.integers(len(pool)))]))
+        rngs.append(rng)
+    out = []
+    for (text, _), rng, wave in zip(items, rngs, speak_many(items, seed=cfg.seed, sample_rate=cfg.sample_rate, start=start)):
+        wave = wave * np.float32(rng.uniform(0.3, 0.9) / (float(np.max(np.abs(wave))) or 1.0))
+        lead, tail = (int(rng.uniform(0.03, 0.5) * cfg.sample_rate) for _ in range(2))
+        out.append((encode_wav(np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)]), cfg.sample_rate), text))
+    return out
+
+
 def generate(cfg: SynthSpeechConfig) -> int:
     """Write ``cfg.count`` utterances to ``cfg.out`` (and ``labels.txt``); returns the count."""
-    if find_espeak(cfg.espeak) is None:
+    if "espeak" in cfg.engines and len(cfg.engines) == 1 and find_espeak(cfg.espeak) is None:
         raise UsageError(f"{cfg.espeak}: program not found (install it: apt-get install espeak-ng)")
     labels: list[str] = []
+    chunk = 250
 
     def samples() -> Iterator[tuple[bytes, str]]:
         from tqdm import tqdm
 
-        for i in tqdm(range(cfg.count), desc="synth_speech", unit="utt", file=sys.stderr, disable=cfg.count < 200):
-            data, text = make_sample(i, cfg)
-            labels.append(text)
-            yield data, text
+        with tqdm(total=cfg.count, desc="synth_speech", unit="utt", file=sys.stderr, disable=cfg.count < 200) as bar:
+            for start in range(0, cfg.count, chunk):
+                for data, text in make_samples(start, min(cfg.count, start + chunk), cfg):
+                    labels.append(text)
+                    bar.update()
+                    yield data, text
 
     n = write_lmdb(cfg.out, samples(), overwrite=cfg.overwrite)
     (Path(cfg.out) / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
@@ -127,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> SynthSpeechConfig:
     p.add_argument("--min-words", type=int, default=1)
     p.add_argument("--max-words", type=int, default=5)
     p.add_argument("--espeak", default="espeak-ng", help="the espeak-ng program")
+    p.add_argument("--engines", nargs="+", default=["espeak"], choices=["espeak", "flite", "festival"],
+                   help="TTS engines to draw each utterance's voice from (crnn_ocr.synth.voices; default: espeak-ng alone)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     if a.count < 1 or a.min_words < 1 or a.max_words < a.min_words:
@@ -142,7 +180,8 @@ def parse_args(argv: list[str] | None = None) -> SynthSpeechConfig:
         if not words:
             raise UsageError(f"{a.words}: word list holds no words")
     return SynthSpeechConfig(out=a.out, count=a.count, seed=a.seed, sample_rate=a.sample_rate, content=a.content,
-                             words=words, min_words=a.min_words, max_words=a.max_words, espeak=a.espeak, overwrite=a.overwrite)
+                             words=words, min_words=a.min_words, max_words=a.max_words, espeak=a.espeak,
+                             engines=a.engines, overwrite=a.overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
