@@ -21,6 +21,11 @@ dtrb_vgg        W // 4 - 1           8          deep-text-recognition-benchmark'
                                                 F/8-F/4-F/2-F/2-F-F-F (``feature_channels`` F, default
                                                 256; BN on the 5th and 6th only), pools 2x2, 2x2,
                                                 (2, 1), (2, 1), a final 2x2 conv: H' = H//16 - 1
+ds2             (W - 1) // 2 + 1     1          DeepSpeech2's front (Amodei et al. 2016) for
+                                                spectrograms: two 11x11 convs of 32 channels, stride
+                                                (2, 2) then (2, 1) over (frequency, time), BN and
+                                                clipped ReLU; 3 BiLSTM layers of half the hidden
+                                                size; H' = ceil(H / 4), projected to the LSTM width
 ==============  ===================  =========  ====================================================
 
 Heights: the trunk reduces the height to ``H'``. When ``H' > 1`` (e.g. 64 px music staves, 80 mel
@@ -41,10 +46,11 @@ import torch
 from torch import Tensor, nn
 
 ARCHS = ("crnn", "crnn_compact", "resnet", "resnet18", "resnet34", "mobilenetv3", "mobilenetv3_small", "mobilenetv3_large",
-         "dtrb_vgg")
+         "dtrb_vgg", "ds2")
 
 # Smallest input width each trunk accepts (a narrower image must be padded first).
-_MIN_WIDTH = {"crnn": 4, "resnet": 2, "mobilenetv3": 1, "dtrb_vgg": 8}
+_MIN_WIDTH = {"crnn": 4, "resnet": 2, "mobilenetv3": 1, "dtrb_vgg": 8, "ds2": 1}
+DEFAULT_LSTM_LAYERS = {"ds2": 3}  # arch -> recurrent layers of a new model (others: ModelConfig's 2)
 
 
 @dataclass
@@ -75,8 +81,8 @@ def _family(arch: str) -> str:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch.startswith("crnn"):
         return "crnn"
-    if arch == "dtrb_vgg":
-        return "dtrb_vgg"
+    if arch in ("dtrb_vgg", "ds2"):
+        return arch
     return "resnet" if arch.startswith("resnet") else "mobilenetv3"
 
 
@@ -87,6 +93,8 @@ def output_length(width: int | Tensor, config: ModelConfig) -> int | Tensor:
         return width // 4 + 1
     if family == "dtrb_vgg":
         return width // 4 - 1
+    if family == "ds2":
+        return (width - 1) // 2 + 1
     if family == "resnet":
         return (width // 2 + 1) // 2
     return (width + 3) // 4
@@ -141,6 +149,14 @@ def _dtrb_vgg_trunk(in_channels: int, channels: int) -> nn.Sequential:
         nn.Conv2d(c[3], c[3], 3, 1, 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True),
         nn.MaxPool2d((2, 1), (2, 1)),  # H/16, W/4
         nn.Conv2d(c[3], c[3], 2, 1, 0), nn.ReLU(inplace=True),  # H/16 - 1, W/4 - 1
+    )
+
+
+def _ds2_trunk(in_channels: int) -> nn.Sequential:
+    """DeepSpeech2's two strided convolutions: (N, C_in, H, W) -> (N, 32, ceil(H / 4), (W - 1) // 2 + 1)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 11, (2, 2), 5, bias=False), nn.BatchNorm2d(32), nn.Hardtanh(0.0, 20.0),  # H/2, W/2
+        nn.Conv2d(32, 32, 11, (2, 1), 5, bias=False), nn.BatchNorm2d(32), nn.Hardtanh(0.0, 20.0),  # H/4, W/2
     )
 
 
@@ -215,7 +231,7 @@ def _width_after(module: nn.Module, widths: Tensor) -> Tensor:
 
 def _is_maskable(trunk: nn.Module) -> bool:
     """Whether ``masked_trunk`` can run ``trunk`` exactly: a plain chain of convs, pools and per-element layers."""
-    elementwise = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
+    elementwise = (nn.BatchNorm2d, nn.ReLU, nn.Hardtanh, nn.Dropout, nn.Identity)
     averages_zeros = lambda m: isinstance(m, nn.AvgPool2d) and m.count_include_pad  # noqa: E731  (zero padding counts)
     return isinstance(trunk, nn.Sequential) and all(
         isinstance(m, elementwise) or ((isinstance(m, (nn.Conv2d, nn.MaxPool2d)) or averages_zeros(m)) and not getattr(m, "ceil_mode", False))
@@ -271,6 +287,9 @@ class CRNN(nn.Module):
             compact = config.arch == "crnn_compact"
             self.cnn = _crnn_trunk(config.in_channels, 0.5 if compact else 1.0)
             hidden = max(1, hidden // 2) if compact else hidden
+        elif family == "ds2":
+            self.cnn = _ds2_trunk(config.in_channels)
+            hidden = max(1, hidden // 2)
         elif family == "dtrb_vgg":
             feature_channels = config.feature_channels or 256
             if feature_channels < 8 or feature_channels % 8:
@@ -288,6 +307,9 @@ class CRNN(nn.Module):
             self.project: nn.Module = nn.Identity()
         elif family == "dtrb_vgg":
             self.project = MeanOverHeight(feature_height)
+        elif family == "ds2":  # 32 channels x H' frequency rows: projected to the LSTM's width, not to 32
+            self.project = nn.Linear(channels * feature_height, 2 * hidden)
+            channels = 2 * hidden
         else:
             self.project = nn.Linear(channels * feature_height, channels)
         self.feature_height = feature_height

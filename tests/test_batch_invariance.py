@@ -21,7 +21,7 @@ from crnn_ocr.pretrained import MODELS
 from crnn_ocr.recognizer import Recognizer, load_recognizer
 from crnn_ocr.torch_backend import TorchBackend, load_model
 
-MASKED_ARCHS = ("crnn", "crnn_compact", "dtrb_vgg")
+MASKED_ARCHS = ("crnn", "crnn_compact", "dtrb_vgg", "ds2")
 
 
 def _padded(images: list[torch.Tensor]) -> torch.Tensor:

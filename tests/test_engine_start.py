@@ -137,6 +137,14 @@ def test_init_from_keeps_the_architecture_and_the_alphabet_unless_one_is_given(t
     assert given.frontend == ImageFrontend(height=64, channels=3, max_width=400, width_scale=1.5)
 
 
+def test_a_new_ds2_speech_model_gets_three_recurrent_layers_and_an_init_keeps_its_own(tmp_path):
+    spec = resolve_start(_cfg(tmp_path, kind="speech", arch="ds2", sample_rate=8000, n_mels=32, alphabet="digits"))
+    assert spec.model_config == ModelConfig(num_classes=11, arch="ds2", height=32, lstm_layers=3)
+    init = _checkpoint(tmp_path / "init.pt", kind="speech", arch="crnn_compact", alphabet=DIGITS, audio=SPEECH)
+    again = resolve_start(_cfg(tmp_path, kind="speech", init_from=str(init), arch="ds2"))
+    assert (again.model_config.arch, again.model_config.lstm_layers) == ("crnn_compact", 2)
+
+
 def test_init_from_a_missing_or_unsafe_checkpoint_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"nope\.pt: checkpoint not found"):
         resolve_start(_cfg(tmp_path, init_from=str(tmp_path / "nope.pt")))

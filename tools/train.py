@@ -35,8 +35,9 @@ def parse_args(argv: list[str] | None):
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
-    model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", *CLASSIFIER_ARCHS],
-                       help="trunk: crnn (the paper's, 8.3M parameters), crnn_compact (a quarter), torchvision resnet/mobilenetv3, dtrb_vgg; "
+    model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", "ds2", *CLASSIFIER_ARCHS],
+                       help="trunk: crnn (the paper's, 8.3M parameters), crnn_compact (a quarter), torchvision resnet/mobilenetv3, dtrb_vgg, "
+                       "ds2 (DeepSpeech2-style, for speech); "
                        "classify/tag also: convrnn (GRU windows), convrnn_lstm, conv1d, cnn6/cnn10/cnn14 (PANNs)")
     model.add_argument("--height", type=int, help="image height in pixels (default 32, or the --init-from checkpoint's)")
     model.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")

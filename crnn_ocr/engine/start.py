@@ -40,7 +40,7 @@ from crnn_ocr.alphabet import BLANK, Alphabet
 from crnn_ocr.checkpoint import load_checkpoint
 from crnn_ocr.engine.config import TrainConfig
 from crnn_ocr.frontend import Frontend, ImageFrontend, frontend_from_dict, stored_frontend
-from crnn_ocr.model import ModelConfig
+from crnn_ocr.model import DEFAULT_LSTM_LAYERS, ModelConfig
 from crnn_ocr.tasks import get_task, kind_info, task_for_kind, task_of_kind
 
 FRESH, RESUME, INIT = "fresh", "resume", "init"
@@ -144,9 +144,11 @@ def choose_model_config(config: TrainConfig, alphabet: Alphabet, audio: Frontend
         return ModelConfig.from_dict(resumed["model_config"])
     base = ModelConfig.from_dict(init["model_config"]) if init is not None else None
     hidden = {"hidden_size": base.hidden_size} if base else ({"hidden_size": config.hidden_size} if config.hidden_size else {})
+    arch = base.arch if base else config.arch
     return ModelConfig(
         num_classes=alphabet.num_classes,
-        arch=base.arch if base else config.arch,
+        arch=arch,
+        lstm_layers=base.lstm_layers if base else DEFAULT_LSTM_LAYERS.get(arch, 2),
         in_channels=base.in_channels if base else (1 if audio else config.channels),
         height=audio.height if audio else config.height or (base.height if base else DEFAULT_HEIGHT),
         **hidden,
