@@ -407,18 +407,34 @@ def _result(
 ) -> DecodeResult:
     """DecodeResult for a labelling: exact forward score (unless given); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
-    from a Viterbi pass."""
+    from a Viterbi pass. Those passes are deferred to the first access of the score or spans
+    (``DecodeResult.deferred``), so ``lp`` must not change afterwards (see ``_owned``)."""
     if greedy is None:
         greedy = _greedy(lp)
+    text = alphabet.decode(ids)
     if ids == greedy[0]:
         spans = greedy[1]
-        if score is None:
-            score = _score_and_align(lp, ids, align=False)[0]
-    elif score is None:
-        score, _, spans = _score_and_align(lp, ids)
-    else:
-        spans = () if score == NEG_INF else _viterbi(lp, ids)[1]
-    return DecodeResult.make(alphabet.decode(ids), ids, score, spans)
+        if score is not None:
+            return DecodeResult.make(text, ids, score, spans)
+        return DecodeResult.deferred(text, ids, lambda: (_score_and_align(lp, ids, align=False)[0], spans))
+    if score is None:
+
+        def score_and_spans() -> tuple[float, tuple[tuple[int, int], ...]]:
+            ll, _, found = _score_and_align(lp, ids)
+            return ll, found
+
+        return DecodeResult.deferred(text, ids, score_and_spans)
+    given = score
+    return DecodeResult.deferred(text, ids, lambda: (given, () if given == NEG_INF else _viterbi(lp, ids)[1]))
+
+
+def _owned(lp: np.ndarray, source: object) -> np.ndarray:
+    """``lp`` (checked from ``source``), copied if it shares memory with the caller's array:
+    a deferred result reads it later, after the caller may have reused its buffer."""
+    if isinstance(source, np.ndarray) and np.may_share_memory(lp, source):
+        copied: np.ndarray = lp.copy()
+        return copied
+    return lp
 
 
 # ---------------------------------------------------------------------------------- beam search
@@ -717,7 +733,7 @@ def beam_search(
     """
     if int(beam_width) < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    lp = check_log_probs(log_probs, alphabet.num_classes, logits=logits)
+    lp = _owned(check_log_probs(log_probs, alphabet.num_classes, logits=logits), log_probs)
     greedy = _greedy(lp)
     if beam_width == 1 and scorer is None:
         return DecodeResult.make(alphabet.decode(greedy[0]), greedy[0], greedy[2], greedy[1])

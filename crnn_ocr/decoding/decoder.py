@@ -14,6 +14,7 @@ from crnn_ocr.decoding.ctc import (
     PrefixScorer,
     _beam,
     _greedy,
+    _owned,
     _result,
     check_log_probs,
 )
@@ -149,7 +150,7 @@ class CTCDecoder:
     def decode(self, log_probs: np.ndarray, logits: bool | None = None) -> DecodeResult:
         """Decode one utterance: ``(T, C)`` log-probs (or logits), ``C == alphabet.num_classes``."""
         lp = check_log_probs(log_probs, self.alphabet.num_classes, logits=self.logits if logits is None else logits)
-        return self._decode(lp)
+        return self._decode(_owned(lp, log_probs))
 
     def decode_batch(
         self,
@@ -183,7 +184,7 @@ class CTCDecoder:
         results = []
         for i, item in enumerate(items):
             lp = check_log_probs(item, self.alphabet.num_classes, logits=use_logits, name=f"log_probs[{i}]")
-            results.append(self._decode(lp))
+            results.append(self._decode(_owned(lp, item)))
         return results
 
     # ------------------------------------------------------------------ internals
