@@ -12,8 +12,9 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, log_softmax
-from crnn_ocr.decoding.ctc import _beam, check_log_probs
+from crnn_ocr.decoding.ctc import _beam, _prefix_beam_search_batch, check_log_probs
 from ctc_reference import _beam as reference_beam
+from ctc_reference import _prefix_beam_search as reference_search
 from ctc_reference import reference_decode
 
 LETTERS = Alphabet("abcde ")
@@ -94,3 +95,15 @@ def test_decode_batch_equals_decode():
         got = dec.decode_batch(batch, lengths)
         want = [dec.decode(x[:n]) for x, n in zip(batch, lengths)]
         assert all(same(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_batch_search_matches_reference(C):
+    """The batched search against the reference, item by item, on batches of mixed lengths."""
+    rng = np.random.default_rng(100 + C)
+    for _ in range(30):
+        lps = [check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(2, 24)))]
+        lps = [lp for lp in lps if lp.shape[0]]
+        beam = int(rng.choice([2, 3, 10, 25]))
+        if lps:
+            assert _prefix_beam_search_batch(lps, beam) == [reference_search(lp, beam) for lp in lps]

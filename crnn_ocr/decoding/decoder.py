@@ -15,6 +15,7 @@ from crnn_ocr.decoding.ctc import (
     _beam,
     _greedy,
     _owned,
+    _prefix_beam_search_batch,
     _result,
     check_log_probs,
 )
@@ -159,7 +160,9 @@ class CTCDecoder:
         logits: bool | None = None,
     ) -> list[DecodeResult]:
         """Decode a batch: ``(N, T, C)`` with optional per-item ``lengths`` (frames beyond an
-        item's length are ignored), or a list of ``(T_i, C)`` arrays."""
+        item's length are ignored), or a list of ``(T_i, C)`` arrays. Without LM, hotwords,
+        trie or pruning the beam searches of all items run as one (numpy calls shared across
+        items); results are those of ``decode`` on each item."""
         use_logits = self.logits if logits is None else logits
         if isinstance(log_probs, (list, tuple)):
             items = list(log_probs)
@@ -181,14 +184,22 @@ class CTCDecoder:
                     raise ValueError(f"lengths[{i}] = {n} is outside 0..{frames}")
                 out_lens.append(int(n))
             items = [item[:n] for item, n in zip(items, out_lens)]
-        results = []
-        for i, item in enumerate(items):
-            lp = check_log_probs(item, self.alphabet.num_classes, logits=use_logits, name=f"log_probs[{i}]")
-            results.append(self._decode(_owned(lp, item)))
-        return results
+        lps = [
+            _owned(check_log_probs(item, self.alphabet.num_classes, logits=use_logits, name=f"log_probs[{i}]"), item)
+            for i, item in enumerate(items)
+        ]
+        found: list[tuple[tuple[int, ...], float] | None] = [None] * len(lps)
+        if self.scorer is None and self.prune_log_prob is None and self.beam_width > 1 and self.lexicon_mode != "score":
+            # One search for the whole batch (the same results as one search per item).
+            todo = [i for i, lp in enumerate(lps) if lp.shape[0]]
+            if len(todo) > 1:
+                for i, f in zip(todo, _prefix_beam_search_batch([lps[i] for i in todo], self.beam_width)):
+                    found[i] = f
+        return [self._decode(lp, f) for lp, f in zip(lps, found)]
 
     # ------------------------------------------------------------------ internals
-    def _decode(self, lp: np.ndarray) -> DecodeResult:
+    def _decode(self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None) -> DecodeResult:
+        """Decode checked log-probs; ``found``: the beam's result if already searched."""
         if lp.shape[0] == 0:
             return DecodeResult.make("", (), 0.0 if self.lexicon is None else NEG_INF, ())
         greedy = _greedy(lp)
@@ -200,7 +211,8 @@ class CTCDecoder:
             if mode is None:
                 return DecodeResult.make(self.alphabet.decode(ids), ids, greedy[2], greedy[1])
         else:
-            found = _beam(lp, self.beam_width, self.prune_log_prob, self.scorer)
+            if found is None:
+                found = _beam(lp, self.beam_width, self.prune_log_prob, self.scorer)
             if found is None:  # trie mode: no complete word in the beam
                 return self._best_word(lp, None, greedy)
             ids = found[0]
