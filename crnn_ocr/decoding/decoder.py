@@ -35,6 +35,7 @@ AUTO_PRUNE_LOG_PROB = -10.0
 
 _LEXICON_MODES = ("auto", "score", "candidates", "trie")
 _NEAREST = 32  # candidates taken when none is within max_edit_distance
+_BATCH_SEARCH_MIN = 8  # items from which decode_batch searches them together (fewer: one by one is cheaper)
 
 
 class CTCDecoder:
@@ -192,7 +193,7 @@ class CTCDecoder:
         if self.scorer is None and self.prune_log_prob is None and self.beam_width > 1 and self.lexicon_mode != "score":
             # One search for the whole batch (the same results as one search per item).
             todo = [i for i, lp in enumerate(lps) if lp.shape[0]]
-            if len(todo) > 1:
+            if len(todo) >= _BATCH_SEARCH_MIN:
                 for i, f in zip(todo, _prefix_beam_search_batch([lps[i] for i in todo], self.beam_width)):
                     found[i] = f
         return [self._decode(lp, f) for lp, f in zip(lps, found)]
