@@ -1,7 +1,10 @@
 """Decoder benchmark: crnn_ocr.decoding vs fast-ctc-decode and pyctcdecode (benchmark-only
 dependencies), plus lexicon decoding with a 50k-word lexicon.
 
-    .venv/bin/python bench/bench_decoder.py [--quick] [--seed 0] [--pyctcdecode-python .bench-venv/bin/python]
+    .venv/bin/python bench/bench_decoder.py [--quick] [--reps 3] [--seed 0] [--only search|batch|lexicon]
+        [--pyctcdecode-python .bench-venv/bin/python]
+
+``--quick --reps 1`` is a smoke run (seconds): a few utterances, beam 10 only.
 
 pyctcdecode pins numpy < 2 (OpenCV 5, in the main venv, needs numpy >= 2), so it runs in a venv
 of its own, on the same inputs saved to a file (``bench/pyctcdecode_worker.py``); make it once:
@@ -14,10 +17,16 @@ Inputs are synthetic CTC outputs: a random label is laid out as runs of frames w
 between, turned into logits (``strength`` on the path, Gaussian noise everywhere) and
 normalized. "peaky" looks like a trained model (strength 10; mean top-class probability about
 0.95), "hard" is ambiguous (strength 5; about 0.6).
-For every setting it prints the median milliseconds per utterance (single thread, one call per
-utterance, inputs already in each decoder's format) and the agreement: the share of utterances
-whose text is identical to an exact search (our prefix beam search with beam 1024; pyctcdecode's
-output is compared after collapsing runs of spaces, which it cannot output).
+For every setting it prints the median milliseconds per utterance (thread CPU time, single
+thread, one call per utterance, inputs already in each decoder's format) and the agreement: the
+share of utterances whose text is identical to an exact search (our prefix beam search with beam
+1024; pyctcdecode's output is compared after collapsing runs of spaces, which it cannot output).
+crnn_ocr and fast-ctc-decode take turns on every utterance (``--reps`` times), so load changes
+hit both alike; the ratio columns are crnn_ocr / fast-ctc-decode. crnn_ocr defers a result's
+exact score and spans to their first access: "text" reads only the text (what fast-ctc-decode
+returns), "+ score, spans" reads them too. The batch table times one ``decode_batch`` of 64
+word-like utterances against 64 calls of fast-ctc-decode. pyctcdecode runs in its own process,
+not interleaved.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ SETTINGS = {  # name: (T, alphabet symbols, label length range)
 }
 KINDS = {"peaky": 10.0, "hard": 5.0}
 STABILITY_BEAM = 256  # how settled the reference is: agreement of this beam with EXACT_BEAM
+BATCH = 64  # utterances in a recognizer's batch
 
 
 def synth(rng: np.random.Generator, T: int, C: int, length: tuple[int, int], strength: float) -> np.ndarray:
@@ -77,6 +87,25 @@ def timed(fn: Callable[[np.ndarray], str], inputs: list[np.ndarray]) -> tuple[fl
     return 1e3 * statistics.median(times), texts
 
 
+def interleaved(fns: list[Callable[[np.ndarray], str]], inputs: list[np.ndarray], reps: int) -> list[tuple[float, list[str]]]:
+    """Per decoder: (median ms of thread CPU time per call, texts of the last repetition). The
+    decoders take turns on each input (the first to go alternates), so load changes hit all
+    alike; ``inputs[k]`` is what decoder k is given (``inputs`` is a list of per-decoder lists)."""
+    for fn, xs in zip(fns, inputs):
+        fn(xs[0])  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
+    texts: list[list[str]] = [[] for _ in fns]
+    for rep in range(reps):
+        for j in range(len(inputs[0])):
+            for k in (range(len(fns)) if (rep + j) % 2 == 0 else reversed(range(len(fns)))):
+                t0 = time.thread_time()
+                text = fns[k](inputs[k][j])
+                times[k].append(time.thread_time() - t0)
+                if rep == reps - 1:
+                    texts[k].append(text)
+    return [(1e3 * statistics.median(t), x) for t, x in zip(times, texts)]
+
+
 def agreement(texts: list[str], exact: list[str], squash: bool = False) -> float:
     norm = (lambda s: " ".join(s.split())) if squash else (lambda s: s)
     return 100.0 * sum(norm(a) == norm(b) for a, b in zip(texts, exact)) / len(exact)
@@ -101,11 +130,13 @@ def bench_search(args: argparse.Namespace) -> None:
     import fast_ctc_decode
 
     has_pyctc = os.path.exists(args.pyctcdecode_python)
-    counts = {"word": 200, "speech": 40, "long": 8} if not args.quick else {"word": 60, "speech": 12, "long": 3}
-    beams = [10, 25, 100]
-    print(f"## Beam search: median ms per utterance (agreement with exact search, beam {EXACT_BEAM})\n")
-    print("| input | T x C | n | beam | crnn_ocr (exact) | crnn_ocr prune -5 | fast-ctc-decode | pyctcdecode |")
-    print("|---|---|---|---|---|---|---|---|")
+    counts = {"word": 200, "speech": 40, "long": 8} if not args.quick else {"word": 20, "speech": 4, "long": 2}
+    beams = [10, 25, 100] if not args.quick else [10]
+    print(f"## Beam search: median ms per utterance, thread CPU time, interleaved x {args.reps} "
+          f"(agreement with exact search, beam {EXACT_BEAM})\n")
+    print("| input | T x C | n | beam | crnn_ocr text | crnn_ocr + score, spans | fast-ctc-decode | ratio text | "
+          "ratio + score | pyctcdecode |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(args.seed)
     stability: list[str] = []
     for name, (T, symbols, length) in SETTINGS.items():
@@ -118,30 +149,71 @@ def bench_search(args: argparse.Namespace) -> None:
             probs = [np.exp(x) for x in lps]
             exact = [CTCDecoder(alphabet, beam_width=EXACT_BEAM).decode(x).text for x in lps]
             py_runs = pyctcdecode_runs(args.pyctcdecode_python, labels, lps, beams) if has_pyctc else {}
-            settled = agreement([CTCDecoder(alphabet, beam_width=STABILITY_BEAM).decode(x).text for x in lps], exact)
-            mean_top = float(np.mean([np.exp(x).max(axis=1).mean() for x in lps]))
-            stability.append(f"{name} {kind}: top-class probability {mean_top:.2f}, beam {STABILITY_BEAM} "
-                             f"agrees with beam {EXACT_BEAM} on {settled:.0f}%")
+            if not args.quick:
+                settled = agreement([CTCDecoder(alphabet, beam_width=STABILITY_BEAM).decode(x).text for x in lps], exact)
+                mean_top = float(np.mean([np.exp(x).max(axis=1).mean() for x in lps]))
+                stability.append(f"{name} {kind}: top-class probability {mean_top:.2f}, beam {STABILITY_BEAM} "
+                                 f"agrees with beam {EXACT_BEAM} on {settled:.0f}%")
             for beam in beams:  # each lambda below is called at once, in its own iteration (B023 is a false alarm)
                 ours = CTCDecoder(alphabet, beam_width=beam)
-                pruned = CTCDecoder(alphabet, beam_width=beam, prune_log_prob=-5.0)
-                t_ours, x_ours = timed(lambda x: ours.decode(x).text, lps)  # noqa: B023
-                t_prune, x_prune = timed(lambda x: pruned.decode(x).text, lps)  # noqa: B023
-                t_fcd, x_fcd = timed(
-                    lambda x: fast_ctc_decode.beam_search(x, fcd_alphabet, beam_size=beam, beam_cut_threshold=0.0)[0],  # noqa: B023
-                    probs,
-                )
+
+                def full(x: np.ndarray) -> str:
+                    r = ours.decode(x)  # noqa: B023
+                    _ = r.score, r.spans  # the exact score and spans, deferred until read
+                    return r.text
+
+                (t_ours, x_ours), (t_full, _), (t_fcd, x_fcd) = interleaved(
+                    [lambda x: ours.decode(x).text, full,  # noqa: B023
+                     lambda x: fast_ctc_decode.beam_search(x, fcd_alphabet, beam_size=beam, beam_cut_threshold=0.0)[0]],  # noqa: B023
+                    [lps, lps, probs], args.reps)
                 cells = [
                     f"{t_ours:.2f} ({agreement(x_ours, exact):.0f}%)",
-                    f"{t_prune:.2f} ({agreement(x_prune, exact):.0f}%)",
+                    f"{t_full:.2f}",
                     f"{t_fcd:.2f} ({agreement(x_fcd, exact):.0f}%)",
+                    f"{t_ours / t_fcd:.2f}x",
+                    f"{t_full / t_fcd:.2f}x",
                     f"{py_runs[beam][0]:.2f} ({agreement(py_runs[beam][1], exact, squash=True):.0f}%)" if has_pyctc
                     else f"n/a (no {args.pyctcdecode_python})",
                 ]
                 print(f"| {name} {kind} | {T} x {C} | {len(lps)} | {beam} | " + " | ".join(cells) + " |", flush=True)
-    print("\nReference check (is the exact search settled?):\n")
-    for line in stability:
-        print(f"- {line}")
+    if stability:
+        print("\nReference check (is the exact search settled?):\n")
+        for line in stability:
+            print(f"- {line}")
+
+
+def bench_batch(args: argparse.Namespace) -> None:
+    """A recognizer's batch: 64 word-like utterances at beam 10, one ``decode_batch`` against 64
+    calls of fast-ctc-decode (and 64 calls of ``decode``), interleaved."""
+    import fast_ctc_decode
+
+    T, symbols, length = SETTINGS["word"]
+    alphabet = Alphabet(symbols)
+    C = alphabet.num_classes
+    fcd_alphabet = ["N"] + list(symbols)
+    dec = CTCDecoder(alphabet, beam_width=10)
+    rng = np.random.default_rng(args.seed + 2)
+    n_batches = 10 if not args.quick else 2
+    print(f"\n## A batch of {BATCH} word-like utterances ({T} x {C}), beam 10: median ms per batch, "
+          f"thread CPU time, {n_batches} batches interleaved x {args.reps}\n")
+    print("| input | decode_batch text | decode_batch + score, spans | 64 x decode text | 64 x fast-ctc-decode | ratio batch text | ratio batch + score |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, strength in KINDS.items():
+        batches = [np.stack([synth(rng, T, C, length, strength) for _ in range(BATCH)]) for _ in range(n_batches)]
+        probs = [np.exp(b) for b in batches]
+
+        def batch_full(b: np.ndarray) -> str:
+            res = dec.decode_batch(b)
+            _ = [(r.score, r.spans) for r in res]
+            return "|".join(r.text for r in res)
+
+        (t_b, x_b), (t_bf, _), (t_s, x_s), (t_f, _) = interleaved(
+            [lambda b: "|".join(r.text for r in dec.decode_batch(b)), batch_full,
+             lambda b: "|".join(dec.decode(x).text for x in b),
+             lambda b: "|".join(fast_ctc_decode.beam_search(x, fcd_alphabet, beam_size=10, beam_cut_threshold=0.0)[0] for x in b)],
+            [batches, batches, batches, probs], args.reps)
+        assert x_b == x_s, "decode_batch and decode disagree"
+        print(f"| word {kind} | {t_b:.1f} | {t_bf:.1f} | {t_s:.1f} | {t_f:.1f} | {t_b / t_f:.2f}x | {t_bf / t_f:.2f}x |", flush=True)
 
 
 def bench_lexicon(args: argparse.Namespace) -> None:
@@ -194,9 +266,10 @@ def bench_lexicon(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer utterances (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="a few utterances, beam 10 only, no reference check (a smoke run)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of the interleaved timing")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", choices=["search", "lexicon"], default=None)
+    ap.add_argument("--only", choices=["search", "batch", "lexicon"], default=None)
     ap.add_argument("--pyctcdecode-python", default=".bench-venv/bin/python",
                     help="python of a venv with pyctcdecode and numpy<2 (see the docstring)")
     args = ap.parse_args()
@@ -204,6 +277,8 @@ def main() -> None:
     print(f"# bench_decoder ({'quick' if args.quick else 'full'}), load average at start: {load[0]:.2f} (cores: {os.cpu_count()})\n")
     if args.only in (None, "search"):
         bench_search(args)
+    if args.only in (None, "batch"):
+        bench_batch(args)
     if args.only in (None, "lexicon"):
         bench_lexicon(args)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")

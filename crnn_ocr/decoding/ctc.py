@@ -407,18 +407,34 @@ def _result(
 ) -> DecodeResult:
     """DecodeResult for a labelling: exact forward score (unless given); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
-    from a Viterbi pass."""
+    from a Viterbi pass. Those passes are deferred to the first access of the score or spans
+    (``DecodeResult.deferred``), so ``lp`` must not change afterwards (see ``_owned``)."""
     if greedy is None:
         greedy = _greedy(lp)
+    text = alphabet.decode(ids)
     if ids == greedy[0]:
         spans = greedy[1]
-        if score is None:
-            score = _score_and_align(lp, ids, align=False)[0]
-    elif score is None:
-        score, _, spans = _score_and_align(lp, ids)
-    else:
-        spans = () if score == NEG_INF else _viterbi(lp, ids)[1]
-    return DecodeResult.make(alphabet.decode(ids), ids, score, spans)
+        if score is not None:
+            return DecodeResult.make(text, ids, score, spans)
+        return DecodeResult.deferred(text, ids, lambda: (_score_and_align(lp, ids, align=False)[0], spans))
+    if score is None:
+
+        def score_and_spans() -> tuple[float, tuple[tuple[int, int], ...]]:
+            ll, _, found = _score_and_align(lp, ids)
+            return ll, found
+
+        return DecodeResult.deferred(text, ids, score_and_spans)
+    given = score
+    return DecodeResult.deferred(text, ids, lambda: (given, () if given == NEG_INF else _viterbi(lp, ids)[1]))
+
+
+def _owned(lp: np.ndarray, source: object) -> np.ndarray:
+    """``lp`` (checked from ``source``), copied if it shares memory with the caller's array:
+    a deferred result reads it later, after the caller may have reused its buffer."""
+    if isinstance(source, np.ndarray) and np.may_share_memory(lp, source):
+        copied: np.ndarray = lp.copy()
+        return copied
+    return lp
 
 
 # ---------------------------------------------------------------------------------- beam search
@@ -480,11 +496,12 @@ def _prefix_beam_search(
 
     * the prefixes staying the same (a blank, or their last class again) are K-vectors; they
       include the mass a parent sends to its child when both are in the beam (the pairs
-      ``mc``, ``msrc``, ``mflat``), so that extension is never a new entry;
+      ``mc``, ``msrc``, ``mflat``), so that extension is never a new entry; one gather of the
+      frame's row (``gidx``) and one add give both their blank and their repeat terms;
     * if the beam is full and even the best prefix extended by the best class of the frame
       ranks below every staying prefix, no new prefix can enter and the frame ends there;
-    * otherwise a ``(3, K, C)`` array holds every entry, as log-probs of ending in a blank, in a
-      non-blank, and in total: column ``c > 0`` is prefix i extended by class ``c``, column 0
+    * otherwise a ``(3, K, C)`` array (one buffer reused while the beam is full) holds every
+      entry, as log-probs in total, of ending in a non-blank and in a blank: column ``c > 0`` is prefix i extended by class ``c``, column 0
       (the blank never extends a prefix) prefix i staying. If no extension beats the last
       staying prefix the frame ends too (about half of all frames end early on word- and
       speech-like input); else the next beam is the top ``beam_width`` totals (one
@@ -502,12 +519,22 @@ def _prefix_beam_search(
     # is the decoder's inner loop. tests/test_layout.py exempts functions marked like this.
     T, C = lp.shape
     B = beam_width
-    lpx = lp.copy()
-    lpx[:, BLANK] = NEG_INF  # (T, C) non-blank log-probs: the blank never extends a prefix
+    # (T, C + 1): the non-blank log-probs (the blank never extends a prefix, its column is -inf),
+    # and in column C the blank's, so that one gather per frame (gidx) gives each staying
+    # prefix's two terms: the blank, and its own last class.
+    lpz = np.empty((T, C + 1))
+    lpx = lpz[:, :C]  # (T, C)
+    lpx[:] = lp
+    lpx[:, BLANK] = NEG_INF
+    lpz[:, C] = lp[:, BLANK]
     lpe = lpx if prune_log_prob is None else np.where(lpx >= prune_log_prob, lpx, NEG_INF)
-    blank = lp[:, BLANK].tolist()  # (T,)
     best_class = lpe.max(axis=1).tolist()  # (T,) best log-prob of a new prefix's last class
     offsets = np.arange(B) * C  # (B,) flat index of column 0 of each beam row
+    # The (3, B, C) entries of a full beam, reused from frame to frame (planes: total, ending in
+    # a non-blank, in a blank); an extension never ends in a blank, so plane 2 stays -inf but
+    # for column 0 (the staying prefixes), rewritten every frame.
+    Xfull = np.full((3, B, C), NEG_INF)
+    gbuf = np.full((2, B), C, dtype=np.intp)  # row 0 the blank's column of lpz, row 1 last classes
 
     # A prefix is named by an integer: the empty prefix is 0, and prefix p extended by class c is
     # p * C + c (its digits in base C are its classes, all nonzero). So equal prefixes get equal
@@ -515,9 +542,11 @@ def _prefix_beam_search(
     # The beam: K prefixes, their last class (0 for the empty prefix) and log-probs.
     nodes = [0]
     last_l = [BLANK]
-    last = np.zeros(1, dtype=np.intp)  # (K,)
+    gbuf[1, 0] = BLANK
+    gidx = gbuf[:, :1]  # (2, K): the columns of lpz gathered per frame
+    last = gidx[1]  # (K,) each prefix's last class
     lastflat = last  # (K,) flat index of each prefix's own last class in the (K, C) matrix
-    st = np.array([[0.0], [NEG_INF], [0.0]])  # (3, K): log p ending in blank, in non-blank, total
+    st = np.array([[0.0], [NEG_INF], [0.0]])  # (3, K): log p in total, ending in non-blank, in blank
     # Pairs of beam rows where the child is the parent plus one class: extending the parent by
     # that class adds to the child, not to a new prefix. All (M,): mc child rows, ml the class,
     # msrc where the parent's mass comes from in st.ravel() (its total, or only its blank-ending
@@ -533,20 +562,20 @@ def _prefix_beam_search(
 
     for t in range(T):
         K = len(nodes)
-        pb, pnb, ptot = st
-        row = lpx[t]  # (C,)
-        rl = row[last]  # (K,) log-prob of each prefix's last class at t
+        ptot = st[0]
+        lz = lpz[t]  # (C + 1,)
+        g = lz[gidx]  # (2, K): the blank, and each prefix's last class at t
 
-        # The prefixes staying the same: (3, K) ending in blank, in non-blank, total.
+        # The prefixes staying the same: (3, K) total, ending in non-blank, in blank. Rows 2 and 1
+        # at once: ending in blank = total + blank, in non-blank = non-blank + last class again.
         stay = np.empty((3, K))
-        np.add(ptot, blank[t], out=stay[0])
+        np.add(st[:2], g, out=stay[2:0:-1])
         stay_nb = stay[1]
-        np.add(pnb, rl, out=stay_nb)
         if mc is not None:
-            contrib = st.reshape(-1)[msrc] + row[ml]  # (M,) parents extended by their child's class
+            contrib = st.reshape(-1)[msrc] + lz[ml]  # (M,) parents extended by their child's class
             stay_nb[mc] = np.logaddexp(stay_nb[mc], contrib)
-        np.logaddexp(stay[0], stay_nb, out=stay[2])
-        stot = stay[2]
+        stot = stay[0]
+        np.logaddexp(stay[2], stay_nb, out=stot)
         full = table is None and K == B
         if full:
             smin = stot[stot.argmin()]  # the last staying prefix: a new one must beat it
@@ -555,19 +584,18 @@ def _prefix_beam_search(
                 continue
 
         # Every entry: (3, K, C) planes, column 0 the prefixes staying, column c > 0 extended by c.
-        X = np.empty((3, K, C))
+        X = Xfull if K == B else np.full((3, K, C), NEG_INF)
         Xf = X.reshape(3, K * C)
-        ext = Xf[2]  # (K * C,) flat view of the totals
-        np.add(ptot[:, None], lpe[t], out=X[2])  # prefix i extended by class c
+        ext = Xf[0]  # (K * C,) flat view of the totals
+        np.add(ptot[:, None], lpe[t], out=X[0])  # prefix i extended by class c
         # A repeated class extends the prefix only after a blank.
-        ext[lastflat] = pb + (rl if prune_log_prob is None else lpe[t][last])
+        ext[lastflat] = st[2] + (g[1] if prune_log_prob is None else lpe[t][last])
         if mc is not None:
             ext[mflat] = NEG_INF  # already added to the child in the beam
         if full and ext[ext.argmax()] < smin:
             st = stay  # no extension can
             continue
-        X[1] = X[2]
-        X[0] = NEG_INF
+        X[1] = X[0]
         X[:, :, 0] = stay
 
         if table is None:
@@ -576,6 +604,7 @@ def _prefix_beam_search(
             bonus = (nb[:, None] + table.data[vr_l]).reshape(-1)  # (K * C,) bonus of each entry
             rank = ext + bonus
         n = K * C
+        possible = False  # known to hold no impossible entry
         if n <= B:
             top = np.arange(n)
         elif K == B:  # only entries ranking at least with the last staying prefix can enter
@@ -585,10 +614,11 @@ def _prefix_beam_search(
             top = (rank >= smin).nonzero()[0]  # (>= B,)
             if top.size > B:
                 top = top[rank[top].argpartition(top.size - B)[top.size - B :]]  # (B,) new beam
+            possible = smin > NEG_INF
         else:
             top = rank.argpartition(n - B)[n - B :]
         top_l = top.tolist()
-        if NEG_INF in rank[top].tolist():  # impossible entries (fewer than B possible) stay out
+        if not possible and NEG_INF in rank[top].tolist():  # impossible entries (fewer than B possible) stay out
             top = top[rank[top] > NEG_INF]
             if top.size == 0:
                 return None  # only with a scorer that forbids everything
@@ -617,7 +647,9 @@ def _prefix_beam_search(
                     node_row[nd] = table.row(state)
             vr_l = [node_row[nd] for nd in nodes]
         K = len(nodes)
-        last = np.array(last_l, dtype=np.intp)
+        gidx = gbuf[:, :K]
+        last = gidx[1]
+        last[:] = last_l
         lastflat = offsets[:K] + last
 
         # Parent-child pairs within the new beam.
@@ -632,15 +664,15 @@ def _prefix_beam_search(
                 c = last_l[j]
                 mcl.append(j)
                 mll.append(c)
-                # The parent's mass in st.ravel(): row 0 (blank-ending) for a repeat, else row 2.
-                msl.append(q if last_l[q] == c else 2 * K + q)
+                # The parent's mass in st.ravel(): row 2 (blank-ending) for a repeat, else row 0.
+                msl.append(2 * K + q if last_l[q] == c else q)
                 mfl.append(q * C + c)
         if mcl:
             mc, ml, msrc, mflat = np.array(mcl + mll + msl + mfl, dtype=np.intp).reshape(4, -1)
         else:
             mc = None
 
-    rank = st[2]
+    rank = st[0]
     if table is not None:
         rank = rank + nb + np.array([table.finals[r] for r in vr_l])
     best = int(np.argmax(rank))
@@ -651,7 +683,130 @@ def _prefix_beam_search(
     while nd:
         nd, c = divmod(nd, C)
         ids.append(c)
-    return tuple(reversed(ids)), float(st[2, best])
+    return tuple(reversed(ids)), float(st[0, best])
+
+
+def _prefix_beam_search_batch(lps: Sequence[np.ndarray], beam_width: int) -> list[tuple[tuple[int, ...], float]]:
+    """``_prefix_beam_search`` (no scorer, no pruning) of N checked ``(T_i, C)`` arrays, T_i > 0,
+    as one search: per frame the staying prefixes, the early-exit tests and the ``(3, B, C)``
+    entries of every utterance are computed together (beams padded to ``beam_width`` with
+    impossible rows), and only the utterances whose beam can change pick their new beam and
+    materialize it, with the same calls as the single search. Same results, bit for bit."""
+    # A hot loop, kept as one function on purpose (as _prefix_beam_search): the per-frame body
+    # shares its numpy calls across utterances, and helper calls per frame would cost speed.
+    N, B, C = len(lps), beam_width, lps[0].shape[1]
+    order = sorted(range(N), key=lambda i: -lps[i].shape[0])  # longest first: active = a prefix
+    Ts = [lps[i].shape[0] for i in order]
+    lpz = np.full((N, Ts[0], C + 1), NEG_INF)  # (N, T, C + 1) as in _prefix_beam_search
+    for u, i in enumerate(order):
+        lpz[u, : Ts[u], :C] = lps[i]
+        lpz[u, : Ts[u], C] = lps[i][:, BLANK]
+    lpz[:, :, BLANK] = NEG_INF
+    lpx = lpz[:, :, :C]
+    best_class = lpx.max(axis=2).T.copy()  # (T, N) best log-prob of a new prefix's last class
+    offsets = np.arange(B) * C
+    W = 3 * B  # stride of an utterance in st / stay
+    st = np.full((N, 3, B), NEG_INF)  # (N, 3, B): total, ending in non-blank, in blank; row 0 padded
+    st[:, 0, 0] = st[:, 2, 0] = 0.0
+    gidx = np.full((N, 2, B), C, dtype=np.intp)  # per utterance as in _prefix_beam_search
+    gidx[:, 1] = BLANK
+    gbase = (np.arange(N) * (C + 1))[:, None, None]
+    ks = [1] * N
+    nodes: list[list[int]] = [[0] for _ in range(N)]
+    lasts: list[list[int]] = [[BLANK] for _ in range(N)]
+    lastflat = gidx[:, 1] + offsets  # (N, B) flat index of each prefix's own last class
+    pairs: list[tuple[list[int], ...]] = [() for _ in range(N)]  # per utterance: its pairs' mc, ml, ms, mf
+    X = np.full((N, 3, B, C), NEG_INF)  # every entry, planes as st (plane 2 stays -inf but column 0)
+    # The parent-child pairs of all utterances (see _prefix_beam_search), as global indices into
+    # stay, lpz[:, t], st and X: mc, ml, ms, mf; None when no beam holds a pair.
+    mc: np.ndarray | None = None
+    ml = ms = mf = np.empty(0, dtype=np.intp)
+    for t in range(Ts[0]):
+        n = sum(1 for T in Ts if T > t)  # active utterances: 0..n-1
+        stn = st[:n]
+        lz = lpz[:n, t]  # (n, C + 1)
+        g = lz.reshape(-1)[gbase[:n] + gidx[:n]]  # (n, 2, B)
+        stay = np.empty((n, 3, B))
+        np.add(stn[:, :2], g, out=stay[:, 2:0:-1])
+        if mc is not None:
+            stay_f = stay.reshape(-1)
+            keep = mc < n * W  # pairs of active utterances
+            mcn, mln, msn = mc[keep], ml[keep], ms[keep]
+            contrib = stn.reshape(-1)[msn] + lz.reshape(-1)[mln]
+            stay_f[mcn] = np.logaddexp(stay_f[mcn], contrib)
+        stot = stay[:, 0]
+        np.logaddexp(stay[:, 2], stay[:, 1], out=stot)
+        full = np.array([k == B for k in ks[:n]])
+        smin = stot.min(axis=1)  # (n,) used only where the beam is full (no padding)
+        ptot = stn[:, 0]
+        # Which beams can change: not full, or (the early exits of _prefix_beam_search, negated)
+        # the best prefix extended by the best class, and then some extension, reaches smin.
+        go = ~full | (ptot.max(axis=1) + best_class[t, :n] >= smin)
+        E = X[:n, 0]  # (n, B, C) every extension's total
+        np.add(ptot[:, :, None], lpx[:n, t, None, :], out=E)
+        Ef = E.reshape(n, B * C)
+        Ef[np.arange(n)[:, None], lastflat[:n]] = stn[:, 2] + g[:, 1]
+        if mc is not None:
+            X.reshape(-1)[mf[keep]] = NEG_INF  # (X is contiguous, Ef is not)
+        go &= ~full | (Ef.max(axis=1) >= smin)
+        X[:n, 1] = E
+        X[:n, :, :, 0] = stay
+        Xf = X.reshape(N, 3, B * C)
+        st[:n] = stay
+        for u in np.flatnonzero(go).tolist():
+            K = ks[u]
+            rank = Ef[u, : K * C]
+            if K * C <= B:
+                top = np.arange(K * C)
+            elif K == B:
+                top = (rank >= smin[u]).nonzero()[0]
+                if top.size > B:
+                    top = top[rank[top].argpartition(top.size - B)[top.size - B :]]
+            else:
+                top = rank.argpartition(K * C - B)[K * C - B :]
+            if K < B or not smin[u] > NEG_INF:
+                top = top[rank[top] > NEG_INF]  # impossible entries stay out
+            top_l = top.tolist()
+            K2 = len(top_l)
+            st[u, :, :K2] = Xf[u][:, top]
+            if K2 < B:
+                st[u, :, K2:] = NEG_INF
+            old_nodes, old_last = nodes[u], lasts[u]
+            nodes[u] = nds = [old_nodes[x // C] if x % C == 0 else old_nodes[x // C] * C + x % C for x in top_l]
+            lasts[u] = last_u = [old_last[x // C] if x % C == 0 else x % C for x in top_l]
+            ks[u] = K2
+            gidx[u, 1, :K2] = last_u
+            lastflat[u, :K2] = [k * C + c for k, c in enumerate(last_u)]
+            pos = {nd: j for j, nd in enumerate(nds)}
+            mcl: list[int] = []
+            mll: list[int] = []
+            msl: list[int] = []
+            mfl: list[int] = []
+            for j, nd in enumerate(nds):
+                q = pos.get(nd // C) if nd else None
+                if q is not None:
+                    c = last_u[j]
+                    mcl.append(u * W + B + j)
+                    mll.append(u * (C + 1) + c)
+                    msl.append(u * W + (2 * B if last_u[q] == c else 0) + q)
+                    mfl.append(u * 3 * B * C + q * C + c)
+            pairs[u] = (mcl, mll, msl, mfl) if mcl else ()
+            mc = None
+        if mc is None:
+            flat = [i for k in range(4) for p in pairs if p for i in p[k]]
+            if flat:
+                mc, ml, ms, mf = np.array(flat, dtype=np.intp).reshape(4, -1)
+    out: list[tuple[tuple[int, ...], float]] = [((), 0.0)] * N
+    for u, i in enumerate(order):
+        tot = st[u, 0, : ks[u]]
+        best = int(np.argmax(tot))
+        nd = nodes[u][best]
+        ids: list[int] = []
+        while nd:
+            nd, c = divmod(nd, C)
+            ids.append(c)
+        out[i] = (tuple(reversed(ids)), float(tot[best]))
+    return out
 
 
 class _ColumnScorer:
@@ -717,7 +872,7 @@ def beam_search(
     """
     if int(beam_width) < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    lp = check_log_probs(log_probs, alphabet.num_classes, logits=logits)
+    lp = _owned(check_log_probs(log_probs, alphabet.num_classes, logits=logits), log_probs)
     greedy = _greedy(lp)
     if beam_width == 1 and scorer is None:
         return DecodeResult.make(alphabet.decode(greedy[0]), greedy[0], greedy[2], greedy[1])

@@ -14,6 +14,8 @@ from crnn_ocr.decoding.ctc import (
     PrefixScorer,
     _beam,
     _greedy,
+    _owned,
+    _prefix_beam_search_batch,
     _result,
     check_log_probs,
 )
@@ -33,6 +35,7 @@ AUTO_PRUNE_LOG_PROB = -10.0
 
 _LEXICON_MODES = ("auto", "score", "candidates", "trie")
 _NEAREST = 32  # candidates taken when none is within max_edit_distance
+_BATCH_SEARCH_MIN = 8  # items from which decode_batch searches them together (fewer: one by one is cheaper)
 
 
 class CTCDecoder:
@@ -149,7 +152,7 @@ class CTCDecoder:
     def decode(self, log_probs: np.ndarray, logits: bool | None = None) -> DecodeResult:
         """Decode one utterance: ``(T, C)`` log-probs (or logits), ``C == alphabet.num_classes``."""
         lp = check_log_probs(log_probs, self.alphabet.num_classes, logits=self.logits if logits is None else logits)
-        return self._decode(lp)
+        return self._decode(_owned(lp, log_probs))
 
     def decode_batch(
         self,
@@ -158,7 +161,9 @@ class CTCDecoder:
         logits: bool | None = None,
     ) -> list[DecodeResult]:
         """Decode a batch: ``(N, T, C)`` with optional per-item ``lengths`` (frames beyond an
-        item's length are ignored), or a list of ``(T_i, C)`` arrays."""
+        item's length are ignored), or a list of ``(T_i, C)`` arrays. Without LM, hotwords,
+        trie or pruning the beam searches of all items run as one (numpy calls shared across
+        items); results are those of ``decode`` on each item."""
         use_logits = self.logits if logits is None else logits
         if isinstance(log_probs, (list, tuple)):
             items = list(log_probs)
@@ -180,14 +185,22 @@ class CTCDecoder:
                     raise ValueError(f"lengths[{i}] = {n} is outside 0..{frames}")
                 out_lens.append(int(n))
             items = [item[:n] for item, n in zip(items, out_lens)]
-        results = []
-        for i, item in enumerate(items):
-            lp = check_log_probs(item, self.alphabet.num_classes, logits=use_logits, name=f"log_probs[{i}]")
-            results.append(self._decode(lp))
-        return results
+        lps = [
+            _owned(check_log_probs(item, self.alphabet.num_classes, logits=use_logits, name=f"log_probs[{i}]"), item)
+            for i, item in enumerate(items)
+        ]
+        found: list[tuple[tuple[int, ...], float] | None] = [None] * len(lps)
+        if self.scorer is None and self.prune_log_prob is None and self.beam_width > 1 and self.lexicon_mode != "score":
+            # One search for the whole batch (the same results as one search per item).
+            todo = [i for i, lp in enumerate(lps) if lp.shape[0]]
+            if len(todo) >= _BATCH_SEARCH_MIN:
+                for i, f in zip(todo, _prefix_beam_search_batch([lps[i] for i in todo], self.beam_width)):
+                    found[i] = f
+        return [self._decode(lp, f) for lp, f in zip(lps, found)]
 
     # ------------------------------------------------------------------ internals
-    def _decode(self, lp: np.ndarray) -> DecodeResult:
+    def _decode(self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None) -> DecodeResult:
+        """Decode checked log-probs; ``found``: the beam's result if already searched."""
         if lp.shape[0] == 0:
             return DecodeResult.make("", (), 0.0 if self.lexicon is None else NEG_INF, ())
         greedy = _greedy(lp)
@@ -199,7 +212,8 @@ class CTCDecoder:
             if mode is None:
                 return DecodeResult.make(self.alphabet.decode(ids), ids, greedy[2], greedy[1])
         else:
-            found = _beam(lp, self.beam_width, self.prune_log_prob, self.scorer)
+            if found is None:
+                found = _beam(lp, self.beam_width, self.prune_log_prob, self.scorer)
             if found is None:  # trie mode: no complete word in the beam
                 return self._best_word(lp, None, greedy)
             ids = found[0]

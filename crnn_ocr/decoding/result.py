@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+Spans = tuple[tuple[int, int], ...]
+_DEFERRED = ("score", "confidence", "spans")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,11 @@ class DecodeResult:
             results it is the best-path probability, a slight underestimate.
         spans: per token, the frames ``(start, end)`` (end exclusive) that emit it in the best
             (Viterbi) alignment of the labelling; ``len(spans) == len(token_ids)``.
+
+    The decoder may defer ``score``, ``confidence`` and ``spans`` (a forward and a Viterbi pass,
+    most of the time of a long utterance): they are computed on first access, equal to what an
+    eager computation gives, and a result compares, hashes, copies and pickles as one built
+    eagerly.
     """
 
     text: str
@@ -43,3 +53,31 @@ class DecodeResult:
         score = float(score)
         confidence = min(1.0, math.exp(score)) if score > -math.inf else 0.0
         return cls(text, tuple(int(i) for i in token_ids), score, confidence, spans)
+
+    @classmethod
+    def deferred(cls, text: str, token_ids: tuple[int, ...], compute: Callable[[], tuple[float, Spans]]) -> DecodeResult:
+        """A result whose ``(score, spans)`` come from ``compute()`` on first access (``compute``
+        must not depend on anything that may change before then)."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "token_ids", tuple(int(i) for i in token_ids))
+        object.__setattr__(self, "_compute", compute)
+        return self
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for an attribute not set: a deferred score, confidence or spans.
+            compute = self.__dict__.get("_compute") if name in _DEFERRED else None
+            if compute is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            done = DecodeResult.make(self.text, self.token_ids, *compute())
+            for field in _DEFERRED:
+                object.__setattr__(self, field, getattr(done, field))
+            self.__dict__.pop("_compute", None)
+            return self.__dict__[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and copy the computed fields, never the deferred computation."""
+        return {"text": self.text, "token_ids": self.token_ids, "score": self.score,
+                "confidence": self.confidence, "spans": self.spans}
