@@ -297,6 +297,8 @@ def test_speaker_augmentations_are_drawn_and_seeded():
         warps.append(aug.draw_warp())
     assert 1.0 in warps and all(0.9 <= w <= 1.1 for w in warps) and len(set(warps)) > 10
     assert SpeechAugment("none").draw_warp() == 1.0
+    strong = [SpeechAugment("strong", seed=seed).draw_warp() for seed in range(40)]
+    assert all(0.84 <= w <= 1.16 for w in strong) and (min(strong) < 0.9 or max(strong) > 1.1)  # strong widens the warp
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")

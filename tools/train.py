@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None):
                       "or a file, one symbol per line (default: the --init-from checkpoint's, else alphanumeric); "
                       "--kind classify/tag: the class list file, one class per line")
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
+    data.add_argument("--augment", default="default", choices=["light", "default", "strong"],
+                      help="augmentation strength: probabilities and magnitudes scale together (speech: VTLP's warp too)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
     model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", "ds2", *CLASSIFIER_ARCHS],
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
-        init_from=args.init_from, seed=args.seed, num_workers=args.workers, augment=not args.no_augment,
+        init_from=args.init_from, seed=args.seed, num_workers=args.workers,
+        augment=False if args.no_augment else (True if args.augment == "default" else args.augment),
         amp=not args.no_amp, bf16=args.bf16, device=args.device, progress=not args.no_progress,
         pooling=args.pooling, mixup=args.mixup, balanced=args.balanced,
     )

@@ -43,7 +43,7 @@ class TrainConfig:
     init_from: str | None = None  # weights only; the output layer is resized to a new alphabet
     seed: int = 0
     num_workers: int = 2
-    augment: bool = True
+    augment: bool | str = True  # False, True (the default strength) or a strength name: light, strong
     amp: bool = True  # float16 autocast + GradScaler on CUDA
     bf16: bool = False  # bfloat16 autocast on CPU
     device: str | None = None

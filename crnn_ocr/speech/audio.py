@@ -657,7 +657,7 @@ class SpeechAugment:
         c = self.config
         if not self._p(c.vtlp_p):
             return 1.0
-        return 1.0 + float(self.rng.uniform(-c.vtlp_range, c.vtlp_range)) * min(self.k, 1.0)
+        return 1.0 + float(self.rng.uniform(-c.vtlp_range, c.vtlp_range)) * self.k  # strong: +-16%
 
     def augment_spec(self, spec: torch.Tensor) -> torch.Tensor:
         """SpecAugment masks on a (n_mels, frames) spectrogram; returns a masked copy."""
