@@ -51,7 +51,8 @@ def train_fold(held_out: str, a: argparse.Namespace, train_args: list[str]) -> f
     others = [s for s in a.speakers if s != held_out]
     kinds = ["fsdd"] if a.task == "classify" else ["strings", "singles"]
     real = [str(Path(a.clips) / f"{k}_{s}") for s in others for k in kinds]
-    ratios = [a.real_share / len(real)] * len(real) + [(1 - a.real_share) / len(a.extra)] * len(a.extra)
+    extra = a.extra_shares or [(1 - a.real_share) / len(a.extra)] * len(a.extra)
+    ratios = [a.real_share / len(real)] * len(real) + list(extra)
     if a.task == "classify":
         task = ["--kind", "classify", "--val", str(Path(a.clips) / f"fsdd_{held_out}"),
                 "--alphabet", str(Path(a.clips) / f"fsdd_{others[0]}" / "classes.txt")]
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
     p.add_argument("--extra", nargs="*", default=[], help="synthetic LMDBs added to every fold's training")
     p.add_argument("--real-share", type=float, default=0.5, help="share of each batch from the FSDD speakers (with --extra)")
+    p.add_argument("--extra-shares", nargs="+", type=float, help="share of each batch from each --extra LMDB (default: the rest, equally)")
     p.add_argument("--out", required=True, help="runs go to OUT/<held-out speaker>")
     p.add_argument("--skip-train", action="store_true", help="read the runs already in OUT")
     p.add_argument("--sample-rate", type=int, default=8000, help="the baseline's rate")
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.extra:
         a.real_share = 1.0
+    if a.extra_shares and len(a.extra_shares) != len(a.extra):
+        p.error(f"--extra-shares: {len(a.extra_shares)} shares for {len(a.extra)} --extra LMDBs")
     if a.task == "speech":
         return speech_folds(a, train_args)
     classes = ClassList.from_file(Path(a.clips) / f"fsdd_{a.speakers[0]}" / "classes.txt")
