@@ -13,7 +13,7 @@ from typing import Any
 class TrainConfig:
     """Everything a training run needs; ``tools/train.py`` fills it from the command line."""
 
-    data: list[str]
+    data: list[str]  # LMDB folders, or synth:CONFIG.json (words rendered in the loader: crnn_ocr.synth.online)
     val: list[str] = field(default_factory=list)
     data_ratios: list[float] | None = None
     alphabet: str | None = None  # a preset or file; None: the --init-from checkpoint's, else "alphanumeric"
