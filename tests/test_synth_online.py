@@ -1,8 +1,10 @@
 """Synthetic words rendered in the loader (``synth:CONFIG.json``): seeded per sample and epoch,
-independent of the workers, exact on resume, mixed by ratio beside LMDBs."""
+independent of the workers, exact on resume, mixed by ratio beside LMDBs; ``--channels-last``."""
 
 from __future__ import annotations
 
+import copy
+import csv
 import json
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.data.sources import open_training_source, split_source
 from crnn_ocr.engine import TrainConfig, train
 from crnn_ocr.frontend import ImageFrontend
+from crnn_ocr.model import ModelConfig, build_model
 from crnn_ocr.synth.online import SynthConfig, SynthWordDataset
 from crnn_ocr.synth.text import WordRenderer, encode_image
 
@@ -139,6 +142,38 @@ def test_resume_of_a_synthetic_and_lmdb_run_is_exact(tmp_path, word_lmdb):
     assert full.step == resumed.step == 12
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_channels_last_gives_the_default_formats_outputs_and_gradients():
+    """Outputs agree in float32; gradients, sums with cancellations, are compared in float64."""
+    torch.manual_seed(0)
+    x, widths = torch.randn(3, 1, 32, 48), torch.tensor([48, 40, 20])
+    for dtype, rtol, atol in ((torch.float32, 1e-4, 1e-5), (torch.float64, 1e-9, 1e-11)):
+        model = build_model(ModelConfig(num_classes=ALNUM.num_classes, arch="crnn_compact", hidden_size=16)).to(dtype)
+        nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        out = model(x.to(dtype), widths)
+        out_nhwc = nhwc(x.to(dtype).contiguous(memory_format=torch.channels_last), widths)
+        torch.testing.assert_close(out_nhwc, out, rtol=rtol, atol=atol)
+        if dtype == torch.float64:
+            out.log_softmax(-1)[..., 1].sum().backward()
+            out_nhwc.log_softmax(-1)[..., 1].sum().backward()
+            for (name, p), q in zip(model.named_parameters(), nhwc.parameters()):
+                torch.testing.assert_close(q.grad, p.grad, rtol=rtol, atol=atol, msg=name)
+
+
+def test_training_with_channels_last_sees_the_same_losses(tmp_path, word_lmdb):
+    """lr 0: the same weights every step, so each logged loss compares the two formats' forward passes."""
+    torch.set_num_threads(1)
+    runs = [train(_cfg(tmp_path, [str(word_lmdb)], data_ratios=None, out_dir=str(tmp_path / f"cl{cl}"), max_steps=3, lr=0.0,
+                       channels_last=cl, augment=False)) for cl in (False, True)]
+    assert _losses(tmp_path / "clTrue") == pytest.approx(_losses(tmp_path / "clFalse"), rel=1e-5)
+    conv = next(p for p in runs[1].model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def _losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
 
 
 def test_train_cli_errors_are_one_line(tmp_path, word_lmdb, capsys):

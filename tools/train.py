@@ -16,6 +16,7 @@ Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodabl
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from crnn_ocr.classify.config import CLASSIFIER_ARCHS, POOLINGS
@@ -71,6 +72,8 @@ def parse_args(argv: list[str] | None):
     opt.add_argument("--no-amp", action="store_true", help="disable float16 autocast on CUDA")
     opt.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster on CPUs with AMX/AVX512-BF16)")
     opt.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present, else the CPU)")
+    opt.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory format for the model and "
+                     "batches (same results within float tolerance; default: on CUDA, off on the CPU)")
     run = p.add_argument_group("checkpoints and logs")
     run.add_argument("--out", default="runs/crnn", help="output folder: last.pt, best.pt, log.csv, curves.png")
     run.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint (without a path: OUT/last.pt)")
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers, augment=not args.no_augment,
-        amp=not args.no_amp, bf16=args.bf16, device=args.device, progress=not args.no_progress,
+        amp=not args.no_amp, bf16=args.bf16, channels_last=args.channels_last, device=args.device, progress=not args.no_progress,
         pooling=args.pooling, mixup=args.mixup, balanced=args.balanced,
     )
     try:

@@ -46,6 +46,7 @@ class TrainConfig:
     augment: bool = True
     amp: bool = True  # float16 autocast + GradScaler on CUDA
     bf16: bool = False  # bfloat16 autocast on CPU
+    channels_last: bool | None = None  # NHWC memory format for the model and input batches; None: on CUDA only
     device: str | None = None
     progress: bool = True
     max_bad_steps: int = 20  # consecutive non-finite losses before giving up
