@@ -9,8 +9,9 @@ Launch with ``torchrun --nproc_per_node=N tools/train.py ...`` for DistributedDa
 on CUDA, gloo on CPU). A killed run loses at most the steps since the last checkpoint and resumes
 with the same optimizer, scheduler, scaler, RNG and data order: batches come from
 ``BucketBatchSampler`` (a function of seed and epoch), a resumed epoch skips the batches already
-seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``),
-so with a fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
+seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``;
+a ``synth:`` source renders each sample from them too: ``crnn_ocr.synth.online``), so with a
+fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
 SIGINT/SIGTERM finish the current step, save ``last.pt`` and raise ``Interrupted``.
 """
 
