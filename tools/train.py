@@ -2,6 +2,7 @@
 """Train a CRNN with CTC, or an audio classifier or tagger, on one or more LMDBs in the standard layout.
 
     python tools/train.py --data lmdb/ --val val_lmdb/ --alphabet alphanumeric --max-steps 20000
+    python tools/train.py --data lmdb/ synth:synth.json --data-ratios 0.3 0.7 --max-steps 20000   # + words rendered in the loader
     torchrun --nproc_per_node=2 tools/train.py --data lmdb/ ...   # DistributedDataParallel
     python tools/train.py --data lmdb/ --max-steps 20000 --resume      # go on from runs/crnn/last.pt
     python tools/train.py --kind speech --data speech_lmdb/ --alphabet datasets/speech_chars.txt \
@@ -15,6 +16,7 @@ Exit status: 0 done; 1 training stopped (NaN/inf loss that persists, no decodabl
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from crnn_ocr.classify.config import CLASSIFIER_ARCHS, POOLINGS
@@ -26,8 +28,10 @@ def parse_args(argv: list[str] | None):
     p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
                        formatter_class=DefaultsHelpFormatter)  # every option's default in --help
     data = p.add_argument_group("data")
-    data.add_argument("--data", nargs="+", required=True, help="training LMDB folder(s) in the standard layout")
-    data.add_argument("--data-ratios", nargs="+", type=float, help="share of each batch drawn from each --data LMDB (default: by size)")
+    data.add_argument("--data", nargs="+", required=True, help="training LMDB folder(s) in the standard layout, or synth:CONFIG.json: "
+                      "words rendered in the loader's workers, fresh each epoch (a JSON object of datasets/synth_text.py's options "
+                      "with a 'count' per epoch; crnn_ocr.synth.online)")
+    data.add_argument("--data-ratios", nargs="+", type=float, help="share of each batch drawn from each --data source (default: by size)")
     data.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s): word accuracy every --val-every steps picks best.pt")
     data.add_argument("--alphabet", help="preset (digits, alphanumeric: 36 case-folded symbols, alphanumeric_cased, printable) "
                       "or a file, one symbol per line (default: the --init-from checkpoint's, else alphanumeric); "
@@ -70,6 +74,8 @@ def parse_args(argv: list[str] | None):
     opt.add_argument("--no-amp", action="store_true", help="disable float16 autocast on CUDA")
     opt.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster on CPUs with AMX/AVX512-BF16)")
     opt.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA if present, else the CPU)")
+    opt.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory format for the model and "
+                     "batches (same results within float tolerance; default: on CUDA, off on the CPU)")
     run = p.add_argument_group("checkpoints and logs")
     run.add_argument("--out", default="runs/crnn", help="output folder: last.pt, best.pt, log.csv, curves.png")
     run.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint (without a path: OUT/last.pt)")
@@ -91,7 +97,7 @@ def parse_args(argv: list[str] | None):
     if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
         p.error(f"--width-scale must be between 0.25 and 4, got {args.width_scale}")
     if args.data_ratios and len(args.data_ratios) != len(args.data):
-        p.error(f"--data-ratios: {len(args.data_ratios)} ratios for {len(args.data)} --data LMDBs")
+        p.error(f"--data-ratios: {len(args.data_ratios)} ratios for {len(args.data)} --data sources")
     return args
 
 
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
         augment=False if args.no_augment else (True if args.augment == "default" else args.augment),
-        amp=not args.no_amp, bf16=args.bf16, device=args.device, progress=not args.no_progress,
+        amp=not args.no_amp, bf16=args.bf16, channels_last=args.channels_last, device=args.device, progress=not args.no_progress,
         pooling=args.pooling, mixup=args.mixup, balanced=args.balanced,
     )
     try:

@@ -7,6 +7,8 @@
 - ``crnn_ocr.data.sampling``: ``BucketBatchSampler`` (width buckets; datasets mixed by ratio
   through ``group_sizes`` + ``ratios`` over a ``ConcatDataset``) and ``collate_batch``;
 - ``crnn_ocr.data.building``: ``create_lmdb*`` from a label file or a folder of images or audio.
+- ``crnn_ocr.data.sources``: what a ``--data`` entry opens (an LMDB, or a wing's source named by a
+  prefix, ``synth:CONFIG.json``).
 
 The names below are importable from ``crnn_ocr.data`` directly.
 """

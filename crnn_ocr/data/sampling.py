@@ -9,7 +9,7 @@ width, from which the trainer computes CTC input lengths (``output_lengths(input
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     proportions. They are cut into chunks of ``chunk_batches`` batches, each chunk is sorted by
     width and split into batches, and the batch order is shuffled. The result depends only on
     ``seed`` and the epoch (``set_epoch``). ``weights`` (one per sample; with no ``ratios``)
-    instead draws each epoch's samples with replacement in proportion to them (balanced classes). With ``world_size > 1`` rank ``r`` takes batches
+    instead draws each epoch's samples with replacement in proportion to them (balanced classes).
+    ``width_fns`` (one per group, or None): ``fn(epoch, indices in the group) -> widths`` for a
+    dataset whose samples change every epoch (synthetic words); it is asked for the widths of the
+    samples an epoch draws from the group, and its ``widths`` segment is not read. With ``world_size > 1`` rank ``r`` takes batches
     ``r, r + world_size, ...``; every rank gets ``len(self)`` batches (the list is padded by
     repeating its first batches, or truncated when ``drop_last``).
     """
@@ -55,6 +58,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         num_samples: int | None = None,
         chunk_batches: int = 50,
         weights: Sequence[float] | None = None,
+        width_fns: Sequence[Callable[[int, np.ndarray], np.ndarray] | None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -82,6 +86,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             if ratios is not None or w.shape != (n,) or not np.all(w >= 0) or not w.sum() > 0:
                 raise ValueError(f"weights: one non-negative number per sample ({n}), not all zero, and no ratios")
             self.weights = w / w.sum()
+        self.width_fns = list(width_fns) if width_fns is not None and any(f is not None for f in width_fns) else None
+        if self.width_fns is not None and len(self.width_fns) != len(sizes):
+            raise ValueError(f"width_fns: {len(self.width_fns)} for {len(sizes)} groups")
         self.num_samples = n if num_samples is None else num_samples
         self.chunk_batches = max(1, chunk_batches)
         self.epoch = 0
@@ -122,14 +129,27 @@ class BucketBatchSampler(Sampler[list[int]]):
         order = np.concatenate(parts)
         return rng.permutation(order) if self.shuffle else order
 
+    def _widths_of(self, order: np.ndarray) -> np.ndarray:
+        """Widths of the epoch's drawn samples: ``widths``, or a group's ``width_fns`` entry."""
+        widths = self.widths[order]
+        if self.width_fns is None:
+            return widths
+        offsets = np.cumsum([0] + self.group_sizes)
+        for k, fn in enumerate(self.width_fns):
+            if fn is not None:
+                inside = (order >= offsets[k]) & (order < offsets[k + 1])
+                widths[inside] = fn(self.epoch, order[inside] - offsets[k])
+        return widths
+
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         order = self._epoch_indices(rng)
+        widths = self._widths_of(order)  # (len(order),)
         chunk = self.batch_size * self.chunk_batches
         batches: list[np.ndarray] = []
         for start in range(0, len(order), chunk):
             part = order[start : start + chunk]
-            part = part[np.argsort(self.widths[part], kind="stable")]  # similar widths side by side
+            part = part[np.argsort(widths[start : start + chunk], kind="stable")]  # similar widths side by side
             batches.extend(part[b : b + self.batch_size] for b in range(0, len(part), self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()

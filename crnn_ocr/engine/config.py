@@ -13,7 +13,7 @@ from typing import Any
 class TrainConfig:
     """Everything a training run needs; ``tools/train.py`` fills it from the command line."""
 
-    data: list[str]
+    data: list[str]  # LMDB folders, or synth:CONFIG.json (words rendered in the loader: crnn_ocr.synth.online)
     val: list[str] = field(default_factory=list)
     data_ratios: list[float] | None = None
     alphabet: str | None = None  # a preset or file; None: the --init-from checkpoint's, else "alphanumeric"
@@ -46,6 +46,7 @@ class TrainConfig:
     augment: bool | str = True  # False, True (the default strength) or a strength name: light, strong
     amp: bool = True  # float16 autocast + GradScaler on CUDA
     bf16: bool = False  # bfloat16 autocast on CPU
+    channels_last: bool | None = None  # NHWC memory format for the model and input batches; None: on CUDA only
     device: str | None = None
     progress: bool = True
     max_bad_steps: int = 20  # consecutive non-finite losses before giving up

@@ -1,5 +1,8 @@
-"""What the step loop reads: the training LMDBs with their batch sampler, the validation loader,
+"""What the step loop reads: the training sources with their batch sampler, the validation loader,
 and each epoch's loader (a resumed epoch skips the batches it has already seen).
+
+A training source is an LMDB or a wing's generator named by a prefix (``synth:CONFIG.json``:
+``crnn_ocr.data.sources``); every one is mixed by ``data_ratios`` the same way.
 
 ``build_datasets`` is the one place the trainer makes datasets, from the input settings the
 ``RunSpec`` decided.
@@ -10,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
+from crnn_ocr.data.sources import TrainingSource, open_training_source, split_source
 from crnn_ocr.engine.config import TrainConfig
 from crnn_ocr.engine.start import RunSpec
 from crnn_ocr.tasks import task_for_kind
@@ -23,7 +28,7 @@ from crnn_ocr.tasks import task_for_kind
 class TrainData:
     """The training datasets and sampler of this process; the validation loader on the main one."""
 
-    train_sets: list[LmdbDataset]
+    train_sets: list[TrainingSource]
     train_set: Dataset
     sampler: BucketBatchSampler
     val_loader: DataLoader | None
@@ -33,23 +38,29 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     """Open ``cfg.data`` (and on the main process ``cfg.val``) as ``spec`` prepares inputs, printing
     each LMDB's summary there. Which samples fit is the task's to say (``Task.dataset_options``:
     CTC frames for a label, a classifier's shortest input), and how they are drawn (``Task.sample_weights``:
-    balanced classes). ``ValueError`` when one batch is more than the usable samples."""
+    balanced classes). A source whose samples change every epoch gives its widths per epoch
+    (``epoch_widths``). ``ValueError`` when one batch is more than the usable samples."""
     task = task_for_kind(cfg.kind)
     options = task.dataset_options(spec)
-    train_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=cfg.augment, seed=cfg.seed, **options) for p in cfg.data]
+    train_sets = [open_training_source(p, spec.alphabet, spec.frontend, augment=cfg.augment, seed=cfg.seed, **options)
+                  for p in cfg.data]
     if main:
         for p, ds in zip(cfg.data, train_sets):
             print(f"train {p}: {ds.summary()}", flush=True)
-    widths = [w for ds in train_sets for w in ds.widths]
+    widths = np.concatenate([ds.widths for ds in train_sets])
     weights = task.sample_weights(train_sets, cfg)
     sampler = BucketBatchSampler(
         widths, cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=True, rank=rank, world_size=world,
         group_sizes=[len(ds) for ds in train_sets], ratios=None if weights is not None else cfg.data_ratios, weights=weights,
+        width_fns=[getattr(ds, "epoch_widths", None) for ds in train_sets],
     )
     if len(sampler) == 0:
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
     val_loader = None
     if cfg.val and main:
+        for p in cfg.val:
+            if split_source(p)[0] is not None:
+                raise ValueError(f"--val {p}: validation reads LMDBs (write one with datasets/synth_text.py)")
         val_sets = [LmdbDataset(p, spec.alphabet, spec.frontend, augment=False, **options) for p in cfg.val]
         for p, ds in zip(cfg.val, val_sets):
             print(f"val {p}: {ds.summary()}", flush=True)
@@ -61,7 +72,7 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     return TrainData(train_sets=train_sets, train_set=_concat(train_sets), sampler=sampler, val_loader=val_loader)
 
 
-def _concat(sets: list[LmdbDataset]) -> Dataset:
+def _concat(sets: list) -> Dataset:
     return ConcatDataset(sets) if len(sets) > 1 else sets[0]
 
 

@@ -9,8 +9,9 @@ Launch with ``torchrun --nproc_per_node=N tools/train.py ...`` for DistributedDa
 on CUDA, gloo on CPU). A killed run loses at most the steps since the last checkpoint and resumes
 with the same optimizer, scheduler, scaler, RNG and data order: batches come from
 ``BucketBatchSampler`` (a function of seed and epoch), a resumed epoch skips the batches already
-seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``),
-so with a fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
+seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDataset.set_epoch``;
+a ``synth:`` source renders each sample from them too: ``crnn_ocr.synth.online``), so with a
+fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
 SIGINT/SIGTERM finish the current step, save ``last.pt`` and raise ``Interrupted``.
 """
 
@@ -83,6 +84,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
+    channels_last: bool  # NHWC model and batches (cfg.channels_last, or on CUDA)
     total_steps: int
     task: Task
     task_state: dict[str, Any]  # the task's plain data saved beside the weights (a tagger's thresholds)
@@ -173,7 +175,8 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
     if init_line and is_main:
         print(init_line, flush=True)
     model.to(device)
-    if device.type == "cuda":
+    channels_last = device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     core = model
     if world > 1:
@@ -188,7 +191,7 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
     task = task_for_kind(cfg.kind)
     task_state = {k: spec.state[k] for k in task.state_keys if spec.resuming and k in spec.state}
     run = Run(cfg=cfg, spec=spec, device=device, world=world, is_main=is_main, model=model, core=core, optimizer=optimizer,
-              scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, total_steps=steps, task=task, task_state=task_state,
+              scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, total_steps=steps, task=task, task_state=task_state,
               step=spec.step, epoch=spec.epoch, batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
     if spec.resuming:
         state = spec.state
@@ -255,7 +258,7 @@ def train_step(run: Run, batch: dict[str, Any]) -> Any:
     step -> the task's outputs for ``batch_accuracy`` (CTC: logits (N, T, K), frames per sample (N,)).
     None when the loss is NaN/inf: the step is skipped, and ``max_bad_steps`` in a row stop the run."""
     images = batch["images"].to(run.device, non_blocking=True)
-    if run.device.type == "cuda":
+    if run.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     loss, outputs = run.task.training_loss(run, images, batch)
     if not torch.isfinite(loss):

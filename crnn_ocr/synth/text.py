@@ -725,6 +725,58 @@ def encode_image(img: np.ndarray, image_format: str = "png") -> bytes:
     return buf.tobytes()
 
 
+class WordRenderer:
+    """Draws one word crop from a generator: its text first (``text``), then its font and rendering.
+
+    The options are ``iter_samples``'s. ``renderer(rng) -> (image, label)`` makes every draw from
+    ``rng`` in a fixed order, so a sample depends only on the generator's seed (and the fonts
+    installed); ``renderer.text(rng)`` makes the first draws alone, and gives the same text
+    (the in-loader dataset estimates a word's width from it before rendering it).
+    """
+
+    def __init__(
+        self,
+        *,
+        alphabet: str | Alphabet = "alphanumeric",
+        words: str | os.PathLike | Sequence[str] | None = None,
+        fonts: Sequence[str | os.PathLike] | None = None,
+        height: int = 32,
+        channels: int = 3,
+        word_ratio: float = 0.7,
+        max_length: int = 16,
+        plain_ratio: float = 0.0,
+        style: str = "scene",
+        pattern_ratio: float = 0.0,
+        scene: Scene | None = None,
+    ) -> None:
+        if not 0.0 <= plain_ratio <= 1.0:
+            raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
+        alphabet = Alphabet.resolve(alphabet)
+        word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
+        self.source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length, pattern_ratio=pattern_ratio)
+        self.height, self.channels, self.plain_ratio, self.style, self.scene = height, channels, plain_ratio, style, scene
+        self.families: list[list[str]] = []
+        if style != "dot-matrix":
+            charset = self.source.all + (" " if self.source.space else "")
+            self.families = font_families(find_fonts(fonts, charset))
+
+    def text(self, rng: np.random.Generator) -> str:
+        """The sample's text: the first draws from ``rng``."""
+        return self.source(rng)
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """uint8 ``(height, w, 3)`` RGB (or ``(height, w)``) and its label, every draw from ``rng``."""
+        text = self.source(rng)
+        if self.style == "dot-matrix":
+            return render_dot_matrix(text, rng, height=self.height, channels=self.channels), text
+        family = self.families[int(rng.integers(len(self.families)))]
+        font = family[int(rng.integers(len(family)))]
+        plain = self.plain_ratio > 0 and rng.random() < self.plain_ratio  # no draw at 0: older seeds render as before
+        return render_word(text, font, rng, height=self.height, channels=self.channels, plain=plain, scene=self.scene), text
+
+
 def iter_samples(
     count: int,
     *,
@@ -741,7 +793,7 @@ def iter_samples(
     pattern_ratio: float = 0.0,
     scene: Scene | None = None,
 ) -> Iterator[tuple[np.ndarray, str]]:
-    """Yield ``count`` (image, label) pairs; sample ``i`` depends only on ``(seed, i)`` and the fonts.
+    """Yield ``count`` (image, label) pairs; sample ``i`` is ``WordRenderer(...)(default_rng([seed, i]))``.
 
     ``plain_ratio``: the share of words rendered as printed/screen text (``render_word(plain=True)``)
     rather than as photographed scene text. ``style="dot-matrix"``: every word as an LED sign or
@@ -750,28 +802,12 @@ def iter_samples(
     phone numbers, web addresses, times, codes and brand-like compounds (``TextSource``).
     ``scene``: realism of photographed words (``Scene``; not for plain or dot-matrix words).
     """
-    if not 0.0 <= plain_ratio <= 1.0:
-        raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
-    alphabet = Alphabet.resolve(alphabet)
-    word_list = list(words) if isinstance(words, (list, tuple)) else load_words(words)
-    source = TextSource(alphabet, word_list, word_ratio=word_ratio, max_length=max_length, pattern_ratio=pattern_ratio)
-    if style == "dot-matrix":
-        for i in range(count):
-            rng = np.random.default_rng([seed, i])
-            text = source(rng)
-            yield render_dot_matrix(text, rng, height=height, channels=channels), text
-        return
-    charset = source.all + (" " if source.space else "")
-    families = font_families(find_fonts(fonts, charset))
+    renderer = WordRenderer(
+        alphabet=alphabet, words=words, fonts=fonts, height=height, channels=channels, word_ratio=word_ratio,
+        max_length=max_length, plain_ratio=plain_ratio, style=style, pattern_ratio=pattern_ratio, scene=scene,
+    )  # fmt: skip
     for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        text = source(rng)
-        family = families[int(rng.integers(len(families)))]
-        font = family[int(rng.integers(len(family)))]
-        plain = plain_ratio > 0 and rng.random() < plain_ratio  # no draw at 0: older seeds render as before
-        yield render_word(text, font, rng, height=height, channels=channels, plain=plain, scene=scene), text
+        yield renderer(np.random.default_rng([seed, i]))
 
 
 def generate(
