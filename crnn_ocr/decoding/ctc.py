@@ -6,6 +6,7 @@ Everything here is float64 numpy; nothing imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
@@ -238,30 +239,31 @@ def _trellis(
     combine = np.maximum if viterbi else np.logaddexp
     acc = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
     A = np.empty(cum_s.shape)
-    G = np.empty(cum_s.shape) if viterbi else None
-    m = np.empty(cum_s.shape[1:])  # (W, T) or (T,): what enters state s
-    g = np.empty(cum_s.shape[1:])
+    G = np.empty(cum_s.shape)  # the entry terms m - E[t-1] (kept for the Viterbi backtrace)
+    # What enters at frame 0: the path starts in state 0 or 1 (m = 0, and E[-1] = 0).
+    G[..., 0] = NEG_INF
+    G[: min(S, 2), ..., 0] = 0.0
+    G[0, ..., 1:] = NEG_INF
+    # Row views made once: three or four numpy calls per state, no slicing in the loop.
+    a_rows, g_rows, c_rows = list(A), list(G), list(cum_s)
+    a_head, g_tail, p_tail = list(A[..., :-1]), list(G[..., 1:]), list(prev_s[..., 1:])
     # (S,) each; numpy's stubs allow a scalar for a reduction with an axis, hence the ignores
     skip_any: list[bool] = skip.any(axis=0).tolist()  # type: ignore[assignment]
     skip_all: list[bool] = skip.all(axis=0).tolist()  # type: ignore[assignment]
     for s in range(S):
-        if s == 0:
-            m.fill(NEG_INF)
-            m[..., 0] = 0.0  # the path starts here
-        else:
-            m[..., 0] = 0.0 if s == 1 else NEG_INF
-            m[..., 1:] = A[s - 1, ..., :-1]
+        if s:
+            # g[t] = combine(A[s-1][t-1], A[s-2][t-1] where skipping) - E[t-1], for t >= 1
+            entry = g_tail[s]
             if skip_any[s]:
-                prev2 = A[s - 2, ..., :-1]
-                if not skip_all[s]:
-                    prev2 = np.where(skip[:, s, None], prev2, NEG_INF)
-                combine(m[..., 1:], prev2, out=m[..., 1:])
-        out = G[s] if G is not None else g
-        np.subtract(m, prev_s[s], out=out)
-        acc(out, axis=-1, out=A[s])
-        A[s] += cum_s[s]
+                prev2 = a_head[s - 2] if skip_all[s] else np.where(skip[:, s, None], a_head[s - 2], NEG_INF)
+                combine(a_head[s - 1], prev2, out=entry)
+                np.subtract(entry, p_tail[s], out=entry)
+            else:
+                np.subtract(a_head[s - 1], p_tail[s], out=entry)
+        acc(g_rows[s], axis=-1, out=a_rows[s])
+        np.add(a_rows[s], c_rows[s], out=a_rows[s])
     shape = (S, W, T)
-    return A.reshape(shape), None if G is None else G.reshape(shape), cut
+    return A.reshape(shape), G.reshape(shape) if viterbi else None, cut
 
 
 def _forward(lp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -334,6 +336,97 @@ def batch_ctc_log_likelihood(log_probs: np.ndarray, labels: Sequence[Sequence[in
     return _forward_chunked(lp, padded, lens)
 
 
+_SCALED_MIN_LOG = -700.0  # an emission further below its frame's best (or -inf): the log domain
+_SCALED_FLOOR = 1e-300  # the upper-bound row lifts every value to this (far above subnormals)
+_SCALED_RTOL = 1e-12  # the two rows must agree this closely (relative, i.e. in log space)
+_SCALED_DECAY = 300.0  # rescale before the largest value could fall below exp(-300) ...
+_SCALED_SPAN = 100  # ... or grow by 3 ** 100
+
+
+def _rescale_frames(low: np.ndarray) -> list[bool]:
+    """For the scaled forward: the frames after which to rescale, so that between rescalings the
+    largest value stays in ``[exp(-_SCALED_DECAY), 3 ** _SCALED_SPAN]``. low: (T,) each frame's
+    lowest emission (log, relative to the frame's best), so the largest value of the previous
+    rescaling, staying in its state, keeps at least ``exp(sum(low))``; it grows by at most 3."""
+    out = [False] * len(low)
+    ahead = low.tolist()[1:] + [0.0]  # frame t is rescaled if frame t + 1 could fall too low
+    spent, since = 0.0, 0
+    for t, x in enumerate(ahead):
+        spent += x
+        since += 1
+        if spent < -_SCALED_DECAY or since >= _SCALED_SPAN:
+            out[t] = True
+            spent, since = 0.0, 0
+    return out
+
+
+def _scaled_pays(S: int, T: int) -> bool:
+    """Whether the scaled forward (~5 numpy calls per frame) is cheaper than the log-domain
+    trellis (~3.5 calls per state plus a logaddexp per cell, ~1/40 of a call's overhead)."""
+    return 5 * T < S * (3.5 + T / 40)
+
+
+def _forward_scaled(lp: np.ndarray, states: np.ndarray, skip: np.ndarray) -> float | None:
+    """log p(l|y) of one labelling by the scaled forward algorithm: probabilities frame by frame
+    (states vectorized), rescaled now and then and the logs of the factors summed; multiply-adds
+    where the log-domain trellis needs a logaddexp per cell. Five numpy calls per frame (three
+    without skips), so it pays when there are more states than frames / 5 or so.
+
+    Certified, or ``None`` (the caller then runs the log-domain trellis): a second row runs the
+    same recursion with every value lifted to at least ``_SCALED_FLOOR`` (an upper bound: it
+    covers whatever the first row lost to underflow, however later frames amplify it), and the
+    two must agree to ``_SCALED_RTOL`` relative. Emissions below ``exp(_SCALED_MIN_LOG)`` of
+    their frame's best used class (``-inf`` included) go to the log domain at once. A certified
+    result equals the log-domain trellis to about ``T * 1e-16`` relative (the tests assert 1e-9
+    absolute in log space).
+
+    Args:
+        lp: (T, C) checked log-probs, T > 0. states: (S,) class per trellis state (blanks
+            interleaved), S > 1. skip: (S,) bool, state s may be entered from s - 2.
+    """
+    T, S = lp.shape[0], states.size
+    used, col = np.unique(states, return_inverse=True)  # (U,), (S,)
+    q = lp[:, used]  # (T, U)
+    top = q.max(axis=1)  # (T,)
+    rel = q - top[:, None]
+    if not rel.min() >= _SCALED_MIN_LOG:  # -inf (top -inf gives NaN, also refused)
+        return None
+    rescale = _rescale_frames(rel.min(axis=1))
+    # Two interleaved rows, exact (even entries) and upper bound (odd), of S states after two
+    # zero-padded states: one 1-D buffer whose shifted views are states s-1 and s-2, so every
+    # call below is on contiguous 1-D arrays (numpy's fast path).
+    emit = list(np.exp(rel)[:, np.repeat(col, 2)])  # T rows (2S,): p(frame t | state) / best
+    floor = np.zeros(2 * S)
+    floor[1::2] = _SCALED_FLOOR
+    buf = np.zeros(2 * S + 4)
+    cur, one, two = buf[4:], buf[2:-2], buf[:-4]  # (2S,) each
+    cur_lo = cur[0::2]
+    scale = np.ones(T)
+    v = emit[0].copy()
+    v[4:] = 0.0  # the path starts in the blank or the first label
+    np.maximum(v, floor, out=cur)
+    scale[0] = c = cur_lo.max()
+    cur /= c
+    jump = np.empty(2 * S)
+    skip_f = np.repeat(skip, 2).astype(np.float64)
+    has_skip = bool(skip.any())
+    with np.errstate(over="ignore", invalid="ignore"):  # the bound row may overflow: refused below
+        for t in range(1, T):  # hot loop: five numpy calls per frame (three without skips)
+            np.add(cur, one, v)
+            if has_skip:
+                np.multiply(two, skip_f, jump)
+                v += jump
+            v *= emit[t]
+            np.maximum(v, floor, out=cur)
+            if rescale[t]:
+                scale[t] = c = cur_lo.max()
+                cur /= c
+    end_lo, end_hi = (float(x) for x in cur[-2:] + cur[-4:-2])
+    if not (0.0 < end_lo and end_hi <= end_lo * (1.0 + _SCALED_RTOL)):  # NaN / inf refused too
+        return None
+    return float(np.log(scale).sum() + top.sum()) + math.log(end_lo)
+
+
 def _score_and_align(
     lp: np.ndarray, ids: tuple[int, ...], score: bool = True, align: bool = True
 ) -> tuple[float, float, tuple[tuple[int, int], ...]]:
@@ -350,7 +443,12 @@ def _score_and_align(
     can_skip = [s >= 3 and s % 2 == 1 and states[s] != states[s - 2] for s in range(S)]
     ext, skip = np.array([states], dtype=np.intp), np.array([can_skip])  # (1, S)
     ll = NEG_INF
-    if score:
+    scaled = None
+    if score and L and _scaled_pays(S, T):
+        scaled = _forward_scaled(lp, ext[0], skip[0])
+    if scaled is not None:
+        ll = scaled
+    elif score:
         A, _, cut = _trellis(lp, ext, skip, viterbi=False)
         ll = float(A[S - 1, 0, T - 1]) if L == 0 else float(np.logaddexp(A[S - 1, 0, T - 1], A[S - 2, 0, T - 1]))
         if cut is not None and ll < cut:
@@ -368,8 +466,9 @@ def _score_and_align(
         return ll, NEG_INF, ()
     spans: list[tuple[int, int]] = [(0, 0)] * L
     t = T - 1
+    g_rows = list(G)
     while True:
-        k = int(np.argmax(G[s, : t + 1]))  # frame where the path entered state s
+        k = int(g_rows[s][: t + 1].argmax())  # frame where the path entered state s
         if s % 2 == 1:
             spans[(s - 1) // 2] = (k, t + 1)
         if k == 0:
