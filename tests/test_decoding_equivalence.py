@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, log_softmax
+from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
 from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _prefix_beam_search_batch, _result, _score_and_align, check_log_probs
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
@@ -96,7 +96,12 @@ def test_deferred_result_behaves_as_eager():
     assert lazy == eager and hash(lazy) == hash(eager)
     for twin in (pickle.loads(pickle.dumps(CTCDecoder(LETTERS, beam_width=8).decode(lp))),
                  copy.deepcopy(CTCDecoder(LETTERS, beam_width=8).decode(lp))):
-        assert twin == eager and "_compute" not in vars(twin)
+        assert twin == eager and not {"_score", "_spans"} & set(vars(twin))
+    # Each pass on its own: the spans without the forward, the score without the Viterbi.
+    for field, pending in (("spans", "_score"), ("score", "_spans"), ("confidence", "_spans")):
+        res = CTCDecoder(LETTERS, beam_width=8).decode(lp)
+        assert getattr(res, field) == getattr(eager, field)
+        assert pending in vars(res) or res.token_ids == greedy_decode(lp, LETTERS).token_ids
 
 
 def test_decode_batch_equals_decode():

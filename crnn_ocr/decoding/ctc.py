@@ -506,25 +506,21 @@ def _result(
 ) -> DecodeResult:
     """DecodeResult for a labelling: exact forward score (unless given); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
-    from a Viterbi pass. Those passes are deferred to the first access of the score or spans
-    (``DecodeResult.deferred``), so ``lp`` must not change afterwards (see ``_owned``)."""
+    from a Viterbi pass. Each pass is deferred to the first access of what it gives (the
+    forward to ``score`` / ``confidence``, the Viterbi to ``spans``; ``DecodeResult.deferred``),
+    so ``lp`` must not change afterwards (see ``_owned``)."""
     if greedy is None:
         greedy = _greedy(lp)
     text = alphabet.decode(ids)
     if ids == greedy[0]:
-        spans = greedy[1]
         if score is not None:
-            return DecodeResult.make(text, ids, score, spans)
-        return DecodeResult.deferred(text, ids, lambda: (_score_and_align(lp, ids, align=False)[0], spans))
-    if score is None:
-
-        def score_and_spans() -> tuple[float, tuple[tuple[int, int], ...]]:
-            ll, _, found = _score_and_align(lp, ids)
-            return ll, found
-
-        return DecodeResult.deferred(text, ids, score_and_spans)
-    given = score
-    return DecodeResult.deferred(text, ids, lambda: (given, () if given == NEG_INF else _viterbi(lp, ids)[1]))
+            return DecodeResult.make(text, ids, score, greedy[1])
+        return DecodeResult.deferred(text, ids, lambda: _score_and_align(lp, ids, align=False)[0], greedy[1])
+    if score == NEG_INF:
+        return DecodeResult.make(text, ids, score, ())
+    return DecodeResult.deferred(
+        text, ids, (lambda: _score_and_align(lp, ids, align=False)[0]) if score is None else score, lambda: _viterbi(lp, ids)[1]
+    )
 
 
 def _owned(lp: np.ndarray, source: object) -> np.ndarray:
