@@ -14,7 +14,7 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
-from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _prefix_beam_search_batch, _result, _score_and_align, check_log_probs
+from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, check_log_probs
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
 from ctc_reference import _score_and_align as reference_score_and_align
@@ -188,3 +188,45 @@ def test_decode_with_scaled_forward_matches_reference(monkeypatch, C):
         beam = int(rng.choice([2, 4, 10, 64]))
         lp = check_log_probs(random_input(rng, C), C)
         assert same(beam_search(lp, alphabet, beam), reference_decode(lp, alphabet, beam)), (i, beam)
+
+
+def test_batched_scaled_forward_matches_log_domain():
+    """The batch's scaled forward (items side by side, mixed lengths, some with -inf or extreme
+    entries, some impossible): each item within SCORE_ATOL of the log-domain trellis, or refused
+    (rarely, where nothing is extreme and the labelling is possible)."""
+    rng = np.random.default_rng(21)
+    refused = plain = 0
+    for _ in range(60):
+        C = int(rng.integers(2, 12))
+        lps, labels, kinds = [], [], []
+        for _ in range(int(rng.integers(1, 30))):
+            T = int(rng.integers(1, 80))
+            scale = float(rng.choice([0.5, 3.0, 20.0, 300.0]))
+            x = rng.normal(size=(T, C)) * scale
+            holes = rng.random() < 0.15
+            if holes:
+                x[rng.random((T, C)) < 0.2] = -np.inf
+                x[:, 0] = 0.0
+            lps.append(check_log_probs(log_softmax(x), C))
+            labels.append(tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, T // 2 + 3)))))
+            kinds.append(scale < 100 and not holes)
+        for lp, ids, ordinary, got in zip(lps, labels, kinds, _forward_scaled_batch(lps, labels)):
+            want = reference_score_and_align(lp, ids, align=False)[0]
+            if got is not None:
+                assert want > -np.inf and abs(got - want) <= SCORE_ATOL, (got, want)
+            elif ordinary and want > -np.inf:
+                refused += 1
+            plain += ordinary and want > -np.inf
+    assert refused <= plain // 50
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_decode_batch_scores_match_reference(C):
+    """decode_batch (scores computed together) against the reference, item by item."""
+    alphabet = Alphabet("abcdefghijklmnopqrstuvwxyz0123456789"[: C - 1])
+    rng = np.random.default_rng(400 + C)
+    for _ in range(25):
+        beam = int(rng.choice([2, 5, 10]))
+        lps = [check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(1, 20)))]
+        got = CTCDecoder(alphabet, beam_width=beam).decode_batch(lps)
+        assert all(same(g, reference_decode(lp, alphabet, beam)) for g, lp in zip(got, lps))

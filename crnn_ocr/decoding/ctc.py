@@ -7,7 +7,7 @@ Everything here is float64 numpy; nothing imports torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -427,6 +427,71 @@ def _forward_scaled(lp: np.ndarray, states: np.ndarray, skip: np.ndarray) -> flo
     return float(np.log(scale).sum() + top.sum()) + math.log(end_lo)
 
 
+def _forward_scaled_batch(lps: Sequence[np.ndarray], labels: Sequence[tuple[int, ...]]) -> list[float | None]:
+    """``_forward_scaled`` of many (log-probs, labelling) pairs at once, as one recursion: the
+    items' trellises side by side in one 1-D buffer (two zero states between items), frames
+    aligned at the end (an item with fewer frames starts later, held in its first blank state
+    until then), so each frame costs the same five numpy calls for the whole batch. Certified
+    item by item as ``_forward_scaled`` (``None`` where refused). lps: (T_i, C) checked, T_i > 0;
+    labels: non-empty. Emissions are taken relative to each frame's best class."""
+    N = len(lps)
+    lens = np.fromiter((len(lab) for lab in labels), dtype=np.intp, count=N)
+    frames = np.fromiter((lp.shape[0] for lp in lps), dtype=np.intp, count=N)
+    T, S = int(frames.max()), 2 * int(lens.max()) + 1
+    B = 2 * (S + 2)  # one item's block: two zero states, then S states, exact and bound interleaved
+    ext, skip, _ = _extend(labels)  # (N, S) each
+    allp = np.concatenate(lps)  # (sum T_i, C)
+    top = allp.max(axis=1)  # (sum T_i,)
+    starts = np.concatenate(([0], np.cumsum(frames)[:-1]))
+    # (N, T) row of allp per item and aligned frame (rows before an item's start: any, masked)
+    rows = np.maximum(starts[:, None] + np.arange(T)[None, :] - (T - frames)[:, None], 0)
+    rel = allp[rows[:, :, None], ext[:, None, :]] - top[rows][:, :, None]  # (N, T, S)
+    live = np.arange(T)[None, :, None] >= (T - frames)[:, None, None]  # the item's own frames
+    real = np.arange(S)[None, None, :] < (2 * lens + 1)[:, None, None]  # the item's own states
+    rel = np.where(live & real, rel, 0.0)
+    ok = rel.min(axis=(1, 2)) >= _SCALED_MIN_LOG  # (N,) refused at once: -inf or extreme
+    rescale = _rescale_frames(np.maximum(rel.min(axis=(0, 2)), _SCALED_MIN_LOG))
+    emit3 = np.exp(rel)
+    emit3 *= live & real
+    emit3[:, :, 0] += ~live[:, :, 0]  # before an item starts, its first blank holds
+    emit = np.zeros((T, N, S + 2, 2))
+    emit[:, :, 2:, :] = emit3.transpose(1, 0, 2)[..., None]
+    emit_rows = list(emit.reshape(T, N * B))
+    floor = np.zeros((N, S + 2, 2))
+    floor[:, 2:, 1] = np.where(real[:, 0, :], _SCALED_FLOOR, 0.0)
+    floor_f = floor.reshape(-1)
+    skip_3 = np.zeros((N, S + 2, 2))
+    skip_3[:, 2:, :] = skip[:, :, None]
+    skip_f = skip_3.reshape(-1)
+    buf = np.zeros(N * B + 4)
+    cur, one, two = buf[4:], buf[2:-2], buf[:-4]
+    blocks = cur.reshape(N, S + 2, 2)
+    blocks[:, 2, :] = 1.0  # before the first frame: every item in its first blank, probability 1
+    cur_lo = blocks[:, 2:, 0]  # (N, S)
+    scale = np.ones((T, N))
+    v = np.empty(N * B)
+    jump = np.empty(N * B)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused items only
+        for t in range(T):  # hot loop: five numpy calls per frame for the whole batch
+            np.add(cur, one, v)
+            np.multiply(two, skip_f, jump)
+            v += jump
+            v *= emit_rows[t]
+            np.fmax(v, floor_f, out=cur)  # NaN (inf * 0: a state that is exactly 0) to the floor
+            if rescale[t]:
+                c = np.maximum(cur_lo.max(axis=1), 1e-300)  # (N,); 0 only where refused anyway
+                scale[t] = c
+                blocks /= c[:, None, None]
+    n = np.arange(N)
+    last = blocks[n, 2 * lens + 2] + blocks[n, 2 * lens + 1]  # (N, 2): exact, bound
+    logs = np.log(scale).sum(axis=0) + np.add.reduceat(top, starts)
+    out: list[float | None] = []
+    for i, (lo, hi) in enumerate(last.tolist()):
+        good = bool(ok[i]) and 0.0 < lo and hi <= lo * (1.0 + _SCALED_RTOL)
+        out.append(float(logs[i]) + math.log(lo) if good else None)
+    return out
+
+
 def _score_and_align(
     lp: np.ndarray, ids: tuple[int, ...], score: bool = True, align: bool = True
 ) -> tuple[float, float, tuple[tuple[int, int], ...]]:
@@ -497,14 +562,61 @@ def viterbi_align(log_probs: np.ndarray, ids: Sequence[int]) -> tuple[float, tup
     return _viterbi(lp, _check_ids(ids, lp.shape[1]))
 
 
+_BATCH_CELLS = 1 << 20  # items * frames * states per batched scaled forward (~8 MB per array)
+
+
+class _BatchForward:
+    """The exact scores of a batch's results, computed together (``_forward_scaled_batch``, in
+    chunks of similar lengths that bound memory) on the first access of any of them; an item
+    the scaled forward refuses gets its own (``_score_and_align``)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[np.ndarray, tuple[int, ...]]] = []
+        self.scores: list[float] | None = None
+
+    def add(self, lp: np.ndarray, ids: tuple[int, ...]) -> Callable[[], float]:
+        """Register a labelling (T > 0, non-empty): a callable that returns its score."""
+        k = len(self.items)
+        self.items.append((lp, ids))
+        return lambda: self.score(k)
+
+    def score(self, k: int) -> float:
+        if self.scores is None:
+            self.scores = self._compute()
+            self.items = []
+        return self.scores[k]
+
+    def _compute(self) -> list[float]:
+        items = self.items
+        order = sorted(range(len(items)), key=lambda i: (items[i][0].shape[0], len(items[i][1])))
+        found: list[float | None] = [None] * len(items)
+        i = 0
+        while i < len(order):  # chunks of similar lengths, padded to at most _BATCH_CELLS cells
+            j, states = i, 0
+            while j < len(order):
+                lp, ids = items[order[j]]
+                wider = max(states, 2 * len(ids) + 1)
+                if j > i and (j + 1 - i) * lp.shape[0] * wider > _BATCH_CELLS:
+                    break
+                j, states = j + 1, wider
+            chunk = order[i:j]
+            if len(chunk) > 1:
+                for k, sc in zip(chunk, _forward_scaled_batch([items[k][0] for k in chunk], [items[k][1] for k in chunk])):
+                    found[k] = sc
+            i = j
+        return [sc if sc is not None else _score_and_align(lp, ids, align=False)[0] for sc, (lp, ids) in zip(found, items)]
+
+
 def _result(
     lp: np.ndarray,
     ids: tuple[int, ...],
     alphabet: Alphabet,
     greedy: tuple[tuple[int, ...], tuple[tuple[int, int], ...], float] | None = None,
     score: float | None = None,
+    batch: _BatchForward | None = None,
 ) -> DecodeResult:
-    """DecodeResult for a labelling: exact forward score (unless given); spans from the greedy
+    """DecodeResult for a labelling: exact forward score (unless given; with ``batch``, computed
+    with the batch's others); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
     from a Viterbi pass. Each pass is deferred to the first access of what it gives (the
     forward to ``score`` / ``confidence``, the Viterbi to ``spans``; ``DecodeResult.deferred``),
@@ -512,15 +624,18 @@ def _result(
     if greedy is None:
         greedy = _greedy(lp)
     text = alphabet.decode(ids)
-    if ids == greedy[0]:
-        if score is not None:
-            return DecodeResult.make(text, ids, score, greedy[1])
-        return DecodeResult.deferred(text, ids, lambda: _score_and_align(lp, ids, align=False)[0], greedy[1])
     if score == NEG_INF:
-        return DecodeResult.make(text, ids, score, ())
-    return DecodeResult.deferred(
-        text, ids, (lambda: _score_and_align(lp, ids, align=False)[0]) if score is None else score, lambda: _viterbi(lp, ids)[1]
-    )
+        return DecodeResult.make(text, ids, score, greedy[1] if ids == greedy[0] else ())
+    forward: float | Callable[[], float]
+    if score is not None:
+        forward = score
+    elif batch is not None and ids and lp.shape[0]:
+        forward = batch.add(lp, ids)
+    else:
+        forward = lambda: _score_and_align(lp, ids, align=False)[0]  # noqa: E731
+    if ids == greedy[0]:
+        return DecodeResult.deferred(text, ids, forward, greedy[1])
+    return DecodeResult.deferred(text, ids, forward, lambda: _viterbi(lp, ids)[1])
 
 
 def _owned(lp: np.ndarray, source: object) -> np.ndarray:
