@@ -14,10 +14,11 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
-from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, check_log_probs
+from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, _viterbi_batch, check_log_probs
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
 from ctc_reference import _score_and_align as reference_score_and_align
+from ctc_reference import _viterbi as reference_viterbi
 from ctc_reference import reference_decode
 
 LETTERS = Alphabet("abcde ")
@@ -230,3 +231,15 @@ def test_decode_batch_scores_match_reference(C):
         lps = [check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(1, 20)))]
         got = CTCDecoder(alphabet, beam_width=beam).decode_batch(lps)
         assert all(same(g, reference_decode(lp, alphabet, beam)) for g, lp in zip(got, lps))
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_batched_viterbi_matches_reference(C):
+    """The batch's Viterbi (state loop shared, items padded) gives every item the spans of the
+    single computation, on mixed lengths with ties, -inf entries and impossible labellings."""
+    rng = np.random.default_rng(500 + C)
+    for _ in range(40):
+        lps = [lp for lp in (check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(1, 16)))) if lp.shape[0]]
+        labels = [tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, lp.shape[0] // 2 + 3)))) for lp in lps]
+        if lps:
+            assert _viterbi_batch(lps, labels) == [reference_viterbi(lp, ids)[1] for lp, ids in zip(lps, labels)]

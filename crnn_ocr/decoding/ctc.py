@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from crnn_ocr.alphabet import BLANK, Alphabet
-from crnn_ocr.decoding.result import DecodeResult
+from crnn_ocr.decoding.result import DecodeResult, Spans
 
 NEG_INF = -np.inf
 _PROB_ATOL = 1e-3  # log-probs may exceed 0 by float error; more means "not log-probabilities"
@@ -222,20 +222,32 @@ def _trellis(
         A (S, W, T) forward or Viterbi log-scores, G (S, W, T) the per-entry terms ``m - E``
         (Viterbi only, for the backtrace), and the ``_clamp`` cut.
     """
+    cum_s, prev_s, cut = _emission_sums(lp, ext)
+    A, G = _trellis_rows(cum_s, prev_s, skip, viterbi)
+    shape = (ext.shape[1], ext.shape[0], lp.shape[0])
+    return A.reshape(shape), G.reshape(shape) if viterbi else None, cut
+
+
+def _emission_sums(lp: np.ndarray, ext: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """``E[t]`` and ``E[t-1]`` (0 at t = 0) per state: (S, W, T) each, or (S, T) for one
+    labelling (rows cheaper to slice than (S, 1, T)); and the ``_clamp`` cut."""
     used = np.unique(ext)  # (U,) the classes of these labellings and the blank
     if 4 * used.size < lp.shape[1]:  # a large alphabet: the sums over time of the used classes only
         lp, ext = lp[:, used], np.searchsorted(used, ext)
     lpc, cut = _clamp(lp)
     T, C = lpc.shape
-    W, S = ext.shape
     cum = np.cumsum(lpc, axis=0).T  # (C, T): E[t]
     prev = np.empty((C, T))
     prev[:, 0] = 0.0
     prev[:, 1:] = cum[:, :-1]  # (C, T): E[t-1]
-    # One labelling (a decoded result) runs on rows (S, T), cheaper to slice than (S, 1, T).
-    ext_t = ext.T if W > 1 else ext[0]  # (S, W) or (S,)
-    cum_s = cum[ext_t]  # (S, W, T) or (S, T)
-    prev_s = prev[ext_t]
+    ext_t = ext.T if ext.shape[0] > 1 else ext[0]  # (S, W) or (S,)
+    return cum[ext_t], prev[ext_t], cut
+
+
+def _trellis_rows(cum_s: np.ndarray, prev_s: np.ndarray, skip: np.ndarray, viterbi: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The state loop of ``_trellis`` on ``_emission_sums`` rows ((S, W, T) or (S, T); skip
+    (W, S)): A and G, both shaped as the rows."""
+    S = cum_s.shape[0]
     combine = np.maximum if viterbi else np.logaddexp
     acc = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
     A = np.empty(cum_s.shape)
@@ -262,8 +274,7 @@ def _trellis(
                 np.subtract(a_head[s - 1], p_tail[s], out=entry)
         acc(g_rows[s], axis=-1, out=a_rows[s])
         np.add(a_rows[s], c_rows[s], out=a_rows[s])
-    shape = (S, W, T)
-    return A.reshape(shape), G.reshape(shape) if viterbi else None, cut
+    return A, G
 
 
 def _forward(lp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -522,14 +533,20 @@ def _score_and_align(
         return ll, NEG_INF, ()
     A, G, cut = _trellis(lp, ext, skip, viterbi=True)
     assert G is not None
-    A, G = A[:, 0], G[:, 0]  # (S, T)
+    best, spans = _backtrace(A[:, 0], G[:, 0], can_skip, cut)
+    return ll, best, spans
+
+
+def _backtrace(A: np.ndarray, G: np.ndarray, can_skip: Sequence[bool], cut: float | None) -> tuple[float, Spans]:
+    """The best alignment from a Viterbi trellis (A, G: (S, T)) -> (its log-prob, spans)."""
+    S, T = A.shape
     s = S - 1
     if S > 1 and A[S - 2, T - 1] > A[S - 1, T - 1]:
         s = S - 2
     best = float(A[s, T - 1])
     if best == NEG_INF or (cut is not None and best < cut):
-        return ll, NEG_INF, ()
-    spans: list[tuple[int, int]] = [(0, 0)] * L
+        return NEG_INF, ()
+    spans: list[tuple[int, int]] = [(0, 0)] * (S // 2)
     t = T - 1
     g_rows = list(G)
     while True:
@@ -543,7 +560,31 @@ def _score_and_align(
         else:
             s -= 1
         t = k - 1
-    return ll, best, tuple(spans)
+    return best, tuple(spans)
+
+
+def _viterbi_batch(lps: Sequence[np.ndarray], labels: Sequence[tuple[int, ...]]) -> list[Spans]:
+    """``_viterbi`` spans of many (log-probs, labelling) pairs, the state loop shared: each item's
+    emission sums as its own (same clamp, same floats), padded to the longest item (states and
+    frames after an item's own are never read: the recursion runs forward in both), so every
+    value, hence every span, is the single computation's. lps: T_i > 0; labels non-empty."""
+    N = len(lps)
+    ext, skip, lens = _extend(labels)  # (N, S)
+    S, T = ext.shape[1], max(lp.shape[0] for lp in lps)
+    cum, prev = np.zeros((S, N, T)), np.zeros((S, N, T))
+    cuts = []
+    for i, lp in enumerate(lps):
+        n = 2 * int(lens[i]) + 1
+        c, p, cut = _emission_sums(lp, ext[i : i + 1, :n])  # (n, T_i) each
+        cum[:n, i, : lp.shape[0]] = c
+        prev[:n, i, : lp.shape[0]] = p
+        cuts.append(cut)
+    A, G = _trellis_rows(cum, prev, skip, viterbi=True)
+    out = []
+    for i, lp in enumerate(lps):
+        n, frames = 2 * int(lens[i]) + 1, lp.shape[0]
+        out.append(_backtrace(A[:n, i, :frames], G[:n, i, :frames], skip[i, :n].tolist(), cuts[i])[1])
+    return out
 
 
 def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[int, int], ...]]:
@@ -565,33 +606,36 @@ def viterbi_align(log_probs: np.ndarray, ids: Sequence[int]) -> tuple[float, tup
 _BATCH_CELLS = 1 << 20  # items * frames * states per batched scaled forward (~8 MB per array)
 
 
-class _BatchForward:
-    """The exact scores of a batch's results, computed together (``_forward_scaled_batch``, in
-    chunks of similar lengths that bound memory) on the first access of any of them; an item
-    the scaled forward refuses gets its own (``_score_and_align``)."""
+class _BatchPasses:
+    """The exact scores and the Viterbi spans of a batch's results, each computed for all items
+    together on the first access of one: scores by ``_forward_scaled_batch`` (an item it refuses
+    gets its own), spans by ``_viterbi_batch``; in chunks of similar lengths that bound memory."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[np.ndarray, tuple[int, ...]]] = []
-        self.scores: list[float] | None = None
+        self.items: dict[str, list[tuple[np.ndarray, tuple[int, ...]]]] = {"score": [], "spans": []}
+        self.done: dict[str, list[Any]] = {}
 
-    def add(self, lp: np.ndarray, ids: tuple[int, ...]) -> Callable[[], float]:
-        """Register a labelling (T > 0, non-empty): a callable that returns its score."""
-        k = len(self.items)
-        self.items.append((lp, ids))
-        return lambda: self.score(k)
+    def add(self, what: str, lp: np.ndarray, ids: tuple[int, ...]) -> Callable[[], Any]:
+        """Register a labelling (T > 0, non-empty) for ``what`` ("score" or "spans"): a callable
+        that returns it."""
+        k = len(self.items[what])
+        self.items[what].append((lp, ids))
+        return lambda: self.get(what, k)
 
-    def score(self, k: int) -> float:
-        if self.scores is None:
-            self.scores = self._compute()
-            self.items = []
-        return self.scores[k]
+    def get(self, what: str, k: int) -> Any:
+        if what not in self.done:
+            items = self.items[what]
+            self.done[what] = self._scores(items) if what == "score" else self._spans(items)
+            self.items[what] = []
+        return self.done[what][k]
 
-    def _compute(self) -> list[float]:
-        items = self.items
+    @staticmethod
+    def _chunks(items: list[tuple[np.ndarray, tuple[int, ...]]]) -> list[list[int]]:
+        """Indices in chunks of similar lengths, each padded to at most _BATCH_CELLS cells."""
         order = sorted(range(len(items)), key=lambda i: (items[i][0].shape[0], len(items[i][1])))
-        found: list[float | None] = [None] * len(items)
+        chunks = []
         i = 0
-        while i < len(order):  # chunks of similar lengths, padded to at most _BATCH_CELLS cells
+        while i < len(order):
             j, states = i, 0
             while j < len(order):
                 lp, ids = items[order[j]]
@@ -599,12 +643,24 @@ class _BatchForward:
                 if j > i and (j + 1 - i) * lp.shape[0] * wider > _BATCH_CELLS:
                     break
                 j, states = j + 1, wider
-            chunk = order[i:j]
+            chunks.append(order[i:j])
+            i = j
+        return chunks
+
+    def _scores(self, items: list[tuple[np.ndarray, tuple[int, ...]]]) -> list[float]:
+        found: list[float | None] = [None] * len(items)
+        for chunk in self._chunks(items):
             if len(chunk) > 1:
                 for k, sc in zip(chunk, _forward_scaled_batch([items[k][0] for k in chunk], [items[k][1] for k in chunk])):
                     found[k] = sc
-            i = j
         return [sc if sc is not None else _score_and_align(lp, ids, align=False)[0] for sc, (lp, ids) in zip(found, items)]
+
+    def _spans(self, items: list[tuple[np.ndarray, tuple[int, ...]]]) -> list[Spans]:
+        out: list[Spans] = [()] * len(items)
+        for chunk in self._chunks(items):
+            for k, sp in zip(chunk, _viterbi_batch([items[k][0] for k in chunk], [items[k][1] for k in chunk])):
+                out[k] = sp
+        return out
 
 
 def _result(
@@ -613,10 +669,10 @@ def _result(
     alphabet: Alphabet,
     greedy: tuple[tuple[int, ...], tuple[tuple[int, int], ...], float] | None = None,
     score: float | None = None,
-    batch: _BatchForward | None = None,
+    batch: _BatchPasses | None = None,
 ) -> DecodeResult:
     """DecodeResult for a labelling: exact forward score (unless given; with ``batch``, computed
-    with the batch's others); spans from the greedy
+    with the batch's others, and so are the Viterbi spans); spans from the greedy
     path when the labelling is the greedy one (the best path is then its best alignment), else
     from a Viterbi pass. Each pass is deferred to the first access of what it gives (the
     forward to ``score`` / ``confidence``, the Viterbi to ``spans``; ``DecodeResult.deferred``),
@@ -626,15 +682,18 @@ def _result(
     text = alphabet.decode(ids)
     if score == NEG_INF:
         return DecodeResult.make(text, ids, score, greedy[1] if ids == greedy[0] else ())
+    together = batch is not None and bool(ids) and lp.shape[0] > 0
     forward: float | Callable[[], float]
     if score is not None:
         forward = score
-    elif batch is not None and ids and lp.shape[0]:
-        forward = batch.add(lp, ids)
+    elif together and batch is not None:
+        forward = batch.add("score", lp, ids)
     else:
         forward = lambda: _score_and_align(lp, ids, align=False)[0]  # noqa: E731
     if ids == greedy[0]:
         return DecodeResult.deferred(text, ids, forward, greedy[1])
+    if together and batch is not None:
+        return DecodeResult.deferred(text, ids, forward, batch.add("spans", lp, ids))
     return DecodeResult.deferred(text, ids, forward, lambda: _viterbi(lp, ids)[1])
 
 

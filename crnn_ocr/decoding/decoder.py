@@ -12,7 +12,7 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding.ctc import (
     NEG_INF,
     PrefixScorer,
-    _BatchForward,
+    _BatchPasses,
     _beam,
     _greedy,
     _owned,
@@ -197,12 +197,12 @@ class CTCDecoder:
             if len(todo) >= _BATCH_SEARCH_MIN:
                 for i, f in zip(todo, _prefix_beam_search_batch([lps[i] for i in todo], self.beam_width)):
                     found[i] = f
-        batch = _BatchForward()  # the exact scores of all items, together on the first access of one
+        batch = _BatchPasses()  # the items' exact scores (and spans), together on the first access of one
         return [self._decode(lp, f, batch) for lp, f in zip(lps, found)]
 
     # ------------------------------------------------------------------ internals
     def _decode(
-        self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None, batch: _BatchForward | None = None
+        self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None, batch: _BatchPasses | None = None
     ) -> DecodeResult:
         """Decode checked log-probs; ``found``: the beam's result if already searched; ``batch``:
         where to compute the exact score with other items'."""
