@@ -21,7 +21,9 @@ class DecodeResult:
             Greedy decoding reports the log-probability of the best path (one alignment, a lower
             bound); beam search and lexicon decoding report ``log p(l|y)``, the sum over all
             alignments, computed exactly with the forward algorithm for the returned labelling
-            (the acoustic score only: language-model and hotword bonuses are not included).
+            (the acoustic score only: language-model and hotword bonuses are not included;
+            where a scaled forward in probabilities is cheaper it is used, certified against
+            underflow, and agrees with the log-domain computation to within 1e-9 in log space).
             ``-inf`` when no alignment of ``text`` fits the input.
         confidence: ``exp(score)`` in ``[0, 1]``: the model's probability that the whole reading
             is exactly right. CTC labelling probabilities sum to one over all labellings, so this
