@@ -1,6 +1,7 @@
 """The beam search as it was before issue 20 (commit bf74447), kept verbatim as the reference
 the faster search must match bit for bit: same prefixes, same tracked scores, and (through
-``reference_decode``) the same texts, exact scores and spans."""
+``reference_decode``) the same texts, exact scores and spans. The exact score (forward) and the
+Viterbi spans are kept as of 8453c43, the log-domain trellis computed state by state."""
 
 from __future__ import annotations
 
@@ -9,8 +10,137 @@ from collections.abc import Hashable
 import numpy as np
 
 from crnn_ocr.alphabet import BLANK, Alphabet
-from crnn_ocr.decoding.ctc import NEG_INF, PrefixScorer, _greedy, _score_and_align, _viterbi
+from crnn_ocr.decoding.ctc import NEG_INF, PrefixScorer, _greedy
 from crnn_ocr.decoding.result import DecodeResult
+
+
+def _clamp(lp: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Replace ``-inf`` by a finite floor so cumulative sums stay finite.
+
+    Returns the clamped array and a cut: a (log-likelihood or best-path) score below the cut can
+    only come from alignments through a clamped entry, i.e. it is really ``-inf``. The floor is
+    low enough that such alignments change a genuine score by less than ``exp(-50)`` relative.
+    """
+    finite = np.isfinite(lp)
+    if finite.all():
+        return lp, None
+    T = lp.shape[0]
+    f = min(float(lp[finite].min()) if finite.any() else 0.0, 0.0)
+    floor = T * (f - 2.0) - 50.0  # below any T-frame alignment of finite entries, by > T*log(3)
+    return np.where(finite, lp, floor), T * f - 25.0
+
+
+def _trellis(
+    lp: np.ndarray, ext: np.ndarray, skip: np.ndarray, viterbi: bool
+) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+    """CTC trellis of W labellings, computed state by state with time vectorized.
+
+    For state s the recursion ``a[t] = combine(a[t-1], m[t]) + e[t]`` (``m``: what enters from
+    states s-1, s-2) unrolls to ``a[t] = E[t] + acc_{k<=t}(m[k] - E[k-1])`` with ``E`` the
+    cumulative emission sum and ``acc`` a cumulative logsumexp (forward) or max (Viterbi).
+
+    Args:
+        lp: (T, C) log-probs, T > 0. ext, skip: (W, S) from ``_extend``.
+    Returns:
+        A (S, W, T) forward or Viterbi log-scores, G (S, W, T) the per-entry terms ``m - E``
+        (Viterbi only, for the backtrace), and the ``_clamp`` cut.
+    """
+    used = np.unique(ext)  # (U,) the classes of these labellings and the blank
+    if 4 * used.size < lp.shape[1]:  # a large alphabet: the sums over time of the used classes only
+        lp, ext = lp[:, used], np.searchsorted(used, ext)
+    lpc, cut = _clamp(lp)
+    T, C = lpc.shape
+    W, S = ext.shape
+    cum = np.cumsum(lpc, axis=0).T  # (C, T): E[t]
+    prev = np.empty((C, T))
+    prev[:, 0] = 0.0
+    prev[:, 1:] = cum[:, :-1]  # (C, T): E[t-1]
+    # One labelling (a decoded result) runs on rows (S, T), cheaper to slice than (S, 1, T).
+    ext_t = ext.T if W > 1 else ext[0]  # (S, W) or (S,)
+    cum_s = cum[ext_t]  # (S, W, T) or (S, T)
+    prev_s = prev[ext_t]
+    combine = np.maximum if viterbi else np.logaddexp
+    acc = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
+    A = np.empty(cum_s.shape)
+    G = np.empty(cum_s.shape) if viterbi else None
+    m = np.empty(cum_s.shape[1:])  # (W, T) or (T,): what enters state s
+    g = np.empty(cum_s.shape[1:])
+    # (S,) each; numpy's stubs allow a scalar for a reduction with an axis, hence the ignores
+    skip_any: list[bool] = skip.any(axis=0).tolist()  # type: ignore[assignment]
+    skip_all: list[bool] = skip.all(axis=0).tolist()  # type: ignore[assignment]
+    for s in range(S):
+        if s == 0:
+            m.fill(NEG_INF)
+            m[..., 0] = 0.0  # the path starts here
+        else:
+            m[..., 0] = 0.0 if s == 1 else NEG_INF
+            m[..., 1:] = A[s - 1, ..., :-1]
+            if skip_any[s]:
+                prev2 = A[s - 2, ..., :-1]
+                if not skip_all[s]:
+                    prev2 = np.where(skip[:, s, None], prev2, NEG_INF)
+                combine(m[..., 1:], prev2, out=m[..., 1:])
+        out = G[s] if G is not None else g
+        np.subtract(m, prev_s[s], out=out)
+        acc(out, axis=-1, out=A[s])
+        A[s] += cum_s[s]
+    shape = (S, W, T)
+    return A.reshape(shape), None if G is None else G.reshape(shape), cut
+
+
+def _score_and_align(
+    lp: np.ndarray, ids: tuple[int, ...], score: bool = True, align: bool = True
+) -> tuple[float, float, tuple[tuple[int, int], ...]]:
+    """For a labelling on checked log-probs: ``log p(ids|lp)`` (forward; with ``score``), and the
+    best alignment's log-prob and per-token spans (Viterbi; with ``align``). What is not asked
+    for is returned as ``-inf`` or ``()``."""
+    T = lp.shape[0]
+    L = len(ids)
+    if T == 0:
+        return (0.0, 0.0, ()) if L == 0 else (NEG_INF, NEG_INF, ())
+    S = 2 * L + 1
+    states = [BLANK] * S
+    states[1::2] = ids
+    can_skip = [s >= 3 and s % 2 == 1 and states[s] != states[s - 2] for s in range(S)]
+    ext, skip = np.array([states], dtype=np.intp), np.array([can_skip])  # (1, S)
+    ll = NEG_INF
+    if score:
+        A, _, cut = _trellis(lp, ext, skip, viterbi=False)
+        ll = float(A[S - 1, 0, T - 1]) if L == 0 else float(np.logaddexp(A[S - 1, 0, T - 1], A[S - 2, 0, T - 1]))
+        if cut is not None and ll < cut:
+            ll = NEG_INF
+    if not align:
+        return ll, NEG_INF, ()
+    A, G, cut = _trellis(lp, ext, skip, viterbi=True)
+    assert G is not None
+    A, G = A[:, 0], G[:, 0]  # (S, T)
+    s = S - 1
+    if S > 1 and A[S - 2, T - 1] > A[S - 1, T - 1]:
+        s = S - 2
+    best = float(A[s, T - 1])
+    if best == NEG_INF or (cut is not None and best < cut):
+        return ll, NEG_INF, ()
+    spans: list[tuple[int, int]] = [(0, 0)] * L
+    t = T - 1
+    while True:
+        k = int(np.argmax(G[s, : t + 1]))  # frame where the path entered state s
+        if s % 2 == 1:
+            spans[(s - 1) // 2] = (k, t + 1)
+        if k == 0:
+            break
+        if can_skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
+            s -= 2
+        else:
+            s -= 1
+        t = k - 1
+    return ll, best, tuple(spans)
+
+
+def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[int, int], ...]]:
+    """Best alignment of ``ids`` on checked log-probs -> (its log-prob, per-token spans)."""
+    _, best, spans = _score_and_align(lp, ids, score=False)
+    return best, spans
+
 
 
 def _result(

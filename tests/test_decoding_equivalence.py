@@ -1,6 +1,8 @@
 """The fast beam search against the search as it was (``ctc_reference``): on thousands of random
-inputs, with and without LM, hotwords, lexicon trie and pruning, the same prefixes, tracked scores,
-texts, exact scores and spans, bit for bit; and deferred results behave as eager ones."""
+inputs, with and without LM, hotwords, lexicon trie and pruning, the same prefixes and tracked scores
+bit for bit, the same texts and spans, and exact scores equal to ``SCORE_ATOL`` in log space (the
+scaled forward, in probabilities, rounds differently from the log-domain trellis; bitwise where the
+log domain runs); and deferred results behave as eager ones."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import numpy as np
 import pytest
 
 from crnn_ocr.alphabet import Alphabet
-from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, log_softmax
-from crnn_ocr.decoding.ctc import _beam, _prefix_beam_search_batch, check_log_probs
+from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
+from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, _viterbi_batch, check_log_probs
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
+from ctc_reference import _score_and_align as reference_score_and_align
+from ctc_reference import _viterbi as reference_viterbi
 from ctc_reference import reference_decode
 
 LETTERS = Alphabet("abcde ")
@@ -43,9 +47,17 @@ def random_input(rng: np.random.Generator, C: int) -> np.ndarray:
     return lp.astype(np.float32) if kind == 3 else lp
 
 
+SCORE_ATOL = 1e-9  # the exact score's tolerance, absolute in log space
+
+
+def same_score(a: float, b: float) -> bool:
+    """Both -inf, or within ``SCORE_ATOL``."""
+    return a == b or abs(a - b) <= SCORE_ATOL
+
+
 def same(a: DecodeResult, b: DecodeResult) -> bool:
-    """Equal fields, scores compared bitwise (so -inf == -inf and 0.0 != -0.0)."""
-    return (a.text, a.token_ids, a.spans) == (b.text, b.token_ids, b.spans) and np.float64(a.score).tobytes() == np.float64(b.score).tobytes()
+    """Equal texts, ids and spans; scores within ``SCORE_ATOL`` (confidence follows the score)."""
+    return (a.text, a.token_ids, a.spans) == (b.text, b.token_ids, b.spans) and same_score(a.score, b.score)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -79,11 +91,18 @@ def test_deferred_result_behaves_as_eager():
     buffer = lp.copy()
     lazy = CTCDecoder(LETTERS, beam_width=8).decode(buffer)
     buffer[:] = 0.0  # the caller reuses its buffer: the deferred result holds its own copy
-    eager = reference_decode(lp, LETTERS, 8)
-    assert same(lazy, eager) and lazy == eager and hash(lazy) == hash(eager)
+    assert same(lazy, reference_decode(lp, LETTERS, 8))
+    now = _result(lp, lazy.token_ids, LETTERS)  # the same computation, forced at once
+    eager = DecodeResult.make(now.text, now.token_ids, now.score, now.spans)
+    assert lazy == eager and hash(lazy) == hash(eager)
     for twin in (pickle.loads(pickle.dumps(CTCDecoder(LETTERS, beam_width=8).decode(lp))),
                  copy.deepcopy(CTCDecoder(LETTERS, beam_width=8).decode(lp))):
-        assert twin == eager and "_compute" not in vars(twin)
+        assert twin == eager and not {"_score", "_spans"} & set(vars(twin))
+    # Each pass on its own: the spans without the forward, the score without the Viterbi.
+    for field, pending in (("spans", "_score"), ("score", "_spans"), ("confidence", "_spans")):
+        res = CTCDecoder(LETTERS, beam_width=8).decode(lp)
+        assert getattr(res, field) == getattr(eager, field)
+        assert pending in vars(res) or res.token_ids == greedy_decode(lp, LETTERS).token_ids
 
 
 def test_decode_batch_equals_decode():
@@ -107,3 +126,120 @@ def test_batch_search_matches_reference(C):
         beam = int(rng.choice([2, 3, 10, 25]))
         if lps:
             assert _prefix_beam_search_batch(lps, beam) == [reference_search(lp, beam) for lp in lps]
+
+
+def _states(ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Trellis states (blanks interleaved) and skip flags of a labelling."""
+    states = np.zeros(2 * len(ids) + 1, dtype=np.intp)
+    states[1::2] = ids
+    skip = np.zeros(states.size, dtype=bool)
+    skip[3::2] = np.asarray(ids[1:]) != np.asarray(ids[:-1])
+    return states, skip
+
+
+def test_scaled_forward_matches_log_domain():
+    """The scaled forward (probabilities, rescaled) against the log-domain trellis on thousands of
+    labellings, flat to very peaky, short to 900 frames: within SCORE_ATOL, or refused (None)."""
+    rng = np.random.default_rng(20)
+    refused = 0
+    for i in range(2500):
+        T = int(rng.integers(1, 60 if i % 10 else 900))
+        C = int(rng.integers(2, 38))
+        x = rng.normal(size=(T, C)) * float(rng.choice([0.3, 2.0, 6.0, 25.0, 80.0]))
+        if i % 7 == 0:
+            x[rng.random((T, C)) < 0.1] = -np.inf
+            x[:, 0] = 0.0
+        lp = check_log_probs(log_softmax(x), C)
+        L = int(rng.integers(1, max(2, T // 2 + 3)))
+        ids = tuple(int(c) for c in (rng.integers(1, C, L) if i % 3 else np.resize(lp[:, 1:].argmax(axis=1) + 1, L)))
+        want = reference_score_and_align(lp, ids, align=False)[0]
+        got = _forward_scaled(lp, *_states(ids))
+        if got is None:
+            refused += 1
+        else:
+            assert want > -np.inf and abs(got - want) <= SCORE_ATOL, (i, got, want)
+        if np.isneginf(lp).any() and got is not None:
+            assert not np.isneginf(lp[:, np.unique(_states(ids)[0])]).any()
+    assert refused < 1000
+
+
+def test_scaled_forward_refuses_what_underflows():
+    """A labelling whose one alignment sinks below exp(-700) of the frame's best state: the
+    scaled forward refuses, the decoder's score falls back to the log domain and stays exact."""
+    T = 300
+    ids = tuple(int(k) for k in np.arange(T) % 5 + 1)  # one label per frame: the diagonal only
+    lp = np.full((T, 6), -50.0)
+    lp[:, 0] = 0.0  # the blank is sure: every other state falls e^-3 further behind per frame
+    lp[np.arange(T), np.asarray(ids)] = -3.0
+    lp = check_log_probs(log_softmax(lp), 6)
+    assert _forward_scaled(lp, *_states(ids)) is None
+    got, want = _score_and_align(lp, ids, align=False)[0], reference_score_and_align(lp, ids, align=False)[0]
+    assert want > -np.inf and got == want
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_decode_with_scaled_forward_matches_reference(monkeypatch, C):
+    """Every exact score through the scaled forward (where it certifies), even on tiny inputs."""
+    import crnn_ocr.decoding.ctc as ctc
+
+    monkeypatch.setattr(ctc, "_scaled_pays", lambda S, T: True)
+    alphabet = Alphabet("abcdefghijklmnopqrstuvwxyz0123456789"[: C - 1])
+    rng = np.random.default_rng(300 + C)
+    for i in range(400):
+        beam = int(rng.choice([2, 4, 10, 64]))
+        lp = check_log_probs(random_input(rng, C), C)
+        assert same(beam_search(lp, alphabet, beam), reference_decode(lp, alphabet, beam)), (i, beam)
+
+
+def test_batched_scaled_forward_matches_log_domain():
+    """The batch's scaled forward (items side by side, mixed lengths, some with -inf or extreme
+    entries, some impossible): each item within SCORE_ATOL of the log-domain trellis, or refused
+    (rarely, where nothing is extreme and the labelling is possible)."""
+    rng = np.random.default_rng(21)
+    refused = plain = 0
+    for _ in range(60):
+        C = int(rng.integers(2, 12))
+        lps, labels, kinds = [], [], []
+        for _ in range(int(rng.integers(1, 30))):
+            T = int(rng.integers(1, 80))
+            scale = float(rng.choice([0.5, 3.0, 20.0, 300.0]))
+            x = rng.normal(size=(T, C)) * scale
+            holes = rng.random() < 0.15
+            if holes:
+                x[rng.random((T, C)) < 0.2] = -np.inf
+                x[:, 0] = 0.0
+            lps.append(check_log_probs(log_softmax(x), C))
+            labels.append(tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, T // 2 + 3)))))
+            kinds.append(scale < 100 and not holes)
+        for lp, ids, ordinary, got in zip(lps, labels, kinds, _forward_scaled_batch(lps, labels)):
+            want = reference_score_and_align(lp, ids, align=False)[0]
+            if got is not None:
+                assert want > -np.inf and abs(got - want) <= SCORE_ATOL, (got, want)
+            elif ordinary and want > -np.inf:
+                refused += 1
+            plain += ordinary and want > -np.inf
+    assert refused <= plain // 50
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_decode_batch_scores_match_reference(C):
+    """decode_batch (scores computed together) against the reference, item by item."""
+    alphabet = Alphabet("abcdefghijklmnopqrstuvwxyz0123456789"[: C - 1])
+    rng = np.random.default_rng(400 + C)
+    for _ in range(25):
+        beam = int(rng.choice([2, 5, 10]))
+        lps = [check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(1, 20)))]
+        got = CTCDecoder(alphabet, beam_width=beam).decode_batch(lps)
+        assert all(same(g, reference_decode(lp, alphabet, beam)) for g, lp in zip(got, lps))
+
+
+@pytest.mark.parametrize("C", [6, 37])
+def test_batched_viterbi_matches_reference(C):
+    """The batch's Viterbi (state loop shared, items padded) gives every item the spans of the
+    single computation, on mixed lengths with ties, -inf entries and impossible labellings."""
+    rng = np.random.default_rng(500 + C)
+    for _ in range(40):
+        lps = [lp for lp in (check_log_probs(random_input(rng, C), C) for _ in range(int(rng.integers(1, 16)))) if lp.shape[0]]
+        labels = [tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, lp.shape[0] // 2 + 3)))) for lp in lps]
+        if lps:
+            assert _viterbi_batch(lps, labels) == [reference_viterbi(lp, ids)[1] for lp, ids in zip(lps, labels)]

@@ -12,6 +12,7 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding.ctc import (
     NEG_INF,
     PrefixScorer,
+    _BatchPasses,
     _beam,
     _greedy,
     _owned,
@@ -196,11 +197,15 @@ class CTCDecoder:
             if len(todo) >= _BATCH_SEARCH_MIN:
                 for i, f in zip(todo, _prefix_beam_search_batch([lps[i] for i in todo], self.beam_width)):
                     found[i] = f
-        return [self._decode(lp, f) for lp, f in zip(lps, found)]
+        batch = _BatchPasses()  # the items' exact scores (and spans), together on the first access of one
+        return [self._decode(lp, f, batch) for lp, f in zip(lps, found)]
 
     # ------------------------------------------------------------------ internals
-    def _decode(self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None) -> DecodeResult:
-        """Decode checked log-probs; ``found``: the beam's result if already searched."""
+    def _decode(
+        self, lp: np.ndarray, found: tuple[tuple[int, ...], float] | None = None, batch: _BatchPasses | None = None
+    ) -> DecodeResult:
+        """Decode checked log-probs; ``found``: the beam's result if already searched; ``batch``:
+        where to compute the exact score with other items'."""
         if lp.shape[0] == 0:
             return DecodeResult.make("", (), 0.0 if self.lexicon is None else NEG_INF, ())
         greedy = _greedy(lp)
@@ -218,7 +223,7 @@ class CTCDecoder:
                 return self._best_word(lp, None, greedy)
             ids = found[0]
         if mode is None or mode == "trie":
-            return _result(lp, ids, self.alphabet, greedy)
+            return _result(lp, ids, self.alphabet, greedy, batch=batch)
         assert self.lexicon is not None
         rows, dists = self.lexicon.candidates_with_distances(ids, self.max_edit_distance)
         if rows.size == 0:
