@@ -48,14 +48,24 @@ MODELS: dict[str, PretrainedModel] = {
             "english", "text", "english_crnn_compact.pt",
             "English words and short text: the 95 printable ASCII symbols (both cases, digits, punctuation, space); "
             "crnn_compact, 32 px gray input stretched 1.5x in width; synthetic words in 764 fonts "
-            "(datasets/synth_text.py: scene and printed text) mixed with real crops (IIIT5K train outside the "
-            "dev/test splits, ICDAR 2015 train), fine-tuned from the synthetic-only model",
+            "(datasets/synth_text.py: scene and printed text, then words made to look like photos) mixed with real "
+            "crops (IIIT5K train outside the dev/test splits, ICDAR 2015 train), fine-tuned from the synthetic-only model",
             onnx_filename="english_crnn_compact.onnx",
         ),
         PretrainedModel(
             "spoken_digits", "speech", "spoken_digits.pt",
             "spoken digit strings (zero..nine) and yes/no, English, 8 kHz and up; characters a-z ' and space; "
             "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings",
+        ),
+        PretrainedModel(
+            "digit_classifier", "classify", "digit_classifier.pt",
+            "one spoken digit per clip (zero..nine), 8 kHz and up; crnn_compact on 32 log-mels with attention pooling, "
+            "started from the english model; four FSDD speakers and 120 voices of three TTS engines, speaker augmentation",
+        ),
+        PretrainedModel(
+            "digit_tagger", "tag", "digit_tagger.pt",
+            "which digits (zero..nine) are spoken in a clip, 1-3 of them in different voices over noise, 8 kHz and up; "
+            "crnn_compact on 32 log-mels with max + mean pooling, started from the english model",
         ),
         PretrainedModel(
             "score", "score", "score_crnn_compact.pt",

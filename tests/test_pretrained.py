@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import ROOT, render_word, require_engraving
@@ -41,7 +42,13 @@ def test_shipped_model_is_present_small_and_inference_only(name):
     state = load_checkpoint(path)
     assert set(state) <= {"format", *INFERENCE_KEYS} and "optimizer" not in state
     assert state["kind"] == MODELS[name].kind
-    model = build_model(ModelConfig.from_dict(state["model_config"]))
+    if MODELS[name].kind in ("classify", "tag"):
+        from crnn_ocr.classify.config import ClassifierConfig
+        from crnn_ocr.classify.models import build_classifier
+
+        model = build_classifier(ClassifierConfig.from_dict(state["model_config"]))
+    else:
+        model = build_model(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])  # weights match the stored config exactly
 
 
@@ -120,6 +127,25 @@ def test_speech_model_reads_spoken_digits(tmp_path):
     assert [len(row[3].split()) for row in rows] == [4, 3]  # word@start-end times
     rec = load_pretrained("spoken_digits", lexicon=["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
     assert rec.read(str(tmp_path / "seven_two_nine.wav")).text == "seven two nine"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program (.ci/run installs it)")
+def test_digit_classifier_and_tagger_hear_spoken_digits(tmp_path):
+    from crnn_ocr.classify import load_classifier
+
+    for word in ("two", "seven", "nine"):
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(tmp_path / f"{word}.wav"), word], check=True, timeout=60)
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--audio", str(tmp_path), "--model", "digit_classifier"],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [(Path(row[0]).stem, row[1]) for row in rows] == [("nine", "nine"), ("seven", "seven"), ("two", "two")]
+    assert all(float(row[2]) > 0.5 for row in rows)
+    tagger = load_classifier("digit_tagger")
+    waves = [sf.read(tmp_path / f"{w}.wav")[0] for w in ("two", "seven")]
+    rate = sf.info(tmp_path / "two.wav").samplerate
+    clip = np.concatenate([waves[0], np.zeros(rate // 4), waves[1]]).astype(np.float32)
+    assert set(tagger.classify(clip, sample_rate=rate).labels) == {"two", "seven"}  # the digits spoken, no other
 
 
 def test_slim_checkpoint_export_drops_training_state_and_reads_the_same(tmp_path):
