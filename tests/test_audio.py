@@ -637,3 +637,13 @@ def test_synth_speech_with_several_engines_is_seeded(tmp_path):
     for data, text in first:
         wave = load_audio(data, target_rate=8000)
         assert 1 <= len(text.split()) <= 2 and 0.3 * 8000 <= len(wave) <= 4 * 8000
+
+
+def test_pick_voice_draws_the_engine_once_then_a_voice():
+    from crnn_ocr.synth.voices import Voice, pick_voice
+
+    voices = [Voice("espeak", f"v{i}") for i in range(112)] + [Voice("flite", f"f{i}") for i in range(5)]
+    picks = [pick_voice(np.random.default_rng([0, i]), voices) for i in range(2000)]
+    share = sum(v.engine == "flite" for v in picks) / len(picks)
+    assert 0.45 < share < 0.55  # engines equally often, although espeak has 112 voices and flite 5
+    assert {v for v in picks if v.engine == "flite"} == set(voices[112:])

@@ -116,28 +116,16 @@ def tts_words(count: int, seed: int, sample_rate: int, engines: Sequence[str]) -
     """``count`` single digit words (digit ``i % 10``), each in a voice of an engine drawn uniformly
     from ``engines`` (then a voice of it uniformly: espeak's 112 do not drown flite's 5), with
     0.03-0.5 s of silence before and after and a random peak level (``crnn_ocr.synth.voices``)."""
-    from crnn_ocr.synth.voices import available_voices, speak_many
+    from crnn_ocr.synth.voices import available_voices, pick_voice, speak_many, with_silence
 
     voices = available_voices(engines)
-    by_engine = {e: [v for v in voices if v.engine == e] for e in engines}
-    by_engine = {e: vs for e, vs in by_engine.items() if vs}
-    if not by_engine:
+    if not voices:
         raise UsageError(f"no TTS engine of {', '.join(engines)} is installed (apt-get install espeak-ng flite festival)")
-    names = sorted(by_engine)
-    items, rngs = [], []
-    for i in range(count):
-        rng = np.random.default_rng([seed, i, 1])
-        pool = by_engine[names[int(rng.integers(len(names)))]]
-        items.append((DIGIT_WORDS[i % 10], pool[int(rng.integers(len(pool)))]))
-        rngs.append(rng)
-    words = []
-    for i, ((text, voice), wave) in enumerate(zip(items, speak_many(items, seed=seed, sample_rate=sample_rate))):
-        rng = rngs[i]
-        wave = trim_silence(wave, sample_rate)
-        wave = wave * np.float32(rng.uniform(0.2, 0.9) / (float(np.max(np.abs(wave))) or 1.0))
-        lead, tail = (int(rng.uniform(0.03, 0.5) * sample_rate) for _ in range(2))
-        words.append(Word(np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)]), text, str(voice)))
-    return words
+    rngs = [np.random.default_rng([seed, i, 1]) for i in range(count)]
+    items = [(DIGIT_WORDS[i % 10], pick_voice(rng, voices)) for i, rng in enumerate(rngs)]
+    waves = speak_many(items, seed=seed, sample_rate=sample_rate)
+    return [Word(with_silence(trim_silence(wave, sample_rate), rng, sample_rate, (0.2, 0.9)), text, str(voice))
+            for (text, voice), rng, wave in zip(items, rngs, waves)]
 
 
 def split_words(wave: np.ndarray, sample_rate: int, count: int, *, frame_ms: float = 10.0, join_ms: float = 60.0,

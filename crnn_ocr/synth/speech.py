@@ -35,7 +35,7 @@ import numpy as np
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
-from crnn_ocr.synth.voices import ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, speak_many
+from crnn_ocr.synth.voices import ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, pick_voice, speak_many, with_silence
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DEFAULT_WORDS = DIGIT_WORDS + ("yes", "no")
@@ -112,22 +112,13 @@ def make_samples(start: int, stop: int, cfg: SynthSpeechConfig) -> list[tuple[by
         return [make_sample(i, cfg) for i in range(start, stop)]
 
     voices = available_voices(cfg.engines)
-    engines = sorted({v.engine for v in voices})
-    if not engines:
+    if not voices:
         raise UsageError(f"no TTS engine of {', '.join(cfg.engines)} is installed (apt-get install espeak-ng flite festival)")
-    items, rngs = [], []
-    for i in range(start, stop):
-        rng = np.random.default_rng([cfg.seed, i])
-        text = utterance_text(rng, cfg)
-        pool = [v for v in voices if v.engine == engines[int(rng.integers(len(engines)))]]
-        items.append((text, pool[int(rng.integers(len(pool)))]))
-        rngs.append(rng)
-    out = []
-    for (text, _), rng, wave in zip(items, rngs, speak_many(items, seed=cfg.seed, sample_rate=cfg.sample_rate, start=start)):
-        wave = wave * np.float32(rng.uniform(0.3, 0.9) / (float(np.max(np.abs(wave))) or 1.0))
-        lead, tail = (int(rng.uniform(0.03, 0.5) * cfg.sample_rate) for _ in range(2))
-        out.append((encode_wav(np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)]), cfg.sample_rate), text))
-    return out
+    rngs = [np.random.default_rng([cfg.seed, i]) for i in range(start, stop)]
+    items = [(utterance_text(rng, cfg), pick_voice(rng, voices)) for rng in rngs]
+    waves = speak_many(items, seed=cfg.seed, sample_rate=cfg.sample_rate, start=start)
+    return [(encode_wav(with_silence(wave, rng, cfg.sample_rate, (0.3, 0.9)), cfg.sample_rate), text)
+            for (text, _), rng, wave in zip(items, rngs, waves)]
 
 
 def generate(cfg: SynthSpeechConfig) -> int:

@@ -75,6 +75,22 @@ def available_voices(engines: Sequence[str] = ENGINES) -> list[Voice]:
     return voices
 
 
+def pick_voice(rng: np.random.Generator, voices: Sequence[Voice]) -> Voice:
+    """An engine uniformly among those in ``voices``, then one of its voices uniformly (espeak's
+    112 do not drown flite's 5); two draws from ``rng``."""
+    engines = sorted({v.engine for v in voices})
+    engine = engines[int(rng.integers(len(engines)))]  # one draw (not one per voice)
+    pool = [v for v in voices if v.engine == engine]
+    return pool[int(rng.integers(len(pool)))]
+
+
+def with_silence(wave: np.ndarray, rng: np.random.Generator, sample_rate: int, gain: tuple[float, float]) -> np.ndarray:
+    """``wave`` scaled to a peak drawn from ``gain``, with 0.03-0.5 s of silence drawn for each side."""
+    wave = wave * np.float32(rng.uniform(*gain) / (float(np.max(np.abs(wave))) or 1.0))
+    lead, tail = (int(rng.uniform(0.03, 0.5) * sample_rate) for _ in range(2))
+    return np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)])
+
+
 def _run(cmd: list[str], what: str, stdin: bytes | None = None) -> bytes:
     proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600, check=False)
     if proc.returncode != 0:
