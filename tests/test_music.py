@@ -239,6 +239,48 @@ def test_random_melodies_are_valid_and_fit_the_measure(synth):
         assert all(b == Fraction(4 * n, d) for b in bars[1:]), (seed, tokens)  # only a pickup may be short
 
 
+def test_random_melodies_stay_inside_the_primus_vocabulary(synth):
+    from crnn_ocr.music import primus_vocabulary
+
+    vocab = frozenset(primus_vocabulary())
+    cfg = synth.SynthMusicConfig(out="")
+    for seed in range(300):
+        tokens = synth.random_melody(np.random.default_rng(seed), cfg, vocab)
+        assert [t for t in tokens if t not in vocab] == [], seed
+        assert validate_semantic(tokens) == [], (seed, tokens)
+    # without a vocabulary the generator draws values PrIMuS never saw (e.g. a double whole rest)
+    drawn = {t for seed in range(300) for t in synth.random_melody(np.random.default_rng(seed), cfg)}
+    assert drawn - vocab
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        synth.random_melody(np.random.default_rng(0), cfg, frozenset({"clef-G2", "barline"}))
+
+
+def test_primus_vocabulary_is_the_one_fixed_label_set(tmp_path):
+    import crnn_ocr.synth.music as synth
+    from crnn_ocr.music import primus_vocabulary, primus_vocabulary_file
+
+    vocab = primus_vocabulary()
+    assert len(vocab) == len(set(vocab)) == 1781 and vocab[:2] == ("barline", "clef-C1")
+    assert tuple(Alphabet.from_file(primus_vocabulary_file()).symbols) == vocab
+    if PRIMUS_EXAMPLE.is_dir():
+        assert (PRIMUS_EXAMPLE / "Data" / "vocabulary_semantic.txt").read_text().split() == list(vocab)
+    assert synth.load_vocabulary(None) == vocab
+    bad = tmp_path / "v.txt"
+    bad.write_text("barline\nnote-H4_quarter\n")
+    with pytest.raises(ValueError, match=r"v.txt: 'note-H4_quarter' is not a semantic token"):
+        synth.load_vocabulary(str(bad))
+    with pytest.raises(ValueError, match="cannot read the vocabulary"):
+        synth.load_vocabulary(str(tmp_path / "nope.txt"))
+
+
+def test_pieces_give_excerpts_from_every_part(synth):
+    pieces = synth.load_corpus_tunes(("bach",))
+    assert len(pieces) > 300 and all(p.path is not None and p.tune_id.startswith("bach/") for p in pieces)
+    parts = synth.parse_tune(next(p for p in pieces if p.tune_id == "bach/bwv10.7.mxl"))
+    assert len(parts) == 4
+    assert [m.tokens[0] for m in (part[0] for part in parts)] == ["clef-G2", "clef-G2", "clef-F4", "clef-F4"]
+
+
 def test_move_to_clef_shifts_octaves():
     import crnn_ocr.synth.music as synth
 
@@ -260,10 +302,11 @@ def generated(synth, tmp_path_factory):
 def test_generator_writes_lmdbs_whose_labels_match_the_engraving(generated):
     out, stats, synth = generated
     written = stats.written["train"] + stats.written["val"]
-    assert written == 14 - stats.unsupported_excerpts - stats.render_failures - stats.agreement_failures
+    assert written == (14 - stats.unsupported_excerpts - stats.outside_vocabulary - stats.render_failures
+                       - stats.agreement_failures)
     assert stats.corpus > 0 and stats.random > 0 and stats.written["train"] > 0
     vocab = Alphabet.from_file(out / "vocabulary.txt")
-    assert vocab.is_tokenized
+    assert vocab.is_tokenized and len(vocab.symbols) == 1781  # PrIMuS's whole vocabulary, whatever was drawn
     engraver = synth.Engraver()
     seen = 0
     for split in ("train", "val"):
@@ -418,3 +461,34 @@ def test_infer_score_writes_musicxml_or_reports_invalid_music(score_checkpoint, 
 
     r = run_tool(infer, "--image", staff, staff, "--checkpoint", valid, "--musicxml", xml)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "one --image" in r.stderr
+
+
+# ------------------------------------------------------------------------------ error breakdown
+def test_error_breakdown_names_each_edit_and_adds_up_to_the_edit_distance():
+    import editdistance
+
+    from crnn_ocr.music.errors import align, breakdown, pitchless, token_kind
+
+    ref = "clef-C1 keySignature-EbM timeSignature-2/4 note-Bb4_quarter. note-G4_eighth barline rest-quarter barline".split()
+    hyp = ("clef-G2 keySignature-EbM timeSignature-3/4 note-Bb4_quarter note-A4_eighth rest-half barline "
+           "note-C5_eighth barline").split()
+    # a rest read too many, and a note read where the rest was: named by the reference's kind
+    assert breakdown(hyp, ref) == {"clef": 1, "time": 1, "duration": 1, "pitch": 1, "rest": 2}
+    assert align(hyp, ref)[2:6] == [("timeSignature-3/4", "timeSignature-2/4"),
+                                    ("note-Bb4_quarter", "note-Bb4_quarter."), ("note-A4_eighth", "note-G4_eighth"),
+                                    ("rest-half", None)]
+    assert sum(breakdown(hyp, ref).values()) == editdistance.eval(hyp, ref) == 6
+    assert breakdown(ref, ref) == {}
+    assert breakdown([], ref[:3]) == {"clef": 1, "key": 1, "time": 1}
+    assert breakdown(["note-D5_half"], ["note-C5_quarter"]) == {"pitch+duration": 1}
+    assert breakdown(["gracenote-D5_eighth", "tie"], ["gracenote-C5_eighth"]) == {"pitch": 1, "tie": 1}
+    assert align(["a", "x", "c"], ["a", "b", "c"]) == [("a", "a"), ("x", "b"), ("c", "c")]
+    assert [token_kind(t) for t in ("multirest-23", "tie", "foo-1", "barline")] == ["multirest", "tie", "unknown", "barline"]
+    assert pitchless(["note-C#5_quarter._fermata", "gracenote-D4_eighth", "rest-half"]) == [
+        "note_quarter._fermata", "gracenote_eighth", "rest-half"]
+    rng = np.random.default_rng(0)
+    vocab = ["note-C5_quarter", "note-D5_quarter", "note-C5_half", "rest-half", "barline", "clef-G2", "tie"]
+    for _ in range(300):
+        a = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
+        b = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
+        assert sum(breakdown(a, b).values()) == editdistance.eval(a, b)

@@ -46,6 +46,8 @@ from crnn_ocr.music.semantic import (
     parse_pitch,
     parse_semantic,
     parse_token,
+    primus_vocabulary,
+    primus_vocabulary_file,
     split_tokens,
     time_signature_parts,
     validate_semantic,
@@ -55,6 +57,7 @@ __all__ = [
     "CLEFS", "DURATIONS", "KEY_SHARPS", "M21_TYPES", "SHARPS_KEY", "STEPS", "InvalidSequence", "MeasureTokens",
     "MeiOptions", "Symbol", "TokenIssue", "UnsupportedMusic", "count_symbols", "excerpt_tokens", "first_part",
     "format_pitch", "key_alterations", "measure_tokens", "parse_pitch", "parse_semantic", "parse_token",
+    "primus_vocabulary", "primus_vocabulary_file",
     "semantic_to_mei", "semantic_to_stream", "split_tokens", "stream_to_semantic", "time_signature_parts",
     "validate_semantic", "write_score",
 ]

@@ -22,6 +22,7 @@ zero to two ``.``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -292,3 +293,27 @@ def count_symbols(tokens: str | Sequence[str]) -> dict[str, int]:
         if kind in counts:
             counts[kind] += 1
     return counts
+
+
+PRIMUS_VOCABULARY_FILE = "primus_semantic_vocabulary.txt"
+
+
+def primus_vocabulary() -> tuple[str, ...]:
+    """PrIMuS's semantic vocabulary (1,781 tokens, in its file's order): the one fixed set of
+    score labels, so that any PrIMuS-trained checkpoint's outputs line up with ours. Shipped
+    with the package (MIT, see ``PRIMUS_VOCABULARY_LICENSE``); ``primus_vocabulary_file()`` is its path
+    for ``tools/train.py --alphabet``."""
+    return _primus_vocabulary()
+
+
+def primus_vocabulary_file() -> str:
+    """Path of the shipped PrIMuS semantic vocabulary file (one token a line)."""
+    from importlib import resources
+
+    return str(resources.files("crnn_ocr.music").joinpath(PRIMUS_VOCABULARY_FILE))
+
+
+@functools.lru_cache(maxsize=1)
+def _primus_vocabulary() -> tuple[str, ...]:
+    with open(primus_vocabulary_file(), encoding="utf-8") as f:
+        return tuple(line.strip() for line in f if line.strip())

@@ -57,12 +57,17 @@ from crnn_ocr.music import (
     key_alterations,
     measure_tokens,
     parse_pitch,
+    parse_token,
+    primus_vocabulary,
     semantic_to_mei,
-    split_tokens,
     time_signature_parts,
 )
 
-CORPUS_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
+CORPUS_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk", "nottingham-dataset",
+                      "palestrina", "bach", "monteverdi")
+# collections of whole pieces (one file each, several parts): the file pattern music21 parses;
+# the others are ABC files of many tunes
+PIECE_COLLECTIONS = {"palestrina": "*.krn", "bach": "*.mxl", "monteverdi": "*.mxl"}
 VEROVIO_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
 # diatonic index (octave * 7 + step) of each clef's bottom staff line
 CLEF_BOTTOM_LINE = {"G1": 32, "G2": 30, "F3": 20, "F4": 18, "F5": 16, "C1": 28, "C2": 26, "C3": 24, "C4": 22, "C5": 20}
@@ -84,9 +89,10 @@ class SynthMusicConfig:
     corpus_ratio: float = 0.7  # share of excerpts from real tunes (the rest random melodies)
     val_fraction: float = 0.1  # share of tunes (and random melodies) held out into OUT/val
     excerpts_per_tune: int = 3  # excerpts cut from one parsed tune (music21 parsing is the slow part)
-    min_measures: int = 2
-    max_measures: int = 5
-    max_tokens: int = 48
+    min_measures: int = 1
+    max_measures: int = 6
+    max_tokens: int = 56
+    vocabulary: str | None = None  # token file every label must stay inside (None: PrIMuS's semantic vocabulary)
     height: int = 96  # stored image height (pixels)
     distort: float = 0.7  # fraction of images with camera-like distortion
     image_format: str = "png"
@@ -102,6 +108,7 @@ class GenerationStats:
     corpus: int = 0
     random: int = 0
     unsupported_excerpts: int = 0  # corpus excerpts falling on chords, tuplets, ...
+    outside_vocabulary: int = 0  # corpus excerpts with a token the vocabulary lacks
     unparsable_tunes: int = 0
     render_failures: int = 0
     agreement_failures: int = 0
@@ -113,16 +120,41 @@ class GenerationStats:
         return (f"wrote {total} images ({self.written['train']} train, {self.written['val']} val; "
                 f"{self.corpus} from tunes, {self.random} random) in {self.seconds:.1f} s ({rate:.1f} images/s); "
                 f"dropped: {self.agreement_failures} disagreeing with the engraving, {self.render_failures} not rendered, "
-                f"{self.unsupported_excerpts} unsupported excerpts, {self.unparsable_tunes} unparsable tunes")
+                f"{self.unsupported_excerpts} unsupported excerpts, {self.outside_vocabulary} outside the vocabulary, "
+                f"{self.unparsable_tunes} unparsable tunes")
+
+
+# ------------------------------------------------------------------------------ vocabulary
+def load_vocabulary(path: str | None) -> tuple[str, ...]:
+    """The tokens labels must stay inside: a token file (one a line), or PrIMuS's semantic
+    vocabulary (``None``). Every token must be valid in the semantic grammar."""
+    if path is None:
+        return primus_vocabulary()
+    try:
+        tokens = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the vocabulary (--vocabulary): {e}") from None
+    if not tokens:
+        raise ValueError(f"{path}: the vocabulary is empty (--vocabulary)")
+    for t in tokens:
+        try:
+            parse_token(t)
+        except ValueError as e:
+            raise ValueError(f"{path}: {t!r} is not a semantic token ({e})") from None
+    return tokens
 
 
 # ------------------------------------------------------------------------------ corpus
 @dataclass(frozen=True)
 class Tune:
-    """One ABC tune of the music21 corpus: ``tune_id`` is ``collection/file.abc#X``."""
+    """One tune or piece of the music21 corpus: an ABC tune (``tune_id`` is
+    ``collection/file.abc#X``, ``abc`` its text) or a whole piece of several parts (``tune_id``
+    is its file ``collection/file.krn``, ``path`` the file). Excerpts of a piece come from any
+    of its parts, and the split keeps every part of a piece on one side."""
 
     tune_id: str
-    abc: str
+    abc: str = ""
+    path: str | None = None
 
 
 def corpus_root() -> Path:
@@ -142,6 +174,10 @@ def load_corpus_tunes(collections: Sequence[str] = CORPUS_COLLECTIONS) -> list[T
         folder = root / name
         if not folder.is_dir():
             raise ValueError(f"music21 corpus has no collection {name!r} (at {folder})")
+        if name in PIECE_COLLECTIONS:
+            tunes += [Tune(p.relative_to(root).as_posix(), path=str(p))
+                      for p in sorted(folder.rglob(PIECE_COLLECTIONS[name]))]
+            continue
         for path in sorted(folder.rglob("*.abc")):
             if name == "essenFolksong" and path.name.startswith("test"):
                 continue
@@ -171,16 +207,29 @@ def _no_music21_beaming() -> Iterator[None]:
         stream.Stream.makeBeams = saved  # type: ignore[method-assign]
 
 
-def parse_tune(tune: Tune) -> list:
-    """music21 parse of one tune -> its ``MeasureTokens``; ``UnsupportedMusic`` if unusable."""
+def parse_tune(tune: Tune) -> list[list]:
+    """music21 parse of one tune or piece -> the ``MeasureTokens`` of each of its parts (one for
+    an ABC tune); ``UnsupportedMusic`` if unusable."""
     import music21
+    from music21 import stream
 
     try:
         with _no_music21_beaming():
-            parsed = music21.converter.parse(tune.abc, format="abc")
-    except Exception as e:  # music21 raises many types on odd ABC
+            parsed = (music21.converter.parse(tune.path) if tune.path is not None
+                      else music21.converter.parse(tune.abc, format="abc"))
+    except Exception as e:  # music21 raises many types on odd files
         raise UnsupportedMusic(f"{tune.tune_id}: music21 cannot parse it ({type(e).__name__})") from None
-    return measure_tokens(parsed)
+    if tune.path is None or not isinstance(parsed, stream.Score) or not parsed.parts:
+        return [measure_tokens(parsed)]
+    parts = []
+    for part in parsed.parts:
+        try:
+            parts.append(measure_tokens(part))
+        except UnsupportedMusic:
+            continue
+    if not parts:
+        raise UnsupportedMusic(f"{tune.tune_id}: no part can be encoded")
+    return parts
 
 
 def choose_excerpt(measures: Sequence, rng: np.random.Generator, cfg: SynthMusicConfig) -> list[str] | None:
@@ -248,8 +297,27 @@ def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def random_melody(rng: np.random.Generator, cfg: SynthMusicConfig) -> list[str]:
-    """A random monophonic incipit: clef, key, metre, then full measures (maybe a pickup)."""
+def random_melody(rng: np.random.Generator, cfg: SynthMusicConfig,
+                  vocabulary: frozenset[str] | None = None) -> list[str]:
+    """A random monophonic incipit: clef, key, metre, then full measures (maybe a pickup).
+
+    With a ``vocabulary`` every token stays inside it: a note whose pitch and duration the
+    vocabulary lacks is drawn again (another step of the walk, then without its fermata or tie,
+    then a rest), and a melody that still holds an outside token is drawn anew (``ValueError``
+    after 50 draws: the vocabulary cannot express the generator's music).
+    """
+    for _ in range(50):
+        tokens = _random_melody_once(rng, cfg, vocabulary)
+        if vocabulary is None or all(t in vocabulary for t in tokens):
+            return tokens
+    outside = sorted({t for t in tokens if t not in vocabulary})
+    raise ValueError(f"random melodies keep drawing tokens outside the vocabulary (e.g. {outside[0]!r})")
+
+
+def _random_melody_once(rng: np.random.Generator, cfg: SynthMusicConfig, vocab: frozenset[str] | None) -> list[str]:
+    def ok(token: str) -> bool:
+        return vocab is None or token in vocab
+
     clef = _pick(rng, CLEF_WEIGHTS)
     sharps = int(rng.integers(-6, 8))
     time_value = _pick(rng, TIME_WEIGHTS)
@@ -279,27 +347,44 @@ def random_melody(rng: np.random.Generator, cfg: SynthMusicConfig) -> list[str]:
                 du, do, _ = choices[int(rng.choice(len(choices), p=w / w.sum()))]
             left -= _length(du, do)
             fermata = "_fermata" if rng.random() < 0.02 else ""
-            if not tie_pending and rng.random() < 0.12:
-                tokens.append(f"rest-{du}{'.' * do}{fermata}")
+            value = f"{du}{'.' * do}"
+            rest = next((r for r in (f"rest-{value}{fermata}", f"rest-{value}") if ok(r)), None)
+            if not tie_pending and rng.random() < 0.12 and rest is not None:
+                tokens.append(rest)
                 continue
+            if tie_pending and last_pitch is not None and not ok(f"note-{last_pitch}_{value}"):
+                del tokens[len(tokens) - 1 - tokens[::-1].index("tie")]  # the tied-to pitch cannot take this value
+                tie_pending = False
+            note = None
             if tie_pending and last_pitch is not None:
                 pitch = last_pitch
                 accidentals[_diatonic(pitch)] = parse_pitch(pitch)[1]
+                note = next(n for n in (f"note-{pitch}_{value}{fermata}", f"note-{pitch}_{value}") if ok(n))
             else:
-                r = rng.random()
-                step = int(rng.integers(-1, 2)) if r < 0.55 else int(rng.integers(-2, 3)) if r < 0.85 else int(rng.integers(-7, 8))
-                pos = min(high, max(low, pos + step))
-                name = STEPS[pos % 7]
-                alter = accidentals.get(pos, key_alter[name])
-                if rng.random() < 0.06:
-                    alter = int(rng.choice([a for a in (-1, 0, 1) if a != alter]))
-                    accidentals[pos] = alter
-                pitch = format_pitch(name, alter, pos // 7)
+                for _attempt in range(6):
+                    r = rng.random()
+                    step = int(rng.integers(-1, 2)) if r < 0.55 else int(rng.integers(-2, 3)) if r < 0.85 else int(rng.integers(-7, 8))
+                    pos = min(high, max(low, pos + step))
+                    name = STEPS[pos % 7]
+                    alter = accidentals.get(pos, key_alter[name])
+                    if rng.random() < 0.06:
+                        alter = int(rng.choice([a for a in (-1, 0, 1) if a != alter]))
+                        accidentals[pos] = alter
+                    pitch = format_pitch(name, alter, pos // 7)
+                    note = next((n for n in (f"note-{pitch}_{value}{fermata}", f"note-{pitch}_{value}") if ok(n)), None)
+                    if note is not None:
+                        break
+                if note is None:  # this value on these pitches is outside the vocabulary
+                    tokens.append(rest if rest is not None else f"rest-{value}")
+                    tie_pending = False
+                    continue
                 if rng.random() < 0.03:
                     g = min(high, pos + 1)
-                    tokens.append(f"gracenote-{format_pitch(STEPS[g % 7], key_alter[STEPS[g % 7]], g // 7)}_"
-                                  f"{rng.choice(['eighth', 'sixteenth'])}")
-            tokens.append(f"note-{pitch}_{du}{'.' * do}{fermata}")
+                    grace = (f"gracenote-{format_pitch(STEPS[g % 7], key_alter[STEPS[g % 7]], g // 7)}_"
+                             f"{rng.choice(['eighth', 'sixteenth'])}")
+                    if ok(grace):
+                        tokens.append(grace)
+            tokens.append(note)
             last_pitch = pitch
             tie_pending = rng.random() < 0.05
             if tie_pending:
@@ -330,6 +415,14 @@ class Engraving:
     margin_right: int
     beams: bool
     grace: str
+    unit: float = 9.0  # staff space in Verovio units: the staff's size against the margins
+    beam_max_slope: int = 10
+    grace_factor: float = 0.75
+    ledger_line_thickness: float = 0.15
+    ledger_line_extension: float = 0.54
+    thick_barline: float = 1.0
+    multirest_style: str = "auto"
+    even_spacing: bool = False
 
     @classmethod
     def random(cls, rng: np.random.Generator, fonts: Sequence[str]) -> Engraving:
@@ -346,6 +439,14 @@ class Engraving:
             margin_right=int(rng.integers(0, 100)),
             beams=bool(rng.random() < 0.85),
             grace=str(rng.choice(["acc", "unacc"])),
+            unit=float(rng.uniform(6.5, 11.0)),
+            beam_max_slope=int(rng.integers(0, 21)),
+            grace_factor=float(rng.uniform(0.5, 0.9)),
+            ledger_line_thickness=float(rng.uniform(0.1, 0.3)),
+            ledger_line_extension=float(rng.uniform(0.3, 0.7)),
+            thick_barline=float(rng.uniform(0.6, 1.2)),
+            multirest_style=str(rng.choice(["auto", "default", "block"])),
+            even_spacing=bool(rng.random() < 0.1),
         )
 
     def verovio_options(self) -> dict:
@@ -356,6 +457,10 @@ class Engraving:
             "staffLineWidth": self.staff_line_width, "stemWidth": self.stem_width, "barLineWidth": self.bar_line_width,
             "pageMarginTop": self.margin_top, "pageMarginBottom": self.margin_bottom,
             "pageMarginLeft": self.margin_left, "pageMarginRight": self.margin_right,
+            "unit": self.unit, "beamMaxSlope": self.beam_max_slope, "graceFactor": self.grace_factor,
+            "ledgerLineThickness": self.ledger_line_thickness, "ledgerLineExtension": self.ledger_line_extension,
+            "thickBarlineThickness": self.thick_barline, "multiRestStyle": self.multirest_style,
+            "evenNoteSpacing": self.even_spacing,
         }
 
 
@@ -497,12 +602,13 @@ class SampleMaker:
     def __init__(self, cfg: SynthMusicConfig, tunes: Sequence[Tune]) -> None:
         self.cfg = cfg
         self.tunes = tunes
+        self.vocabulary = frozenset(load_vocabulary(cfg.vocabulary))
         self.order = np.random.default_rng([cfg.seed, 1 << 20]).permutation(len(tunes)) if tunes else np.zeros(0, int)
         self.engraver = Engraver()
         self._cached: tuple[int, list | None] = (-1, None)
         self.stats = GenerationStats()
 
-    def _tune_measures(self, k: int) -> list | None:
+    def _tune_parts(self, k: int) -> list[list] | None:
         if self._cached[0] != k:
             try:
                 measures = parse_tune(self.tunes[k])
@@ -517,15 +623,23 @@ class SampleMaker:
         cfg = self.cfg
         use_corpus = len(self.tunes) > 0 and rng.random() < cfg.corpus_ratio
         if not use_corpus:
-            return "random", f"random:{cfg.seed}:{i}", random_melody(rng, cfg)
+            tokens = random_melody(rng, cfg, self.vocabulary)
+            outside = [t for t in tokens if t not in self.vocabulary]
+            if outside:  # a bug in the generator, not bad luck: stop
+                raise ValueError(f"random melody {i} holds {outside[0]!r}, outside the vocabulary")
+            return "random", f"random:{cfg.seed}:{i}", tokens
         k = int(self.order[(i // cfg.excerpts_per_tune) % len(self.order)])
-        measures = self._tune_measures(k)
+        parts = self._tune_parts(k)
+        measures = parts[int(rng.integers(len(parts)))] if parts else None
         tokens = choose_excerpt(measures, rng, cfg) if measures else None
         if tokens is None:
             self.stats.unsupported_excerpts += 1
             return None
         if rng.random() < 0.3:
             tokens = move_to_clef(tokens, _pick(rng, CLEF_WEIGHTS))
+        if any(t not in self.vocabulary for t in tokens):
+            self.stats.outside_vocabulary += 1
+            return None
         return "corpus", self.tunes[k].tune_id, tokens
 
     def make(self, i: int) -> Sample | None:
@@ -584,8 +698,8 @@ def iter_samples(cfg: SynthMusicConfig, stats: GenerationStats | None = None) ->
         parts = pool.imap(_worker_range, ranges)
     try:
         for samples, part_stats in parts:
-            for name in ("corpus", "random", "unsupported_excerpts", "unparsable_tunes", "render_failures",
-                         "agreement_failures"):
+            for name in ("corpus", "random", "unsupported_excerpts", "outside_vocabulary", "unparsable_tunes",
+                         "render_failures", "agreement_failures"):
                 setattr(stats, name, getattr(stats, name) + getattr(part_stats, name))
             yield from samples
     finally:
@@ -610,15 +724,14 @@ def generate(cfg: SynthMusicConfig) -> GenerationStats:
     for split in ("train", "val"):
         if (out / split / "data.mdb").exists() and not cfg.overwrite:
             raise FileExistsError(f"{out / split}: an LMDB already exists there (use --overwrite)")
+    vocabulary = load_vocabulary(cfg.vocabulary)
     stats = GenerationStats()
     start = time.perf_counter()
     val_samples: list[tuple[bytes, str]] = []  # held in memory: a small share
-    vocabulary: set[str] = set()
     items: dict[str, set[str]] = {"train": set(), "val": set()}
 
     def train_samples() -> Iterator[tuple[bytes, str]]:
         for sample in iter_samples(cfg, stats):
-            vocabulary.update(split_tokens(sample.label))
             items[sample.split].add(sample.item_id)
             if sample.split == "val":
                 val_samples.append((sample.image, sample.label))
@@ -628,7 +741,7 @@ def generate(cfg: SynthMusicConfig) -> GenerationStats:
     stats.written["train"] = write_lmdb(out / "train", train_samples(), overwrite=cfg.overwrite)
     stats.written["val"] = write_lmdb(out / "val", val_samples, overwrite=cfg.overwrite)
     stats.seconds = time.perf_counter() - start
-    (out / "vocabulary.txt").write_text("\n".join(sorted(vocabulary)) + "\n", encoding="utf-8")
+    (out / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
     (out / "stats.json").write_text(json.dumps(
         {"config": asdict(cfg), "stats": asdict(stats), "tunes": {k: len(v) for k, v in items.items()}}, indent=1))
     return stats
@@ -649,6 +762,8 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
     p.add_argument("--min-measures", type=int, default=d.min_measures)
     p.add_argument("--max-measures", type=int, default=d.max_measures)
     p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    p.add_argument("--vocabulary", default=None,
+                   help="token file labels must stay inside (default: PrIMuS's semantic vocabulary, shipped)")
     p.add_argument("--height", type=int, default=d.height, help="stored image height in pixels")
     p.add_argument("--distort", type=float, default=d.distort, help="fraction of images with camera-like distortion")
     p.add_argument("--format", dest="image_format", default=d.image_format, choices=["png", "jpg"])
@@ -663,7 +778,7 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
     return SynthMusicConfig(
         out=a.out, count=a.count, seed=a.seed, corpus_ratio=a.corpus_ratio, val_fraction=a.val_fraction,
         excerpts_per_tune=a.excerpts_per_tune, min_measures=a.min_measures, max_measures=a.max_measures,
-        max_tokens=a.max_tokens, height=a.height, distort=a.distort, image_format=a.image_format,
+        max_tokens=a.max_tokens, vocabulary=a.vocabulary, height=a.height, distort=a.distort, image_format=a.image_format,
         collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, overwrite=a.overwrite,
     )
 
