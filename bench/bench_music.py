@@ -9,7 +9,10 @@ summed over the set; sequence accuracy = exact readings / images; "valid" = read
 valid music (crnn_ocr.music.validate_semantic). ``--primus``: a PrIMuS folder tree
 (<id>/<id>.png + .semantic) read image by image, each reading printed with its SER; labels
 with tokens outside the model's vocabulary are counted (a model cannot read what it has no
-symbol for). Prints a Markdown table.
+symbol for). Prints two Markdown tables: the totals, and the symbol error rate split by what went
+wrong (``crnn_ocr.music.errors``: pitch, duration, missed or extra notes, clefs, keys, metres,
+barlines, ...; each column is that category's edits / reference tokens, so a row's columns add up
+to its SER) with the SER when pitch is ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -37,11 +41,18 @@ class ScoreMetrics:
     ref_tokens: int = 0
     valid: int = 0
     seconds: float = 0.0
+    pitchless_edits: int = 0
+    by_kind: Counter = field(default_factory=Counter)
 
     def add(self, hyp: list[str], ref: list[str]) -> int:
         from crnn_ocr.music import validate_semantic
+        from crnn_ocr.music.errors import breakdown, pitchless
 
         d = int(editdistance.eval(hyp, ref))
+        kinds = breakdown(hyp, ref)
+        assert sum(kinds.values()) == d, (hyp, ref)
+        self.by_kind.update(kinds)
+        self.pitchless_edits += int(editdistance.eval(pitchless(hyp), pitchless(ref)))
         self.images += 1
         self.exact += hyp == ref
         self.edits += d
@@ -58,12 +69,23 @@ class ScoreMetrics:
         return (f"| {name} | {self.images} | {self.ser:.4f} | {self.exact / n:.4f} | {self.valid / n:.4f} | "
                 f"{self.images / self.seconds if self.seconds else 0:.1f} |")
 
+    def kind_row(self, name: str) -> str:
+        from crnn_ocr.music.errors import CATEGORIES
 
-def evaluate_lmdb(rec, path: str, batch_size: int = 32) -> ScoreMetrics:
-    """Read every image of an LMDB and compare token sequences."""
+        n = max(1, self.ref_tokens)
+        cells = " | ".join(f"{self.by_kind.get(c, 0) / n:.4f}" for c in CATEGORIES if c in KIND_COLUMNS)
+        other = sum(v for k, v in self.by_kind.items() if k not in KIND_COLUMNS) / n
+        return f"| {name} | {self.ser:.4f} | {cells} | {other:.4f} | {self.pitchless_edits / n:.4f} |"
+
+
+KIND_COLUMNS = ("pitch", "duration", "pitch+duration", "note", "rest", "clef", "key", "time", "barline")
+
+
+def evaluate_lmdb(rec, path: str, batch_size: int = 32, limit: int | None = None) -> ScoreMetrics:
+    """Read every image of an LMDB (the first ``limit``) and compare token sequences."""
     from crnn_ocr.data import iter_lmdb_samples
 
-    samples = list(iter_lmdb_samples(path))
+    samples = list(iter_lmdb_samples(path))[:limit]
     m = ScoreMetrics()
     start = time.perf_counter()
     for k in range(0, len(samples), batch_size):
@@ -106,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", nargs="*", default=[], help="LMDBs of staves with semantic labels")
     p.add_argument("--primus", help="a PrIMuS folder tree to read image by image")
     p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--limit", type=int, help="read only the first N images of each --val set")
     args = p.parse_args(argv)
     import torch
 
@@ -115,12 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     rec = load_recognizer(args.checkpoint, beam_width=args.beam, device="cpu")
     if rec.kind != "score":
         p.error(f"{args.checkpoint}: is a {rec.kind} model, not a score model")
-    rows = [evaluate_lmdb(rec, v).row(Path(v).as_posix()) for v in args.val]
+    sets = [(Path(v).as_posix(), evaluate_lmdb(rec, v, limit=args.limit)) for v in args.val]
     if args.primus and Path(args.primus).is_dir():
-        rows.append(read_primus(rec, args.primus).row(f"PrIMuS {Path(args.primus).as_posix()}"))
+        sets.append((f"PrIMuS {Path(args.primus).as_posix()}", read_primus(rec, args.primus)))
     print("| set | images | SER | sequence accuracy | valid music | images/s |")
     print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print("\n".join(m.row(name) for name, m in sets))
+    print()
+    print(f"| set | SER | {' | '.join(KIND_COLUMNS)} | other | SER without pitch |")
+    print("|---|" + "---|" * (len(KIND_COLUMNS) + 3))
+    print("\n".join(m.kind_row(name) for name, m in sets))
     return 0
 
 
