@@ -3,6 +3,7 @@ the PrIMuS converter and infer.py on a score checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -338,6 +339,10 @@ def test_split_is_by_tune(generated):
     # deterministic given the seed
     again = list(synth.iter_samples(cfg))
     assert [(s.label, s.image) for s in samples] == [(s.label, s.image) for s in again]
+    # --splits val engraves the held-out side only, the same samples as a full run
+    val_only = list(synth.iter_samples(dataclasses.replace(cfg, splits=("val",))))
+    assert [(s.index, s.image) for s in val_only] == [(s.index, s.image) for s in samples if s.split == "val"]
+    assert val_only
 
 
 def test_generator_cli_errors(tmp_path):

@@ -99,6 +99,7 @@ class SynthMusicConfig:
     collections: tuple[str, ...] = CORPUS_COLLECTIONS
     fonts: tuple[str, ...] = VEROVIO_FONTS
     processes: int = 1
+    splits: tuple[str, ...] = ("train", "val")  # the sides engraved (a sample of another side is drawn, not engraved)
     overwrite: bool = False
 
 
@@ -648,6 +649,9 @@ class SampleMaker:
         if picked is None:
             return None
         source, item_id, tokens = picked
+        split = "val" if is_val(item_id, self.cfg.val_fraction) else "train"
+        if split not in self.cfg.splits:
+            return None
         engraving = Engraving.random(rng, self.cfg.fonts)
         try:
             svg = self.engraver.svg(tokens, engraving)
@@ -660,7 +664,6 @@ class SampleMaker:
             return None
         if rng.random() < self.cfg.distort:
             img = camera_distort(img, rng)
-        split = "val" if is_val(item_id, self.cfg.val_fraction) else "train"
         label = " ".join(tokens)
         setattr(self.stats, source, getattr(self.stats, source) + 1)
         return Sample(i, split, source, item_id, label, _encode(img, self.cfg.image_format))
@@ -770,6 +773,8 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
     p.add_argument("--fonts", nargs="+", default=list(d.fonts), help=f"Verovio fonts ({', '.join(VEROVIO_FONTS)})")
     p.add_argument("--collections", nargs="+", default=list(d.collections), help="music21 corpus ABC collections")
     p.add_argument("--processes", type=int, default=d.processes, help="worker processes (default 1)")
+    p.add_argument("--splits", nargs="+", choices=["train", "val"], default=list(d.splits),
+                   help="engrave only these sides (e.g. val: held-out tunes only, for test sets)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     for name in ("count", "excerpts_per_tune", "height", "processes", "max_tokens"):
@@ -779,7 +784,8 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
         out=a.out, count=a.count, seed=a.seed, corpus_ratio=a.corpus_ratio, val_fraction=a.val_fraction,
         excerpts_per_tune=a.excerpts_per_tune, min_measures=a.min_measures, max_measures=a.max_measures,
         max_tokens=a.max_tokens, vocabulary=a.vocabulary, height=a.height, distort=a.distort, image_format=a.image_format,
-        collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, overwrite=a.overwrite,
+        collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, splits=tuple(a.splits),
+        overwrite=a.overwrite,
     )
 
 
