@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import png_bytes, require_engraving
+from conftest import ROOT, load_script, png_bytes, require_engraving
 from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.cli import run_cli
 from crnn_ocr.data import BucketBatchSampler, collate_batch, write_lmdb
 from crnn_ocr.data.sources import open_training_source, split_source
 from crnn_ocr.frontend import ImageFrontend
@@ -211,3 +212,14 @@ def test_a_score_run_trains_on_engraved_staves(tmp_path, capsys):
     ))
     assert result.step == 3
     assert "6 staves per epoch engraved in the loader" in capsys.readouterr().out
+
+
+def test_train_cli_reports_a_bad_staves_config_in_one_line(tmp_path, capsys):
+    tool = load_script("train_tool", ROOT / "tools" / "train.py")
+    (tmp_path / "staves.json").write_text('{"labels": "labels_lmdb", "fonts": ["Arial"]}')
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tool.main, ["--data", f"staves:{tmp_path / 'staves.json'}", "--kind", "score", "--max-steps", "1",
+                            "--workers", "0", "--out", str(tmp_path / "o"), "--no-progress"], prog="train.py")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"train.py: error: staves:{tmp_path / 'staves.json'}: 'fonts' must be a list of Verovio fonts"), err
