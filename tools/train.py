@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None):
     data = p.add_argument_group("data")
     data.add_argument("--data", nargs="+", required=True, help="training LMDB folder(s) in the standard layout, or synth:CONFIG.json: "
                       "words rendered in the loader's workers, fresh each epoch (a JSON object of datasets/synth_text.py's options "
-                      "with a 'count' per epoch; crnn_ocr.synth.online)")
+                      "with a 'count' per epoch; crnn_ocr.synth.online), or staves:CONFIG.json: music staves engraved in the "
+                      "loader's workers from an LMDB's or a text file's token sequences (crnn_ocr.synth.online_music)")
     data.add_argument("--data-ratios", nargs="+", type=float, help="share of each batch drawn from each --data source (default: by size)")
     data.add_argument("--val", nargs="*", default=[], help="validation LMDB folder(s): word accuracy every --val-every steps picks best.pt")
     data.add_argument("--alphabet", help="preset (digits, alphanumeric: 36 case-folded symbols, alphanumeric_cased, printable) "

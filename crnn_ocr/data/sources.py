@@ -2,11 +2,12 @@
 
     runs/ic15                  -> LmdbDataset (crnn_ocr.data.dataset)
     synth:runs/synth.json      -> words rendered in the DataLoader's workers (crnn_ocr.synth.online)
+    staves:runs/staves.json    -> music staves engraved in the DataLoader's workers (crnn_ocr.synth.online_music)
 
 A prefix names a source kind; ``SOURCE_MODULES`` names the module that registers it when imported
 (as ``crnn_ocr.tasks`` finds a wing's task), so no core module imports a wing. A source is a
 dataset the trainer mixes by ratio like an LMDB (``TrainingSource``); one whose samples' widths
-are only known per epoch (synthetic words are drawn afresh each epoch) gives them through
+are only known per epoch (synthetic words and engravings are drawn afresh each epoch) gives them through
 ``epoch_widths`` for ``BucketBatchSampler``'s ``width_fns``.
 """
 
@@ -23,7 +24,7 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data.dataset import LmdbDataset
 from crnn_ocr.frontend import Frontend
 
-SOURCE_MODULES = {"synth": "crnn_ocr.synth.online"}
+SOURCE_MODULES = {"synth": "crnn_ocr.synth.online", "staves": "crnn_ocr.synth.online_music"}
 """``--data`` prefix -> the module that registers the source kind when imported."""
 
 _OPENERS: dict[str, Callable[..., Any]] = {}
