@@ -17,15 +17,19 @@ What is drawn is what the label says:
   signature and earlier notes of the bar, none on the continuation of a tie); LilyPond's own
   accidental rules are switched off;
 * ``C`` and ``C/`` are drawn as symbols, every ``n/d`` as numbers; a multirest is one
-  multi-measure rest with its count; a clef change at a barline comes after the barline, as the
+  multi-measure rest with its count (``multirest-1``: LilyPond's whole-bar rest); a clef change at a barline comes after the barline, as the
   tokens have it; grace notes before a barline follow the note they come after.
 
 All staves of one ``engrave_many`` call are ``\\book`` blocks of one file, engraved by one
-``lilypond`` process (its start-up costs about a second), each cropped to its system as SVG.
-Every engraving is then checked against its label (``check_agreement``: notes, rests,
-multirests and their numbers, barlines, clefs, key and time signatures in left-to-right order,
-ties and fermatas counted, no LilyPond warning on its lines) and rasterized with cairosvg.
-A staff that fails anywhere is ``None``. No torch; no network.
+``lilypond`` process (its start-up costs about a second) into gray PNGs cropped to the staff,
+each at a resolution chosen from its staff size and the requested height (``resolution``).
+LilyPond's own PNG path (Ghostscript) is used, not its SVG backend, which spends about three
+times as long writing glyph outlines. With the layout final, a page-breaking hook
+(``REPORT_SCHEME``) prints every drawn note head, rest, multirest and its number, barline,
+clef, key and time signature, tie and fermata with its position; ``check_agreement`` compares
+them with the label (order left to right, counts, one system), and any LilyPond warning on a
+staff's lines fails it too. The PNG is then cropped to the ink, given margins and resized
+(``finish_image``). A staff that fails anywhere is ``None``. No torch; no network.
 """
 
 from __future__ import annotations
@@ -59,24 +63,55 @@ LILYPOND_CLEFS = {"G1": "french", "G2": "treble", "F3": "varbaritone", "F4": "ba
 _DURATION = {"quadruple_whole": "\\longa", "double_whole": "\\breve", "whole": "1", "half": "2", "quarter": "4",
              "eighth": "8", "sixteenth": "16", "thirty_second": "32", "sixty_fourth": "64", "hundred_twenty_eighth": "128"}
 _ALTER = {-2: "eses", -1: "es", 0: "", 1: "is", 2: "isis"}
-# grob -> SVG class; the agreement check reads these groups back
-_CLASSES = {"NoteHead": "note", "Rest": "rest", "MultiMeasureRest": "multirest", "MultiMeasureRestNumber": "mmnumber",
-            "BarLine": "barline", "Clef": "clef", "KeySignature": "key", "TimeSignature": "time", "Tie": "tie",
-            "Script": "fermata"}
+# grob -> symbol class of the agreement check
+GROB_CLASSES = {"NoteHead": "note", "Rest": "rest", "MultiMeasureRest": "multirest", "MultiMeasureRestNumber": "mmnumber",
+                "BarLine": "barline", "Clef": "clef", "KeySignature": "key", "TimeSignature": "time", "Tie": "tie",
+                "Script": "fermata"}
 _ORDERED = ("note", "rest", "multirest", "barline", "clef", "key", "time")  # checked in left-to-right order
 # break-align order at the end and in the middle of a line: a barline before a clef change
 _BREAK_ORDER = "(left-edge cue-end-clef ambitus breathing-sign staff-bar clef cue-clef key-cancellation key-signature time-signature custos)"
 _BEGIN_ORDER = "(left-edge ambitus breathing-sign clef key-cancellation key-signature time-signature staff-bar custos)"
-_SVG_GROUP = re.compile(r'<g class="([a-z]+)">\s*(</g>)?')
-_TRANSLATE = re.compile(r'translate\((-?[\d.]+), ')
 
-_TAGS = "\n    ".join(f"\\override {grob}.output-attributes = #'((class . \"{cls}\"))" for grob, cls in _CLASSES.items())
+# Page breaking that puts the staff on one line (ly:one-line-breaking), then, with the layout
+# final, prints every drawn grob of GROB_CLASSES as "@grob <staff-id> <grob> <left x>" on stdout
+# and sets the PNG resolution of the book from its \paper's staff-resolution.
+REPORT_SCHEME = r"""
+#(define report-grobs '(GROBS))
+#(define (drawn? grob)
+  (let ((st (ly:grob-property grob 'stencil #f)))
+    (and (grob::is-live? grob) (ly:stencil? st) (not (ly:stencil-empty? st))
+         (> (interval-length (ly:stencil-extent st X)) 0))))
+#(define (report-line-breaking paper-book)
+  (let* ((paper (ly:paper-book-paper paper-book))
+         (id (ly:output-def-lookup paper 'staff-id ""))
+         (resolution (ly:output-def-lookup paper 'staff-resolution #f))
+         (pages (ly:one-line-breaking paper-book)))
+    (if resolution (ly:set-option 'resolution resolution))
+    (for-each
+     (lambda (page)
+       (for-each
+        (lambda (line)
+          (let ((sys (ly:prob-property line 'system-grob #f)))
+            (if (ly:grob? sys)
+                (begin
+                  (format #t "@system ~a\n" id)
+                  (for-each
+                   (lambda (g)
+                     (if (and (memq (grob::name g) report-grobs) (drawn? g))
+                         (format #t "@grob ~a ~a ~a\n" id (grob::name g) (car (ly:grob-extent g sys X)))))
+                   (ly:grob-array->list (ly:grob-object sys 'all-elements)))))))
+        (ly:prob-property page 'lines '())))
+     pages)
+    pages))
+""".replace("GROBS", " ".join(GROB_CLASSES))
+
 HEADER = rf"""\version "2.24.0"
 \pointAndClickOff
+{REPORT_SCHEME}
 \header {{ tagline = ##f }}
 \paper {{
   indent = 0 short-indent = 0 print-page-number = ##f print-first-page-number = ##f
-  page-breaking = #ly:one-line-breaking
+  page-breaking = #report-line-breaking
 }}
 \layout {{
   \context {{ \Score
@@ -87,7 +122,6 @@ HEADER = rf"""\version "2.24.0"
   \context {{ \Staff
     autoAccidentals = #'()
     autoCautionaries = #'()
-    {_TAGS}
   }}
 }}
 """
@@ -349,17 +383,6 @@ def lilypond_score(tokens: str | Sequence[str], options: LilyOptions | None = No
 
 
 # ------------------------------------------------------------------------------ agreement
-def svg_symbols(svg: str) -> list[tuple[str, float]]:
-    """The drawn symbols of a LilyPond SVG tagged by ``HEADER``: (class, x) in drawing order,
-    the empty groups (an invisible barline, a key signature of C major) left out."""
-    out = []
-    for m in _SVG_GROUP.finditer(svg):
-        if m.group(2) is None:
-            x = _TRANSLATE.search(svg, m.end())
-            out.append((m.group(1), float(x.group(1)) if x else 0.0))
-    return out
-
-
 def expected_symbols(tokens: str | Sequence[str]) -> tuple[list[str], dict[str, int]]:
     """What a staff must draw: the classes of ``_ORDERED`` left to right, and how many ties,
     fermatas and multirest numbers (a multirest of one bar is a whole rest with no number)."""
@@ -383,12 +406,14 @@ def expected_symbols(tokens: str | Sequence[str]) -> tuple[list[str], dict[str, 
     return order, counts
 
 
-def check_agreement(tokens: str | Sequence[str], svg: str) -> list[str]:
-    """Differences between the label and a LilyPond engraving (``[]``: they agree)."""
+def check_agreement(tokens: str | Sequence[str], drawn: Sequence[tuple[str, float]], systems: int = 1) -> list[str]:
+    """Differences between the label and what LilyPond drew (``[]``: they agree).
+
+    ``drawn``: (class of ``GROB_CLASSES``, left x) of every drawn grob, in any order.
+    """
     order, counts = expected_symbols(tokens)
-    drawn = svg_symbols(svg)
-    drawn_order = [c for c, _ in sorted((s for s in drawn if s[0] in _ORDERED), key=lambda s: s[1])]
-    problems = []
+    drawn_order = [c for c, _ in sorted((d for d in drawn if d[0] in _ORDERED), key=lambda d: d[1])]
+    problems = [f"{systems} systems drawn, expected 1"] if systems != 1 else []
     if drawn_order != order:
         problems.append(f"drawn left to right: {' '.join(drawn_order)}; label: {' '.join(order)}")
     for cls, expected in counts.items():
@@ -398,24 +423,42 @@ def check_agreement(tokens: str | Sequence[str], svg: str) -> list[str]:
     return problems
 
 
-# ------------------------------------------------------------------------------ images
-def rasterize(svg: str, height: int, options: LilyOptions) -> np.ndarray:
-    """A cropped LilyPond SVG -> uint8 gray (height, W) on white: drawn at twice the height,
-    cropped to the ink, given the option's margins, resized."""
-    import cairosvg
+def parse_report(stdout: str) -> dict[str, tuple[int, list[tuple[str, float]]]]:
+    """``REPORT_SCHEME``'s lines -> staff id -> (systems, [(class, left x), ...])."""
+    out: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "@system":
+            systems, drawn = out.get(parts[1], (0, []))
+            out[parts[1]] = (systems + 1, drawn)
+        elif len(parts) == 4 and parts[0] == "@grob" and parts[2] in GROB_CLASSES:
+            try:
+                x = float(parts[3])
+            except ValueError:  # Guile's +inf.0 for an empty extent
+                continue
+            out.setdefault(parts[1], (0, []))[1].append((GROB_CLASSES[parts[2]], x))
+    return out
 
-    png = cairosvg.svg2png(bytestring=svg.encode(), output_height=2 * height, background_color="white")
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)  # (2H, W')
-    if img is None:
-        raise ValueError("cairosvg produced no image")
-    rows = np.flatnonzero((img < 250).any(axis=1))
-    cols = np.flatnonzero((img < 250).any(axis=0))
+
+# ------------------------------------------------------------------------------ images
+def resolution(height: int, options: LilyOptions) -> int:
+    """PNG resolution (dpi) giving a staff space of a quarter of ``height`` pixels, about twice
+    what it gets in the final image."""
+    return max(30, round(72 * height / options.staff_size))  # staff space: staff_size / 4 pt
+
+
+def finish_image(img: np.ndarray, height: int, options: LilyOptions) -> np.ndarray:
+    """LilyPond's gray PNG (H', W') -> uint8 (height, W) on white: cropped to the ink, given
+    the option's margins, resized."""
+    ink = img < 250
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise ValueError("the engraving is blank")
     img = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ch = img.shape[0]
-    pad = [round(m * ch) for m in (options.margin_top, options.margin_bottom, options.margin_left, options.margin_right)]
-    img = cv2.copyMakeBorder(img, *pad, cv2.BORDER_CONSTANT, value=255)
+    top, bottom, left, right = (round(m * ch) for m in (options.margin_top, options.margin_bottom, options.margin_left,
+                                                         options.margin_right))
+    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=255)
     width = max(1, round(img.shape[1] * height / img.shape[0]))
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)  # (height, width)
 
@@ -436,46 +479,58 @@ def lilypond_path() -> str:
     return path
 
 
-def _run_lilypond(scores: Sequence[str], folder: Path, timeout: float) -> tuple[list[str | None], list[list[str]]]:
-    """Engrave ``scores`` as the books of one file in one process: each one's cropped SVG (or
-    None) and the warnings LilyPond gave on its lines."""
+@dataclass
+class _Book:
+    """One staff's LilyPond output."""
+
+    png: np.ndarray | None = None
+    systems: int = 0
+    drawn: list[tuple[str, float]] | None = None
+    warnings: list[str] | None = None
+
+
+def _run_lilypond(scores: Sequence[str], resolutions: Sequence[int], folder: Path, timeout: float) -> list[_Book]:
+    """Engrave ``scores`` as the books of one file in one ``lilypond`` process."""
+    folder.mkdir(parents=True, exist_ok=True)
     lines = HEADER.count("\n")
     parts, spans = [HEADER], []
-    for i, score in enumerate(scores):
-        text = f"\\book {{ \\bookOutputSuffix \"{i:05d}\"\n{score}\n}}\n"
+    for i, (score, dpi) in enumerate(zip(scores, resolutions)):
+        text = (f'\\book {{ \\bookOutputSuffix "{i:05d}" \\paper {{ staff-id = "{i:05d}" staff-resolution = {dpi} }}\n'
+                f"{score}\n}}\n")
         spans.append((lines + 1, lines + text.count("\n")))
         lines += text.count("\n")
         parts.append(text)
-    folder.mkdir(parents=True, exist_ok=True)
     source = folder / "staves.ly"
     source.write_text("".join(parts), encoding="utf-8")
-    cmd = [lilypond_path(), "-dbackend=svg", "-dcrop", "-dno-print-pages", "-dno-point-and-click", "-loglevel=WARN",
-           "-o", str(folder / "staff"), str(source)]
-    log = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout).stderr
-    warnings: list[list[str]] = [[] for _ in scores]
-    for m in re.finditer(r"staves\.ly:(\d+):\d+: (.*)$", log, re.M):
+    cmd = [lilypond_path(), "--png", "-dpixmap-format=pnggray", "-dcrop", "-dno-print-pages", "-dno-point-and-click",
+           "--loglevel=WARN", "-o", str(folder / "staff"), str(source)]
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout)
+    books = [_Book(warnings=[]) for _ in scores]
+    for m in re.finditer(r"staves\.ly:(\d+):\d+: (.*)$", done.stderr, re.M):
         line = int(m.group(1))
-        for i, (a, b) in enumerate(spans):
-            if a <= line <= b:
-                warnings[i].append(m.group(2))
-    svgs = []
-    for i in range(len(scores)):
-        path = folder / f"staff-{i:05d}.cropped.svg"
-        svgs.append(path.read_text(encoding="utf-8") if path.exists() else None)
-    return svgs, warnings
+        for book, (a, b) in zip(books, spans):
+            if a <= line <= b and book.warnings is not None:
+                book.warnings.append(m.group(2))
+    report = parse_report(done.stdout)
+    for i, book in enumerate(books):
+        book.systems, book.drawn = report.get(f"{i:05d}", (0, None))
+        path = folder / f"staff-{i:05d}.cropped.png"
+        if path.exists():
+            book.png = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)  # (H', W') uint8
+    return books
 
 
-def _engrave_scores(scores: Sequence[str], folder: Path) -> tuple[list[str | None], list[list[str]]]:
+def _engrave_scores(scores: Sequence[str], resolutions: Sequence[int], folder: Path) -> list[_Book]:
     """``_run_lilypond``, halving the batch when the process dies or hangs with no output."""
     try:
-        svgs, warnings = _run_lilypond(scores, folder, timeout=30 + 2 * len(scores))
+        books = _run_lilypond(scores, resolutions, folder, timeout=30 + 2 * len(scores))
     except subprocess.TimeoutExpired:
-        svgs, warnings = [None] * len(scores), [["lilypond timed out"] for _ in scores]
-    if len(scores) > 1 and all(s is None for s in svgs):
+        books = [_Book(warnings=["lilypond timed out"]) for _ in scores]
+    if len(scores) > 1 and all(b.png is None for b in books):
         half = len(scores) // 2
-        parts = [_engrave_scores(scores[:half], folder / "a"), _engrave_scores(scores[half:], folder / "b")]
-        return parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
-    return svgs, warnings
+        return (_engrave_scores(scores[:half], resolutions[:half], folder / "a")
+                + _engrave_scores(scores[half:], resolutions[half:], folder / "b"))
+    return books
 
 
 def engrave_batch(sequences: Sequence[str | Sequence[str]], options: Sequence[LilyOptions], height: int) -> list[Engraved]:
@@ -487,7 +542,7 @@ def engrave_batch(sequences: Sequence[str | Sequence[str]], options: Sequence[Li
     if len(sequences) != len(options):
         raise ValueError(f"{len(sequences)} sequences but {len(options)} options")
     lilypond_path()
-    results: list[Engraved | None] = [None] * len(sequences)
+    results: list[Engraved] = [Engraved(None, ("not engraved",))] * len(sequences)
     scores, which = [], []
     for i, (tokens, opts) in enumerate(zip(sequences, options)):
         try:
@@ -495,25 +550,24 @@ def engrave_batch(sequences: Sequence[str | Sequence[str]], options: Sequence[Li
             which.append(i)
         except (InvalidSequence, UnsupportedMusic) as e:
             results[i] = Engraved(None, (str(e),))
-    if scores:
-        with tempfile.TemporaryDirectory(prefix="lilypond-") as tmp:
-            folder = Path(tmp)
-            svgs, warnings = _engrave_scores(scores, folder)
-    else:
-        svgs, warnings = [], []
-    for i, svg, warned in zip(which, svgs, warnings):
-        if svg is None:
-            results[i] = Engraved(None, tuple(warned) or ("lilypond wrote no output",))
+    if not scores:
+        return results
+    with tempfile.TemporaryDirectory(prefix="lilypond-") as tmp:
+        books = _engrave_scores(scores, [resolution(height, options[i]) for i in which], Path(tmp))
+    for i, book in zip(which, books):
+        warned = tuple(f"lilypond: {w}" for w in book.warnings or ())
+        if book.png is None or book.drawn is None:
+            results[i] = Engraved(None, warned or ("lilypond wrote no image",))
             continue
-        problems = check_agreement(sequences[i], svg) + [f"lilypond: {w}" for w in warned]
+        problems = check_agreement(sequences[i], book.drawn, book.systems) + list(warned)
         if problems:
             results[i] = Engraved(None, tuple(problems), disagrees=True)
             continue
         try:
-            results[i] = Engraved(rasterize(svg, height, options[i]))
+            results[i] = Engraved(finish_image(book.png, height, options[i]))
         except ValueError as e:
             results[i] = Engraved(None, (str(e),))
-    return [r if r is not None else Engraved(None, ("not engraved",)) for r in results]
+    return results
 
 
 def engrave_many(sequences: Sequence[str | Sequence[str]], options: Sequence[LilyOptions], height: int) -> list[np.ndarray | None]:
@@ -522,5 +576,6 @@ def engrave_many(sequences: Sequence[str | Sequence[str]], options: Sequence[Lil
     return [r.image for r in engrave_batch(sequences, options, height)]
 
 
-__all__ = ["HEADER", "LILYPOND_CLEFS", "Engraved", "LilyOptions", "LilyPondMissing", "check_agreement", "engrave_batch",
-           "engrave_many", "expected_symbols", "lilypond_music", "lilypond_path", "lilypond_score", "rasterize", "svg_symbols"]
+__all__ = ["GROB_CLASSES", "HEADER", "LILYPOND_CLEFS", "Engraved", "LilyOptions", "LilyPondMissing", "check_agreement",
+           "engrave_batch", "engrave_many", "expected_symbols", "finish_image", "lilypond_music", "lilypond_path",
+           "lilypond_score", "parse_report", "resolution"]
