@@ -10,6 +10,7 @@ and the music wing; the core never imports them. Each has a thin command line in
 * ``clips``: labelled clips for audio classification and tagging: FSDD digits or speakers, espeak-ng
   digit words, yes/no words, digit mixtures over noise (``datasets/audio_clips.py``);
 * ``music``: engraved single-staff incipits, Verovio + cairosvg (``datasets/synth_music.py``).
+* ``lilypond``: a second staff engraver, Debian's ``lilypond``, many staves per process.
 
 Importing this package imports none of them; their optional dependencies (fontTools, wordfreq,
 verovio, cairosvg, music21, soundfile) are imported where they are used.
