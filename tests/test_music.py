@@ -12,6 +12,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -497,3 +498,24 @@ def test_error_breakdown_names_each_edit_and_adds_up_to_the_edit_distance():
         a = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
         b = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
         assert sum(breakdown(a, b).values()) == editdistance.eval(a, b)
+
+
+@pytest.mark.skipif(shutil.which("lilypond") is None, reason="Debian's lilypond is not installed")
+def test_generator_engraves_a_share_with_lilypond(synth, tmp_path):
+    cfg = synth.SynthMusicConfig(out=str(tmp_path / "m"), count=12, seed=3, height=48, lilypond=0.5, distort=0.0,
+                                 collections=("essenFolksong",), excerpts_per_tune=2)
+    stats = synth.generate(cfg)
+    written = stats.written["train"] + stats.written["val"]
+    assert 0 < stats.lilypond < written and stats.agreement_failures == stats.render_failures == 0
+    samples = list(synth.iter_samples(cfg))
+    assert [s.index for s in samples] == sorted(s.index for s in samples) and len(samples) == written
+    for s in samples:
+        img = cv2.imdecode(np.frombuffer(s.image, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert img.shape[0] == 48 and validate_semantic(s.label) == []
+    # the labels are those a Verovio-only run draws (the engraver is chosen after them)
+    by_index = {s.index: s for s in samples}
+    verovio_only = synth.SampleMaker(dataclasses.replace(cfg, lilypond=0.0), synth.load_corpus_tunes(("essenFolksong",)))
+    lily = {j.index for j in map(synth.SampleMaker(cfg, synth.load_corpus_tunes(("essenFolksong",))).prepare, range(12))
+            if j is not None and j.lily is not None}
+    assert len(lily) == stats.lilypond
+    assert all(by_index[i].label == verovio_only.make(i).label for i in by_index)

@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,6 +100,7 @@ class SynthMusicConfig:
     collections: tuple[str, ...] = CORPUS_COLLECTIONS
     fonts: tuple[str, ...] = VEROVIO_FONTS
     processes: int = 1
+    lilypond: float = 0.0  # share of staves engraved by LilyPond (crnn_ocr.synth.lilypond) instead of Verovio
     splits: tuple[str, ...] = ("train", "val")  # the sides engraved (a sample of another side is drawn, not engraved)
     overwrite: bool = False
 
@@ -108,6 +110,7 @@ class GenerationStats:
     written: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
     corpus: int = 0
     random: int = 0
+    lilypond: int = 0  # of the written, engraved by LilyPond
     unsupported_excerpts: int = 0  # corpus excerpts falling on chords, tuplets, ...
     outside_vocabulary: int = 0  # corpus excerpts with a token the vocabulary lacks
     unparsable_tunes: int = 0
@@ -119,7 +122,7 @@ class GenerationStats:
         total = sum(self.written.values())
         rate = total / self.seconds if self.seconds else 0.0
         return (f"wrote {total} images ({self.written['train']} train, {self.written['val']} val; "
-                f"{self.corpus} from tunes, {self.random} random) in {self.seconds:.1f} s ({rate:.1f} images/s); "
+                f"{self.corpus} from tunes, {self.random} random; {self.lilypond} by LilyPond) in {self.seconds:.1f} s ({rate:.1f} images/s); "
                 f"dropped: {self.agreement_failures} disagreeing with the engraving, {self.render_failures} not rendered, "
                 f"{self.unsupported_excerpts} unsupported excerpts, {self.outside_vocabulary} outside the vocabulary, "
                 f"{self.unparsable_tunes} unparsable tunes")
@@ -644,6 +647,12 @@ class SampleMaker:
         return "corpus", self.tunes[k].tune_id, tokens
 
     def make(self, i: int) -> Sample | None:
+        """Sample ``i`` engraved by Verovio (``make_many`` for LilyPond's share too)."""
+        job = self.prepare(i)
+        return None if job is None else self.engrave(job)
+
+    def prepare(self, i: int) -> _Job | None:
+        """Sample ``i``'s tokens, split and engraver, before anything is drawn (None: skipped)."""
         rng = np.random.default_rng([self.cfg.seed, i])
         picked = self.labelled_tokens(i, rng)
         if picked is None:
@@ -652,6 +661,39 @@ class SampleMaker:
         split = "val" if is_val(item_id, self.cfg.val_fraction) else "train"
         if split not in self.cfg.splits:
             return None
+        lily = None
+        if self.cfg.lilypond > 0 and rng.random() < self.cfg.lilypond:
+            from crnn_ocr.synth.lilypond import LilyOptions
+
+            lily = LilyOptions.random(rng)
+        return _Job(i, rng, source, item_id, tokens, split, lily)
+
+    def make_many(self, indices: Sequence[int]) -> list[Sample]:
+        """Samples of ``indices`` in order, LilyPond's share engraved in one lilypond call."""
+        jobs = [job for job in map(self.prepare, indices) if job is not None]
+        lily = [job for job in jobs if job.lily is not None]
+        if lily:
+            from crnn_ocr.synth.lilypond import engrave_batch
+
+            for job, done in zip(lily, engrave_batch([j.tokens for j in lily], [j.lily for j in lily], self.cfg.height)):
+                job.image = done.image
+                if done.image is None:
+                    job.failed = "disagrees" if done.disagrees else "render"
+        return [s for s in map(self.engrave, jobs) if s is not None]
+
+    def engrave(self, job: _Job) -> Sample | None:
+        """Draw a prepared sample (Verovio, or the LilyPond image already in ``job``), distort, encode."""
+        rng, tokens = job.rng, job.tokens
+        if job.lily is not None:
+            if job.image is None:
+                if job.failed == "disagrees":
+                    self.stats.agreement_failures += 1
+                else:
+                    self.stats.render_failures += 1
+                return None
+            img = job.image
+            self.stats.lilypond += 1
+            return self._finish(job, img)
         engraving = Engraving.random(rng, self.cfg.fonts)
         try:
             svg = self.engraver.svg(tokens, engraving)
@@ -662,11 +704,29 @@ class SampleMaker:
         if check_agreement(tokens, svg):
             self.stats.agreement_failures += 1
             return None
-        if rng.random() < self.cfg.distort:
-            img = camera_distort(img, rng)
-        label = " ".join(tokens)
-        setattr(self.stats, source, getattr(self.stats, source) + 1)
-        return Sample(i, split, source, item_id, label, _encode(img, self.cfg.image_format))
+        return self._finish(job, img)
+
+    def _finish(self, job: _Job, img: np.ndarray) -> Sample:
+        if job.rng.random() < self.cfg.distort:
+            img = camera_distort(img, job.rng)
+        setattr(self.stats, job.source, getattr(self.stats, job.source) + 1)
+        return Sample(job.index, job.split, job.source, job.item_id, " ".join(job.tokens),
+                      _encode(img, self.cfg.image_format))
+
+
+@dataclass
+class _Job:
+    """A sample drawn but not yet engraved (``SampleMaker.prepare``)."""
+
+    index: int
+    rng: np.random.Generator
+    source: str
+    item_id: str
+    tokens: list[str]
+    split: str
+    lily: Any = None  # LilyOptions when LilyPond engraves it
+    image: np.ndarray | None = None
+    failed: str = ""
 
 
 _WORKER: SampleMaker | None = None
@@ -680,15 +740,14 @@ def _worker_init(cfg: SynthMusicConfig, tunes: Sequence[Tune]) -> None:
 def _worker_range(bounds: tuple[int, int]) -> tuple[list[Sample], GenerationStats]:
     assert _WORKER is not None
     _WORKER.stats = GenerationStats()
-    samples = [s for s in (_WORKER.make(i) for i in range(*bounds)) if s is not None]
-    return samples, _WORKER.stats
+    return _WORKER.make_many(range(*bounds)), _WORKER.stats
 
 
 def iter_samples(cfg: SynthMusicConfig, stats: GenerationStats | None = None) -> Iterator[Sample]:
     """Samples ``0 .. count-1`` in order (unusable ones skipped and counted in ``stats``)."""
     tunes = load_corpus_tunes(cfg.collections) if cfg.corpus_ratio > 0 else []
     stats = stats if stats is not None else GenerationStats()
-    chunk = max(cfg.excerpts_per_tune, 16)
+    chunk = max(cfg.excerpts_per_tune, 128 if cfg.lilypond > 0 else 16)  # lilypond starts in ~2 s: many staves a call
     ranges = [(a, min(cfg.count, a + chunk)) for a in range(0, cfg.count, chunk)]
     if cfg.processes <= 1:
         _worker_init(cfg, tunes)
@@ -701,7 +760,7 @@ def iter_samples(cfg: SynthMusicConfig, stats: GenerationStats | None = None) ->
         parts = pool.imap(_worker_range, ranges)
     try:
         for samples, part_stats in parts:
-            for name in ("corpus", "random", "unsupported_excerpts", "outside_vocabulary", "unparsable_tunes",
+            for name in ("corpus", "random", "lilypond", "unsupported_excerpts", "outside_vocabulary", "unparsable_tunes",
                          "render_failures", "agreement_failures"):
                 setattr(stats, name, getattr(stats, name) + getattr(part_stats, name))
             yield from samples
@@ -716,8 +775,15 @@ def generate(cfg: SynthMusicConfig) -> GenerationStats:
 
     if cfg.count < 1:
         raise ValueError(f"--count must be at least 1, got {cfg.count}")
-    if not 0 <= cfg.corpus_ratio <= 1 or not 0 <= cfg.val_fraction < 1:
-        raise ValueError("--corpus-ratio must be in [0, 1] and --val-fraction in [0, 1)")
+    if not 0 <= cfg.corpus_ratio <= 1 or not 0 <= cfg.val_fraction < 1 or not 0 <= cfg.lilypond <= 1:
+        raise ValueError("--corpus-ratio and --lilypond must be in [0, 1] and --val-fraction in [0, 1)")
+    if cfg.lilypond > 0:
+        from crnn_ocr.synth.lilypond import LilyPondMissing, lilypond_path
+
+        try:
+            lilypond_path()  # before any work
+        except LilyPondMissing as e:
+            raise ValueError(f"--lilypond {cfg.lilypond}: {e}") from None
     if cfg.min_measures < 1 or cfg.max_measures < cfg.min_measures:
         raise ValueError(f"measures: need 1 <= min ({cfg.min_measures}) <= max ({cfg.max_measures})")
     unknown = [f for f in cfg.fonts if f not in VEROVIO_FONTS]
@@ -773,6 +839,8 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
     p.add_argument("--fonts", nargs="+", default=list(d.fonts), help=f"Verovio fonts ({', '.join(VEROVIO_FONTS)})")
     p.add_argument("--collections", nargs="+", default=list(d.collections), help="music21 corpus ABC collections")
     p.add_argument("--processes", type=int, default=d.processes, help="worker processes (default 1)")
+    p.add_argument("--lilypond", type=float, default=d.lilypond,
+                   help="share of staves engraved by LilyPond instead of Verovio (needs Debian's lilypond)")
     p.add_argument("--splits", nargs="+", choices=["train", "val"], default=list(d.splits),
                    help="engrave only these sides (e.g. val: held-out tunes only, for test sets)")
     p.add_argument("--overwrite", action="store_true")
@@ -784,7 +852,7 @@ def parse_args(argv: list[str] | None) -> SynthMusicConfig:
         out=a.out, count=a.count, seed=a.seed, corpus_ratio=a.corpus_ratio, val_fraction=a.val_fraction,
         excerpts_per_tune=a.excerpts_per_tune, min_measures=a.min_measures, max_measures=a.max_measures,
         max_tokens=a.max_tokens, vocabulary=a.vocabulary, height=a.height, distort=a.distort, image_format=a.image_format,
-        collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, splits=tuple(a.splits),
+        collections=tuple(a.collections), fonts=tuple(a.fonts), processes=a.processes, lilypond=a.lilypond, splits=tuple(a.splits),
         overwrite=a.overwrite,
     )
 
