@@ -69,9 +69,9 @@ MODELS: dict[str, PretrainedModel] = {
         ),
         PretrainedModel(
             "score", "score", "score_crnn_compact.pt",
-            "monophonic staves (one staff per image) in PrIMuS semantic tokens (1,825); crnn_compact, 64 px gray "
-            "input, started from the english model; Verovio engravings of folk tunes and random melodies "
-            "(datasets/synth_music.py)",
+            "monophonic staves (one staff per image) in PrIMuS's semantic vocabulary (1,781 tokens); crnn_compact, "
+            "128 px gray input at half width, started from the 64 px score model; Verovio engravings of folk tunes, "
+            "Palestrina, Bach and Monteverdi parts and random melodies (datasets/synth_music.py)",
         ),
     )
 }
