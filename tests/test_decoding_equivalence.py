@@ -14,7 +14,16 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
-from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, _viterbi_batch, check_log_probs
+from crnn_ocr.decoding.ctc import (
+    _beam,
+    _forward_scaled_batch,
+    _Labelling,
+    _prefix_beam_search_batch,
+    _result,
+    _score_and_align,
+    _viterbi_batch,
+    check_log_probs,
+)
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
 from ctc_reference import _score_and_align as reference_score_and_align
@@ -137,8 +146,8 @@ def _states(ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return states, skip
 
 
-def test_scaled_forward_matches_log_domain():
-    """The scaled forward (probabilities, rescaled) against the log-domain trellis on thousands of
+def test_frame_forward_matches_log_domain():
+    """The frame loop (probabilities, rescaled) against the log-domain trellis on thousands of
     labellings, flat to very peaky, short to 900 frames: within SCORE_ATOL, or refused (None)."""
     rng = np.random.default_rng(20)
     refused = 0
@@ -153,7 +162,7 @@ def test_scaled_forward_matches_log_domain():
         L = int(rng.integers(1, max(2, T // 2 + 3)))
         ids = tuple(int(c) for c in (rng.integers(1, C, L) if i % 3 else np.resize(lp[:, 1:].argmax(axis=1) + 1, L)))
         want = reference_score_and_align(lp, ids, align=False)[0]
-        got = _forward_scaled(lp, *_states(ids))
+        got = _Labelling(lp, ids).frames()
         if got is None:
             refused += 1
         else:
@@ -163,26 +172,26 @@ def test_scaled_forward_matches_log_domain():
     assert refused < 1000
 
 
-def test_scaled_forward_refuses_what_underflows():
+def test_frame_forward_refuses_what_underflows():
     """A labelling whose one alignment sinks below exp(-700) of the frame's best state: the
-    scaled forward refuses, the decoder's score falls back to the log domain and stays exact."""
+    frame loop refuses, the decoder's score falls back to the log domain and stays exact."""
     T = 300
     ids = tuple(int(k) for k in np.arange(T) % 5 + 1)  # one label per frame: the diagonal only
     lp = np.full((T, 6), -50.0)
     lp[:, 0] = 0.0  # the blank is sure: every other state falls e^-3 further behind per frame
     lp[np.arange(T), np.asarray(ids)] = -3.0
     lp = check_log_probs(log_softmax(lp), 6)
-    assert _forward_scaled(lp, *_states(ids)) is None
+    assert _Labelling(lp, ids).frames() is None
     got, want = _score_and_align(lp, ids, align=False)[0], reference_score_and_align(lp, ids, align=False)[0]
     assert want > -np.inf and got == want
 
 
 @pytest.mark.parametrize("C", [6, 37])
-def test_decode_with_scaled_forward_matches_reference(monkeypatch, C):
-    """Every exact score through the scaled forward (where it certifies), even on tiny inputs."""
+def test_decode_with_frame_forward_matches_reference(monkeypatch, C):
+    """Every exact score through the frame loop (where it certifies), even on tiny inputs."""
     import crnn_ocr.decoding.ctc as ctc
 
-    monkeypatch.setattr(ctc, "_scaled_pays", lambda S, T: True)
+    monkeypatch.setattr(ctc, "_frames_pay", lambda S, T: True)
     alphabet = Alphabet("abcdefghijklmnopqrstuvwxyz0123456789"[: C - 1])
     rng = np.random.default_rng(300 + C)
     for i in range(400):
