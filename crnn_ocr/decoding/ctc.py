@@ -377,10 +377,11 @@ _FEW_REPEATS = 1  # up to this many equal neighbouring labels, the frame loop fi
 
 
 def _frames_pay(S: int, T: int) -> bool:
-    """Whether the frame loop (``_forward_frames``) is cheaper than the log-domain trellis for S
-    states and T frames, by instruction counts (callgrind): ~150k + T * (14.5k + 20 S) against
-    ~S * (26k + 200 T) (a numpy call costs ~4.5k instructions, a logaddexp ~100 per cell)."""
-    return 150 + T * (14.5 + 0.02 * S) < S * (26 + 0.2 * T)
+    """Whether the frame loop (``_forward_frames``) is cheaper than the log-domain trellis
+    (``_state_rows``) for S states and T frames, by instruction counts (callgrind): ~150k +
+    T * (14.5k + 20 S) against ~50k + S * (20k + 170 T) (a numpy call costs ~4.5k instructions,
+    a logaddexp ~85 per cell)."""
+    return 150 + T * (14.5 + 0.02 * S) < 50 + S * (20 + 0.17 * T)
 
 
 class _Labelling:
@@ -404,6 +405,7 @@ class _Labelling:
         self.sub = lp[:, self.used]  # (T, U)
         # A labelling needs a frame per label, and one more between two equal labels.
         self.feasible = lp.shape[0] >= len(ids) + self.can_skip[3::2].count(False)
+        self._sums: tuple[np.ndarray, float | None] | None = None
 
     def forward(self) -> float:
         """``log p(ids|lp)``: the frame loop where it pays and certifies, else the log domain."""
@@ -429,27 +431,33 @@ class _Labelling:
         return None if found is None else found + float(top.sum())
 
     def log_domain(self) -> float:
-        """``log p(ids|lp)`` by the log-domain trellis (``_trellis``; any input)."""
-        lp, S = self.lp, len(self.states)
-        T = lp.shape[0]
-        ext, skip = np.array([self.states], dtype=np.intp), np.array([self.can_skip])
-        A, _, cut = _trellis(lp, ext, skip, viterbi=False)
-        ll = float(np.logaddexp(A[S - 1, 0, T - 1], A[S - 2, 0, T - 1]))
+        """``log p(ids|lp)`` by the log-domain trellis, as ``_trellis`` computes it (the same
+        floats; any input)."""
+        ET, cut = self.sums()
+        A, _ = _state_rows(ET, self.cols, self.can_skip, viterbi=False)
+        ll = float(np.logaddexp(A[-1, -1], A[-2, -1]))
         return NEG_INF if cut is not None and ll < cut else ll
 
     def viterbi(self) -> tuple[float, Spans]:
         """The best alignment -> (its log-prob, per-token spans), as ``_trellis`` and
-        ``_backtrace`` give it (the same floats), from the used columns' cumulative sums."""
+        ``_backtrace`` give it (the same floats)."""
         if not self.feasible:
             return NEG_INF, ()
-        lp, sub, cut = self.lp, self.sub, None
-        wide = 4 * len(self.used) >= lp.shape[1]  # _emission_sums clamps the whole array then
-        if sub.min() == NEG_INF or (wide and lp.min() == NEG_INF):
-            clamped, cut = _clamp(lp if wide else sub)
-            sub = clamped[:, self.used] if wide else clamped
-        E = np.cumsum(sub, axis=0)  # (T, U) E[t] per used class, as _emission_sums
-        A, G = _viterbi_rows(np.ascontiguousarray(E.T), self.cols, self.can_skip)
+        ET, cut = self.sums()
+        A, G = _state_rows(ET, self.cols, self.can_skip, viterbi=True)
         return _backtrace(A, G, self.can_skip, cut)
+
+    def sums(self) -> tuple[np.ndarray, float | None]:
+        """(U, T) cumulative sums ``E[t]`` of the used classes, as ``_emission_sums`` makes them
+        (``-inf`` clamped the same way), and the ``_clamp`` cut; computed once."""
+        if self._sums is None:
+            lp, sub, cut = self.lp, self.sub, None
+            wide = 4 * len(self.used) >= lp.shape[1]  # _emission_sums clamps the whole array then
+            if sub.min() == NEG_INF or (wide and lp.min() == NEG_INF):
+                clamped, cut = _clamp(lp if wide else sub)
+                sub = clamped[:, self.used] if wide else clamped
+            self._sums = (np.ascontiguousarray(np.cumsum(sub, axis=0).T), cut)
+        return self._sums
 
 
 def _rescale_after(low: np.ndarray) -> list[int]:
@@ -497,8 +505,9 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
     v_odd, two_odd = v[3::2], two[3::2]  # the labels after the first, and the labels before them
     repeats = [s for s in range(3, S, 2) if not can_skip[s]]  # labels equal to the one before
     many = len(repeats) > _FEW_REPEATS
-    skip_f = np.array(can_skip, dtype=np.float64)
-    jump = np.empty(S)
+    if many:
+        skip_f = np.array(can_skip, dtype=np.float64)
+        jump = np.empty(S)
     add, multiply = np.add, np.multiply
     rescales = _rescale_after(low)
     logc: list[float] = []  # log of each rescaling's divisor
@@ -548,9 +557,10 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
     return math.fsum(logc) + math.log(fin)
 
 
-def _viterbi_rows(ET: np.ndarray, cols: Sequence[int], can_skip: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
-    """The Viterbi trellis of one labelling, as ``_trellis_rows`` computes it (state by state,
-    time vectorized, the same operations on the same floats): A and G, (S, T) each.
+def _state_rows(ET: np.ndarray, cols: Sequence[int], can_skip: Sequence[bool], viterbi: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The trellis of one labelling, as ``_trellis_rows`` computes it (state by state, time
+    vectorized, the same operations on the same floats), on the used classes' cumulative sums
+    instead of (S, T) gathers: A (forward or Viterbi log-scores) and G (the entry terms), (S, T).
 
     Args:
         ET: (U, T) cumulative emission sums ``E[t]`` of the used classes. cols: (S,) row of ET
@@ -559,18 +569,20 @@ def _viterbi_rows(ET: np.ndarray, cols: Sequence[int], can_skip: Sequence[bool])
     S, T = len(cols), ET.shape[1]
     e_rows, e_prev = list(ET), list(ET[:, :-1])  # E[t] and E[t-1] (t >= 1) per used class
     A = np.empty((S, T))
-    G = np.empty((S, T))  # the entry terms m - E[t-1] (kept for the backtrace)
+    G = np.empty((S, T))  # the entry terms m - E[t-1] (kept for the Viterbi backtrace)
     G[:, 0] = NEG_INF
     G[: min(S, 2), 0] = 0.0  # the path starts in state 0 or 1
     G[0, 1:] = NEG_INF
     a_rows, g_rows, a_head, g_tail = list(A), list(G), list(A[:, :-1]), list(G[:, 1:])
-    accumulate, maximum, subtract, add = np.maximum.accumulate, np.maximum, np.subtract, np.add
+    combine = np.maximum if viterbi else np.logaddexp
+    accumulate = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
+    subtract, add = np.subtract, np.add
     accumulate(g_rows[0], out=a_rows[0])
     add(a_rows[0], e_rows[cols[0]], a_rows[0])
     # hot loop: three or four numpy calls per state, each state's row views made beforehand
     for row, g, entry, head1, head2, c, skip in zip(a_rows[1:], g_rows[1:], g_tail[1:], a_head, [a_head[0], *a_head], cols[1:], can_skip[1:]):
         if skip:  # enters from s - 1 or s - 2
-            maximum(head1, head2, out=entry)
+            combine(head1, head2, out=entry)
             subtract(entry, e_prev[c], entry)
         else:
             subtract(head1, e_prev[c], entry)
