@@ -6,7 +6,9 @@ Everything here is float64 numpy; nothing imports torch.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
@@ -394,14 +396,17 @@ class _Labelling:
     """
 
     def __init__(self, lp: np.ndarray, ids: tuple[int, ...]) -> None:
+        # (lists built by C-level calls: a long labelling has hundreds of states)
         S = 2 * len(ids) + 1
         states = [BLANK] * S
         states[1::2] = ids
         self.lp, self.states = lp, states
-        self.can_skip = [s >= 3 and s % 2 == 1 and states[s] != states[s - 2] for s in range(S)]
+        self.can_skip = [False] * S  # (S,) state s may be entered from s - 2: a label unlike the one before
+        self.can_skip[3::2] = map(operator.ne, ids[1:], ids[:-1])
         self.used = sorted({BLANK, *ids})  # (U,) the classes of the states, the blank first
         column = {c: j for j, c in enumerate(self.used)}
-        self.cols = [column[c] for c in states]  # (S,) column of sub per state
+        self.cols = [column[BLANK]] * S  # (S,) column of sub per state
+        self.cols[1::2] = map(column.__getitem__, ids)
         self.sub = lp[:, self.used]  # (T, U)
         # A labelling needs a frame per label, and one more between two equal labels.
         self.feasible = lp.shape[0] >= len(ids) + self.can_skip[3::2].count(False)
@@ -503,7 +508,7 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
     cur[:2] = rows[0][:2]  # the path starts in the blank or the first label
     v = np.empty(S)
     v_odd, two_odd = v[3::2], two[3::2]  # the labels after the first, and the labels before them
-    repeats = [s for s in range(3, S, 2) if not can_skip[s]]  # labels equal to the one before
+    repeats = list(itertools.compress(range(3, S, 2), map(operator.not_, can_skip[3::2])))  # labels equal to the one before
     many = len(repeats) > _FEW_REPEATS
     if many:
         skip_f = np.array(can_skip, dtype=np.float64)
