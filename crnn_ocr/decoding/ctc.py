@@ -548,7 +548,8 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
     if not 0.0 < fin < math.inf:
         return None
     # Mass lost at frame t reaches the end times at most exp(ahead[t]): the later frames' total
-    # used emission, less the later rescalings. First a bound that needs no pass over T.
+    # used emission, less the later rescalings (and frame t's own, where it divides by less
+    # than 1: a loss before it is scaled up too). First a bound that needs no pass over T.
     gain_max = T * math.log(emit.shape[1]) + math.fsum(max(0.0, -x) for x in logc)
     if _LN_SUBNORMAL + math.log(S * T) + gain_max > math.log(fin) + _FRAMES_RTOL_LOG:
         gain = np.log(emit.sum(axis=1))  # (T,) >= 0
@@ -556,7 +557,7 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
         if logc:
             shrink = np.zeros(T)
             shrink[rescales] = logc
-            ahead -= shrink.sum() - np.cumsum(shrink)
+            ahead -= shrink.sum() - np.cumsum(shrink) + np.minimum(shrink, 0.0)
         if _LN_SUBNORMAL + math.log(S * T) + float(ahead.max()) > math.log(fin) + _FRAMES_RTOL_LOG:
             return None
     return math.fsum(logc) + math.log(fin)
