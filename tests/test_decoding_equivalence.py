@@ -14,7 +14,16 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CharNgramLM, CTCDecoder, DecodeResult, beam_search, greedy_decode, log_softmax
-from crnn_ocr.decoding.ctc import _beam, _forward_scaled, _forward_scaled_batch, _prefix_beam_search_batch, _result, _score_and_align, _viterbi_batch, check_log_probs
+from crnn_ocr.decoding.ctc import (
+    _beam,
+    _forward_scaled_batch,
+    _Labelling,
+    _prefix_beam_search_batch,
+    _result,
+    _score_and_align,
+    _viterbi_batch,
+    check_log_probs,
+)
 from ctc_reference import _beam as reference_beam
 from ctc_reference import _prefix_beam_search as reference_search
 from ctc_reference import _score_and_align as reference_score_and_align
@@ -137,8 +146,8 @@ def _states(ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return states, skip
 
 
-def test_scaled_forward_matches_log_domain():
-    """The scaled forward (probabilities, rescaled) against the log-domain trellis on thousands of
+def test_frame_forward_matches_log_domain():
+    """The frame loop (probabilities, rescaled) against the log-domain trellis on thousands of
     labellings, flat to very peaky, short to 900 frames: within SCORE_ATOL, or refused (None)."""
     rng = np.random.default_rng(20)
     refused = 0
@@ -153,7 +162,7 @@ def test_scaled_forward_matches_log_domain():
         L = int(rng.integers(1, max(2, T // 2 + 3)))
         ids = tuple(int(c) for c in (rng.integers(1, C, L) if i % 3 else np.resize(lp[:, 1:].argmax(axis=1) + 1, L)))
         want = reference_score_and_align(lp, ids, align=False)[0]
-        got = _forward_scaled(lp, *_states(ids))
+        got = _Labelling(lp, ids).frames()
         if got is None:
             refused += 1
         else:
@@ -163,26 +172,26 @@ def test_scaled_forward_matches_log_domain():
     assert refused < 1000
 
 
-def test_scaled_forward_refuses_what_underflows():
+def test_frame_forward_refuses_what_underflows():
     """A labelling whose one alignment sinks below exp(-700) of the frame's best state: the
-    scaled forward refuses, the decoder's score falls back to the log domain and stays exact."""
+    frame loop refuses, the decoder's score falls back to the log domain and stays exact."""
     T = 300
     ids = tuple(int(k) for k in np.arange(T) % 5 + 1)  # one label per frame: the diagonal only
     lp = np.full((T, 6), -50.0)
     lp[:, 0] = 0.0  # the blank is sure: every other state falls e^-3 further behind per frame
     lp[np.arange(T), np.asarray(ids)] = -3.0
     lp = check_log_probs(log_softmax(lp), 6)
-    assert _forward_scaled(lp, *_states(ids)) is None
+    assert _Labelling(lp, ids).frames() is None
     got, want = _score_and_align(lp, ids, align=False)[0], reference_score_and_align(lp, ids, align=False)[0]
     assert want > -np.inf and got == want
 
 
 @pytest.mark.parametrize("C", [6, 37])
-def test_decode_with_scaled_forward_matches_reference(monkeypatch, C):
-    """Every exact score through the scaled forward (where it certifies), even on tiny inputs."""
+def test_decode_with_frame_forward_matches_reference(monkeypatch, C):
+    """Every exact score through the frame loop (where it certifies), even on tiny inputs."""
     import crnn_ocr.decoding.ctc as ctc
 
-    monkeypatch.setattr(ctc, "_scaled_pays", lambda S, T: True)
+    monkeypatch.setattr(ctc, "_frames_pay", lambda S, T: True)
     alphabet = Alphabet("abcdefghijklmnopqrstuvwxyz0123456789"[: C - 1])
     rng = np.random.default_rng(300 + C)
     for i in range(400):
@@ -243,3 +252,137 @@ def test_batched_viterbi_matches_reference(C):
         labels = [tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, lp.shape[0] // 2 + 3)))) for lp in lps]
         if lps:
             assert _viterbi_batch(lps, labels) == [reference_viterbi(lp, ids)[1] for lp, ids in zip(lps, labels)]
+
+
+def labelling_case(rng: np.random.Generator, i: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A (log-probs, labelling) pair of varied kind: 1 to 800 frames (mostly short), peaky along
+    a path or flat, some with -inf entries or ties (rounded or float32 values), and a labelling
+    that is random, the greedy one, or the greedy one edited (as a beam's result may be)."""
+    T = int(rng.integers(1, 800 if i % 25 == 0 else 120 if i % 5 == 0 else 40))
+    C = int(rng.choice([3, 6, 12, 29, 37]))
+    kind = i % 6
+    x = rng.normal(size=(T, C)) * float(rng.choice([0.3, 1.5, 4.0]))
+    if kind in (0, 1, 2):  # peaky along a random path of runs, as a trained model reads
+        path = np.repeat(rng.integers(0, C, T), rng.integers(1, 4, T))[:T]
+        x[np.arange(T), path] += float(rng.choice([3.0, 6.0, 12.0]))
+    if kind == 3:
+        x[rng.random((T, C)) < 0.2] = -np.inf
+        x[np.arange(T), rng.integers(0, C, T)] = 0.0
+    if kind == 4:
+        x = np.round(x)  # equal entries: tied alignments
+    lp = log_softmax(x)
+    if kind == 5 or i % 7 == 0:
+        lp = lp.astype(np.float32)  # float32 rounding: more ties
+    lp = check_log_probs(lp, C)
+    best = lp.argmax(axis=1)
+    greedy = tuple(int(c) for j, c in enumerate(best) if c and (j == 0 or best[j - 1] != c))
+    pick = i % 3
+    if pick == 0 or not greedy:
+        ids = tuple(int(c) for c in rng.integers(1, C, int(rng.integers(1, max(2, T // 2 + 2)))))
+    elif pick == 1:
+        ids = greedy
+    else:  # one edit: drop, double or change a symbol
+        k = int(rng.integers(0, len(greedy)))
+        edit = int(rng.integers(0, 3))
+        ids = greedy[:k] + ((), (greedy[k], greedy[k]), (int(rng.integers(1, C)),))[edit] + greedy[k + 1 :]
+        ids = ids or greedy
+    return lp, ids
+
+
+def test_labelling_passes_match_reference():
+    """The shared per-labelling passes against ctc_reference on thousands of pairs (1 to 800
+    frames, peaky and flat, ties, -inf entries, impossible labellings): the Viterbi's best log-prob
+    and spans identical (the same floats), the forward (whichever way it goes) within SCORE_ATOL,
+    the log-domain forward bit for bit, and the frame loop within SCORE_ATOL or refused."""
+    rng = np.random.default_rng(2020)
+    frames_used = 0
+    for i in range(3000):
+        lp, ids = labelling_case(rng, i)
+        lab = _Labelling(lp, ids)
+        assert lab.viterbi() == reference_viterbi(lp, ids), i
+        want = reference_score_and_align(lp, ids, align=False)[0]
+        assert same_score(lab.forward(), want), (i, lab.forward(), want)
+        assert lab.log_domain() == want or (want == -np.inf and lab.log_domain() == -np.inf), i
+        if lab.feasible:
+            got = lab.frames()
+            if got is not None:
+                frames_used += 1
+                assert want > -np.inf and abs(got - want) <= SCORE_ATOL, (i, got, want)
+    assert frames_used > 1500
+
+
+@pytest.mark.parametrize("config", ["plain", "lm", "hotwords", "trie", "lm+hotwords+trie"])
+def test_long_decodes_match_reference(config):
+    """Decoding longer inputs (40 to 300 frames, speech-like peaky and ambiguous) with and
+    without LM, hotwords and trie: text, spans and score as the reference computes them."""
+    rng = np.random.default_rng(sum(map(ord, config)) + 7)
+    for i in range(12):
+        T = int(rng.integers(40, 300))
+        C = LETTERS.num_classes
+        path = np.repeat(rng.integers(0, C, T), rng.integers(1, 4, T))[:T]
+        x = rng.normal(size=(T, C)) * 1.5
+        x[np.arange(T), path] += 5.0 if i % 2 else 10.0
+        lp = check_log_probs(log_softmax(x), C)
+        beam = 10
+        dec = CTCDecoder(LETTERS, beam_width=beam, **CONFIGS[config])  # type: ignore[arg-type]
+        if dec.lexicon is None or _beam(lp, beam, None, dec.scorer) is not None:
+            assert same(dec.decode(lp), reference_decode(lp, LETTERS, beam, dec.scorer)), i
+
+
+def test_lexicon_results_spans_match_reference():
+    """Lexicon modes give the score themselves (a word's forward); the spans of a word that is
+    not the greedy reading come from the shared Viterbi: as the reference's."""
+    rng = np.random.default_rng(31)
+    words = ["a", "bad", "cab", "bead", "ace", "dab", "cede", "bee"]
+    for mode in ("score", "candidates"):
+        dec = CTCDecoder(LETTERS, lexicon=words, lexicon_mode=mode)
+        for _ in range(60):
+            lp = check_log_probs(random_input(rng, LETTERS.num_classes), LETTERS.num_classes)
+            res = dec.decode(lp)
+            if res.token_ids and res.token_ids != greedy_decode(lp, LETTERS).token_ids:
+                assert res.spans == reference_viterbi(lp, res.token_ids)[1]
+
+
+def test_score_and_spans_share_one_labelling(monkeypatch):
+    """Reading a result's score and spans (either first) builds its emissions once; each is what
+    the pass alone gives."""
+    import crnn_ocr.decoding.ctc as ctc
+
+    built = []
+    original = ctc._Labelling.__init__
+
+    def counting(self, lp, ids):  # type: ignore[no-untyped-def]
+        built.append(ids)
+        original(self, lp, ids)
+
+    monkeypatch.setattr(ctc._Labelling, "__init__", counting)
+    rng = np.random.default_rng(8)
+    for first in ("score", "spans"):
+        for _ in range(40):
+            lp = check_log_probs(log_softmax(rng.normal(size=(30, LETTERS.num_classes)) * 2), LETTERS.num_classes)
+            built.clear()
+            res = CTCDecoder(LETTERS, beam_width=8).decode(lp)
+            if res.token_ids == greedy_decode(lp, LETTERS).token_ids or not res.token_ids:
+                continue
+            pair = (res.score, res.spans) if first == "score" else (res.spans, res.score)
+            assert len(built) == 1
+            want = reference_decode(lp, LETTERS, 8)
+            assert same(DecodeResult.make(res.text, res.token_ids, res.score, res.spans), want)
+            assert pair  # both read
+
+
+def test_rescale_schedule_bounds_the_fall():
+    """Between the frame loop's rescalings the largest value can fall by at most
+    exp(-_SCALED_DECAY) (a single frame may fall further, right after a rescaling) and they
+    are at most _SCALED_SPAN frames apart."""
+    from crnn_ocr.decoding.ctc import _SCALED_DECAY, _SCALED_SPAN, _rescale_after
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        T = int(rng.integers(1, 2000))
+        low = -rng.exponential(float(rng.choice([0.1, 5.0, 50.0, 400.0])), T)
+        points = _rescale_after(low)
+        assert points == sorted(set(points)) and all(0 < p < T - 1 for p in points)
+        for a, b in zip([0, *points], [*points, T - 1]):
+            assert b - a <= _SCALED_SPAN
+            assert b == a + 1 or low[a + 1 : b + 1].sum() >= -_SCALED_DECAY - 1e-3  # (float slack of the running sums)

@@ -6,7 +6,9 @@ Everything here is float64 numpy; nothing imports torch.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
@@ -355,7 +357,7 @@ _SCALED_SPAN = 100  # ... or grow by 3 ** 100
 
 
 def _rescale_frames(low: np.ndarray) -> list[bool]:
-    """For the scaled forward: the frames after which to rescale, so that between rescalings the
+    """For the batch's scaled forward: the frames after which to rescale, so that between rescalings the
     largest value stays in ``[exp(-_SCALED_DECAY), 3 ** _SCALED_SPAN]``. low: (T,) each frame's
     lowest emission (log, relative to the frame's best), so the largest value of the previous
     rescaling, staying in its state, keeps at least ``exp(sum(low))``; it grows by at most 3."""
@@ -371,81 +373,242 @@ def _rescale_frames(low: np.ndarray) -> list[bool]:
     return out
 
 
-def _scaled_pays(S: int, T: int) -> bool:
-    """Whether the scaled forward is cheaper than the log-domain trellis for S states and T
-    frames, by instruction counts (callgrind) fitted on words, speech and long readings:
-    ~150k + T * (24k + 40 S) against ~200k + S * (27k + 200 T) (a logaddexp per cell)."""
-    return T * (24 + 0.04 * S) < S * (27 + 0.2 * T) + 50
+_LN_SUBNORMAL = math.log(2.0**-1022)  # a value below exp(this) may have lost mass to underflow
+_FRAMES_RTOL_LOG = -30.0  # the mass underflow may have lost: below exp(-30) of the result
+_FEW_REPEATS = 1  # up to this many equal neighbouring labels, the frame loop fixes each by hand
 
 
-def _forward_scaled(lp: np.ndarray, states: np.ndarray, skip: np.ndarray) -> float | None:
-    """log p(l|y) of one labelling by the scaled forward algorithm: probabilities frame by frame
-    (states vectorized), rescaled now and then and the logs of the factors summed; multiply-adds
-    where the log-domain trellis needs a logaddexp per cell. Five numpy calls per frame (three
-    without skips), so it pays when there are more states than frames / 5 or so.
+def _frames_pay(S: int, T: int) -> bool:
+    """Whether the frame loop (``_forward_frames``) is cheaper than the log-domain trellis
+    (``_state_rows``) for S states and T frames, by instruction counts (callgrind): ~150k +
+    T * (14.5k + 20 S) against ~50k + S * (20k + 170 T) (a numpy call costs ~4.5k instructions,
+    a logaddexp ~85 per cell)."""
+    return 150 + T * (14.5 + 0.02 * S) < 50 + S * (20 + 0.17 * T)
 
-    Certified, or ``None`` (the caller then runs the log-domain trellis): a second row runs the
-    same recursion with every value lifted to at least ``_SCALED_FLOOR`` (an upper bound: it
-    covers whatever the first row lost to underflow, however later frames amplify it), and the
-    two must agree to ``_SCALED_RTOL`` relative. Emissions below ``exp(_SCALED_MIN_LOG)`` of
-    their frame's best used class (``-inf`` included) go to the log domain at once. A certified
-    result equals the log-domain trellis to about ``T * 1e-16`` relative (the tests assert 1e-9
-    absolute in log space).
+
+class _Labelling:
+    """One labelling on one input, for its exact score (``forward``) and its Viterbi spans
+    (``viterbi``): the trellis states (blanks interleaved), the classes they use and those
+    columns of the log-probs, gathered once and shared by both passes.
 
     Args:
-        lp: (T, C) checked log-probs, T > 0. states: (S,) class per trellis state (blanks
-            interleaved), S > 1. skip: (S,) bool, state s may be entered from s - 2.
+        lp: (T, C) checked log-probs, T > 0. ids: the labelling, non-empty.
     """
-    T, S = lp.shape[0], states.size
-    used, col = np.unique(states, return_inverse=True)  # (U,), (S,)
-    q = lp[:, used]  # (T, U)
-    top = q.max(axis=1)  # (T,)
-    rel = q - top[:, None]
-    if not rel.min() >= _SCALED_MIN_LOG:  # -inf (top -inf gives NaN, also refused)
+
+    def __init__(self, lp: np.ndarray, ids: tuple[int, ...]) -> None:
+        # (lists built by C-level calls: a long labelling has hundreds of states)
+        S = 2 * len(ids) + 1
+        states = [BLANK] * S
+        states[1::2] = ids
+        self.lp, self.states = lp, states
+        self.can_skip = [False] * S  # (S,) state s may be entered from s - 2: a label unlike the one before
+        self.can_skip[3::2] = map(operator.ne, ids[1:], ids[:-1])
+        self.used = sorted({BLANK, *ids})  # (U,) the classes of the states, the blank first
+        column = {c: j for j, c in enumerate(self.used)}
+        self.cols = [column[BLANK]] * S  # (S,) column of sub per state
+        self.cols[1::2] = map(column.__getitem__, ids)
+        self.sub = lp[:, self.used]  # (T, U)
+        # A labelling needs a frame per label, and one more between two equal labels.
+        self.feasible = lp.shape[0] >= len(ids) + self.can_skip[3::2].count(False)
+        self._sums: tuple[np.ndarray, float | None] | None = None
+
+    def forward(self) -> float:
+        """``log p(ids|lp)``: the frame loop where it pays and certifies, else the log domain."""
+        if not self.feasible:
+            return NEG_INF
+        if _frames_pay(len(self.states), self.lp.shape[0]):
+            found = self.frames()
+            if found is not None:
+                return found
+        return self.log_domain()
+
+    def frames(self) -> float | None:
+        """``log p(ids|lp)`` by ``_forward_frames``, or ``None`` where it refuses (an emission
+        below ``exp(_SCALED_MIN_LOG)`` of its frame's best used class, ``-inf`` included)."""
+        top = self.sub.max(axis=1)  # (T,) the best used class per frame
+        if top.min() == NEG_INF:  # a frame where every used class has probability 0
+            return None
+        rel = self.sub - top[:, None]  # (T, U) log, <= 0
+        low = rel.min(axis=1)  # (T,)
+        if not low.min() >= _SCALED_MIN_LOG:  # -inf entries refused too
+            return None
+        found = _forward_frames(np.exp(rel), low, self.cols, self.can_skip)
+        return None if found is None else found + float(top.sum())
+
+    def log_domain(self) -> float:
+        """``log p(ids|lp)`` by the log-domain trellis, as ``_trellis`` computes it (the same
+        floats; any input)."""
+        ET, cut = self.sums()
+        A, _ = _state_rows(ET, self.cols, self.can_skip, viterbi=False)
+        ll = float(np.logaddexp(A[-1, -1], A[-2, -1]))
+        return NEG_INF if cut is not None and ll < cut else ll
+
+    def viterbi(self) -> tuple[float, Spans]:
+        """The best alignment -> (its log-prob, per-token spans), as ``_trellis`` and
+        ``_backtrace`` give it (the same floats)."""
+        if not self.feasible:
+            return NEG_INF, ()
+        ET, cut = self.sums()
+        A, G = _state_rows(ET, self.cols, self.can_skip, viterbi=True)
+        return _backtrace(A, G, self.can_skip, cut)
+
+    def sums(self) -> tuple[np.ndarray, float | None]:
+        """(U, T) cumulative sums ``E[t]`` of the used classes, as ``_emission_sums`` makes them
+        (``-inf`` clamped the same way), and the ``_clamp`` cut; computed once."""
+        if self._sums is None:
+            lp, sub, cut = self.lp, self.sub, None
+            wide = 4 * len(self.used) >= lp.shape[1]  # _emission_sums clamps the whole array then
+            if sub.min() == NEG_INF or (wide and lp.min() == NEG_INF):
+                clamped, cut = _clamp(lp if wide else sub)
+                sub = clamped[:, self.used] if wide else clamped
+            self._sums = (np.ascontiguousarray(np.cumsum(sub, axis=0).T), cut)
+        return self._sums
+
+
+def _rescale_after(low: np.ndarray) -> list[int]:
+    """The frames after which ``_forward_frames`` rescales, so that the largest value stays
+    within ``[exp(-_SCALED_DECAY), 3 ** _SCALED_SPAN]`` (as ``_rescale_frames``, found by a search
+    per rescaling instead of a step per frame). low: (T,) log, each frame's lowest emission: the
+    largest value, staying in its state, keeps at least exp(sum(low)); it grows by at most 3."""
+    T = len(low)
+    if T <= _SCALED_SPAN and float(low.sum()) >= -_SCALED_DECAY:
+        return []
+    fall = -np.cumsum(low)  # (T,) nondecreasing: the most the largest value can fall since frame 0
+    out: list[int] = []
+    t0 = 0  # the last rescaling (0: the start, where every value is at most 1)
+    while True:
+        # the first frame that could take the fall since t0 past _SCALED_DECAY: rescale before it
+        t = min(int(np.searchsorted(fall, fall[t0] + _SCALED_DECAY, side="right")), t0 + _SCALED_SPAN)
+        t0 = max(t - 1, t0 + 1)
+        if t0 >= T - 1:  # no frame left to rescale for
+            return out
+        out.append(t0)
+
+
+def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_skip: Sequence[bool]) -> float | None:
+    """``log p(l|y) - sum(top)`` by the scaled forward algorithm: probabilities frame by frame,
+    the states vectorized, three numpy calls per frame on 1-D arrays (numpy's fast path; four
+    with more than ``_FEW_REPEATS`` pairs of equal neighbouring labels), rescaled now and then.
+
+    Certified, or ``None`` (the caller runs the log-domain trellis): a value that underflows
+    loses less than 2^-1022 (in its frame's units), and mass at frame t can reach the end at most
+    multiplied by the later frames' total emission of the used classes; the sum of all such
+    losses must stay below ``exp(_FRAMES_RTOL_LOG)`` of the result. Rounding is ~T * 1e-16
+    relative; the tests assert 1e-9 absolute in log space against the log-domain trellis.
+
+    Args:
+        emit: (T, U) emissions of the used classes relative to each frame's best one, in (0, 1].
+        low: (T,) log of each frame's lowest. cols: (S,) column of emit per state, S >= 3.
+        can_skip: (S,) state s may be entered from s - 2.
+    """
+    T, S = emit.shape[0], len(cols)
+    rows = list(emit[:, cols])  # T rows (S,): each state's emission at frame t
+    buf = np.zeros(S + 2)  # two zero states, then the S states: shifted views are s-1 and s-2
+    cur, one, two = buf[2:], buf[1:-1], buf[:-2]
+    cur[:2] = rows[0][:2]  # the path starts in the blank or the first label
+    v = np.empty(S)
+    v_odd, two_odd = v[3::2], two[3::2]  # the labels after the first, and the labels before them
+    repeats = list(itertools.compress(range(3, S, 2), map(operator.not_, can_skip[3::2])))  # labels equal to the one before
+    many = len(repeats) > _FEW_REPEATS
+    if many:
+        skip_f = np.array(can_skip, dtype=np.float64)
+        jump = np.empty(S)
+    add, multiply = np.add, np.multiply
+    rescales = _rescale_after(low)
+    logc: list[float] = []  # log of each rescaling's divisor
+    start = 1
+    for stop in [*rescales, T - 1]:
+        # hot loop: three numpy calls per frame (four with many repeats), rescaling after stop
+        if not repeats:
+            for row in rows[start : stop + 1]:
+                add(cur, one, v)
+                add(v_odd, two_odd, v_odd)
+                multiply(v, row, cur)
+        elif not many:
+            for row in rows[start : stop + 1]:
+                add(cur, one, v)
+                add(v_odd, two_odd, v_odd)
+                for s in repeats:  # the same sum as above, without the skip
+                    v[s] = cur[s] + one[s]
+                multiply(v, row, cur)
+        else:
+            for row in rows[start : stop + 1]:
+                add(cur, one, v)
+                multiply(two, skip_f, jump)
+                add(v, jump, v)
+                multiply(v, row, cur)
+        start = stop + 1
+        if start < T:
+            c = float(cur.max())
+            if not c > 0.0:
+                return None
+            multiply(cur, 1.0 / c, cur)
+            logc.append(math.log(c))
+    fin = float(cur[S - 1] + cur[S - 2])
+    if not 0.0 < fin < math.inf:
         return None
-    rescale = _rescale_frames(rel.min(axis=1))
-    # Two interleaved rows, exact (even entries) and upper bound (odd), of S states after two
-    # zero-padded states: one 1-D buffer whose shifted views are states s-1 and s-2, so every
-    # call below is on contiguous 1-D arrays (numpy's fast path).
-    emit = list(np.exp(rel)[:, np.repeat(col, 2)])  # T rows (2S,): p(frame t | state) / best
-    floor = np.zeros(2 * S)
-    floor[1::2] = _SCALED_FLOOR
-    buf = np.zeros(2 * S + 4)
-    cur, one, two = buf[4:], buf[2:-2], buf[:-4]  # (2S,) each
-    cur_lo = cur[0::2]
-    scale = np.ones(T)
-    v = emit[0].copy()
-    v[4:] = 0.0  # the path starts in the blank or the first label
-    np.maximum(v, floor, out=cur)
-    scale[0] = c = cur_lo.max()
-    cur /= c
-    jump = np.empty(2 * S)
-    skip_f = np.repeat(skip, 2).astype(np.float64)
-    has_skip = bool(skip.any())
-    with np.errstate(over="ignore", invalid="ignore"):  # the bound row may overflow: refused below
-        for t in range(1, T):  # hot loop: five numpy calls per frame (three without skips)
-            np.add(cur, one, v)
-            if has_skip:
-                np.multiply(two, skip_f, jump)
-                v += jump
-            v *= emit[t]
-            np.maximum(v, floor, out=cur)
-            if rescale[t]:
-                scale[t] = c = cur_lo.max()
-                cur /= c
-    end_lo, end_hi = (float(x) for x in cur[-2:] + cur[-4:-2])
-    if not (0.0 < end_lo and end_hi <= end_lo * (1.0 + _SCALED_RTOL)):  # NaN / inf refused too
-        return None
-    return float(np.log(scale).sum() + top.sum()) + math.log(end_lo)
+    # Mass lost at frame t reaches the end times at most exp(ahead[t]): the later frames' total
+    # used emission, less the later rescalings (and frame t's own, where it divides by less
+    # than 1: a loss before it is scaled up too). First a bound that needs no pass over T.
+    gain_max = T * math.log(emit.shape[1]) + math.fsum(max(0.0, -x) for x in logc)
+    if _LN_SUBNORMAL + math.log(S * T) + gain_max > math.log(fin) + _FRAMES_RTOL_LOG:
+        gain = np.log(emit.sum(axis=1))  # (T,) >= 0
+        ahead = gain.sum() - np.cumsum(gain)  # (T,) sum over the frames after t
+        if logc:
+            shrink = np.zeros(T)
+            shrink[rescales] = logc
+            ahead -= shrink.sum() - np.cumsum(shrink) + np.minimum(shrink, 0.0)
+        if _LN_SUBNORMAL + math.log(S * T) + float(ahead.max()) > math.log(fin) + _FRAMES_RTOL_LOG:
+            return None
+    return math.fsum(logc) + math.log(fin)
+
+
+def _state_rows(ET: np.ndarray, cols: Sequence[int], can_skip: Sequence[bool], viterbi: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The trellis of one labelling, as ``_trellis_rows`` computes it (state by state, time
+    vectorized, the same operations on the same floats), on the used classes' cumulative sums
+    instead of (S, T) gathers: A (forward or Viterbi log-scores) and G (the entry terms), (S, T).
+
+    Args:
+        ET: (U, T) cumulative emission sums ``E[t]`` of the used classes. cols: (S,) row of ET
+            per state. can_skip: (S,) state s may be entered from s - 2.
+    """
+    S, T = len(cols), ET.shape[1]
+    e_rows, e_prev = list(ET), list(ET[:, :-1])  # E[t] and E[t-1] (t >= 1) per used class
+    A = np.empty((S, T))
+    G = np.empty((S, T))  # the entry terms m - E[t-1] (kept for the Viterbi backtrace)
+    G[:, 0] = NEG_INF
+    G[: min(S, 2), 0] = 0.0  # the path starts in state 0 or 1
+    G[0, 1:] = NEG_INF
+    a_rows, g_rows, a_head, g_tail = list(A), list(G), list(A[:, :-1]), list(G[:, 1:])
+    combine = np.maximum if viterbi else np.logaddexp
+    accumulate = np.maximum.accumulate if viterbi else np.logaddexp.accumulate
+    subtract, add = np.subtract, np.add
+    accumulate(g_rows[0], out=a_rows[0])
+    add(a_rows[0], e_rows[cols[0]], a_rows[0])
+    # hot loop: three or four numpy calls per state, each state's row views made beforehand
+    for row, g, entry, head1, head2, c, skip in zip(a_rows[1:], g_rows[1:], g_tail[1:], a_head, [a_head[0], *a_head], cols[1:], can_skip[1:]):
+        if skip:  # enters from s - 1 or s - 2
+            combine(head1, head2, out=entry)
+            subtract(entry, e_prev[c], entry)
+        else:
+            subtract(head1, e_prev[c], entry)
+        accumulate(g, out=row)
+        add(row, e_rows[c], row)
+    return A, G
+
 
 
 def _forward_scaled_batch(lps: Sequence[np.ndarray], labels: Sequence[tuple[int, ...]]) -> list[float | None]:
-    """``_forward_scaled`` of many (log-probs, labelling) pairs at once, as one recursion: the
-    items' trellises side by side in one 1-D buffer (two zero states between items), frames
-    aligned at the end (an item with fewer frames starts later, held in its first blank state
-    until then), so each frame costs the same five numpy calls for the whole batch. Certified
-    item by item as ``_forward_scaled`` (``None`` where refused). lps: (T_i, C) checked, T_i > 0;
-    labels: non-empty. Emissions are taken relative to each frame's best class."""
+    """The scaled forward (``log p(l|y)``, probabilities frame by frame) of many (log-probs,
+    labelling) pairs at once, as one recursion: the items' trellises side by side in one 1-D
+    buffer (two zero states between items), frames aligned at the end (an item with fewer frames
+    starts later, held in its first blank state until then), so each frame costs the same five
+    numpy calls for the whole batch. Certified item by item (``None`` where refused): a second
+    row runs the same recursion with every value lifted to at least ``_SCALED_FLOOR`` (an upper
+    bound, whatever the first lost to underflow), and the two must agree to ``_SCALED_RTOL``;
+    emissions below ``exp(_SCALED_MIN_LOG)`` of their frame's best (``-inf`` included) are
+    refused at once. lps: (T_i, C) checked, T_i > 0; labels: non-empty. Emissions are taken
+    relative to each frame's best class."""
     N = len(lps)
     lens = np.fromiter((len(lab) for lab in labels), dtype=np.intp, count=N)
     frames = np.fromiter((lp.shape[0] for lp in lps), dtype=np.intp, count=N)
@@ -511,30 +674,20 @@ def _score_and_align(
     best alignment's log-prob and per-token spans (Viterbi; with ``align``). What is not asked
     for is returned as ``-inf`` or ``()``."""
     T = lp.shape[0]
-    L = len(ids)
     if T == 0:
-        return (0.0, 0.0, ()) if L == 0 else (NEG_INF, NEG_INF, ())
-    S = 2 * L + 1
-    states = [BLANK] * S
-    states[1::2] = ids
-    can_skip = [s >= 3 and s % 2 == 1 and states[s] != states[s - 2] for s in range(S)]
-    ext, skip = np.array([states], dtype=np.intp), np.array([can_skip])  # (1, S)
-    ll = NEG_INF
-    scaled = None
-    if score and L and _scaled_pays(S, T):
-        scaled = _forward_scaled(lp, ext[0], skip[0])
-    if scaled is not None:
-        ll = scaled
-    elif score:
+        return (0.0, 0.0, ()) if not ids else (NEG_INF, NEG_INF, ())
+    if not ids:  # only the blank: one path
+        ext, skip = np.zeros((1, 1), dtype=np.intp), np.zeros((1, 1), dtype=bool)
         A, _, cut = _trellis(lp, ext, skip, viterbi=False)
-        ll = float(A[S - 1, 0, T - 1]) if L == 0 else float(np.logaddexp(A[S - 1, 0, T - 1], A[S - 2, 0, T - 1]))
+        ll = float(A[0, 0, T - 1])
         if cut is not None and ll < cut:
             ll = NEG_INF
+        return (ll if score else NEG_INF), (ll if align else NEG_INF), ()
+    lab = _Labelling(lp, ids)
+    ll = lab.forward() if score else NEG_INF
     if not align:
         return ll, NEG_INF, ()
-    A, G, cut = _trellis(lp, ext, skip, viterbi=True)
-    assert G is not None
-    best, spans = _backtrace(A[:, 0], G[:, 0], can_skip, cut)
+    best, spans = lab.viterbi()
     return ll, best, spans
 
 
@@ -556,7 +709,7 @@ def _backtrace(A: np.ndarray, G: np.ndarray, can_skip: Sequence[bool], cut: floa
             spans[(s - 1) // 2] = (k, t + 1)
         if k == 0:
             break
-        if can_skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
+        if can_skip[s] and A.item(s - 2, k - 1) > A.item(s - 1, k - 1):
             s -= 2
         else:
             s -= 1
@@ -590,6 +743,8 @@ def _viterbi_batch(lps: Sequence[np.ndarray], labels: Sequence[tuple[int, ...]])
 
 def _viterbi(lp: np.ndarray, ids: tuple[int, ...]) -> tuple[float, tuple[tuple[int, int], ...]]:
     """Best alignment of ``ids`` on checked log-probs -> (its log-prob, per-token spans)."""
+    if ids and lp.shape[0]:
+        return _Labelling(lp, ids).viterbi()
     _, best, spans = _score_and_align(lp, ids, score=False)
     return best, spans
 
@@ -654,7 +809,7 @@ class _BatchPasses:
             if len(chunk) > 1:
                 for k, sc in zip(chunk, _forward_scaled_batch([items[k][0] for k in chunk], [items[k][1] for k in chunk])):
                     found[k] = sc
-        return [sc if sc is not None else _score_and_align(lp, ids, align=False)[0] for sc, (lp, ids) in zip(found, items)]
+        return [sc if sc is not None else _Labelling(lp, ids).forward() for sc, (lp, ids) in zip(found, items)]
 
     def _spans(self, items: list[tuple[np.ndarray, tuple[int, ...]]]) -> list[Spans]:
         out: list[Spans] = [()] * len(items)
@@ -683,19 +838,28 @@ def _result(
     text = alphabet.decode(ids)
     if score == NEG_INF:
         return DecodeResult.make(text, ids, score, greedy[1] if ids == greedy[0] else ())
-    together = batch is not None and bool(ids) and lp.shape[0] > 0
+    if not (ids and lp.shape[0]):  # the empty labelling or no frames: one path at most
+        empty: float | Callable[[], float] = score if score is not None else lambda: _score_and_align(lp, ids, align=False)[0]
+        return DecodeResult.deferred(text, ids, empty, greedy[1] if ids == greedy[0] else ())
+    shared: list[_Labelling] = []  # built on the first access of either pass, then shared
+
+    def labelling() -> _Labelling:
+        if not shared:
+            shared.append(_Labelling(lp, ids))
+        return shared[0]
+
     forward: float | Callable[[], float]
     if score is not None:
         forward = score
-    elif together and batch is not None:
+    elif batch is not None:
         forward = batch.add("score", lp, ids)
     else:
-        forward = lambda: _score_and_align(lp, ids, align=False)[0]  # noqa: E731
+        forward = lambda: labelling().forward()  # noqa: E731
     if ids == greedy[0]:
         return DecodeResult.deferred(text, ids, forward, greedy[1])
-    if together and batch is not None:
+    if batch is not None:
         return DecodeResult.deferred(text, ids, forward, batch.add("spans", lp, ids))
-    return DecodeResult.deferred(text, ids, forward, lambda: _viterbi(lp, ids)[1])
+    return DecodeResult.deferred(text, ids, forward, lambda: labelling().viterbi()[1])
 
 
 def _owned(lp: np.ndarray, source: object) -> np.ndarray:
