@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from crnn_ocr.alphabet import BLANK, Alphabet
+from crnn_ocr.decoding import kernels
 from crnn_ocr.decoding.result import DecodeResult, Spans
 
 NEG_INF = -np.inf
@@ -439,8 +440,12 @@ class _Labelling:
         """``log p(ids|lp)`` by the log-domain trellis, as ``_trellis`` computes it (the same
         floats; any input)."""
         ET, cut = self.sums()
-        A, _ = _state_rows(ET, self.cols, self.can_skip, viterbi=False)
-        ll = float(np.logaddexp(A[-1, -1], A[-2, -1]))
+        compiled = kernels.get()
+        if compiled is not None:
+            ll = float(compiled.forward_log(ET, *self.arrays()))
+        else:
+            A, _ = _state_rows(ET, self.cols, self.can_skip, viterbi=False)
+            ll = float(np.logaddexp(A[-1, -1], A[-2, -1]))
         return NEG_INF if cut is not None and ll < cut else ll
 
     def viterbi(self) -> tuple[float, Spans]:
@@ -449,8 +454,19 @@ class _Labelling:
         if not self.feasible:
             return NEG_INF, ()
         ET, cut = self.sums()
-        A, G = _state_rows(ET, self.cols, self.can_skip, viterbi=True)
-        return _backtrace(A, G, self.can_skip, cut)
+        compiled = kernels.get()
+        if compiled is None:
+            A, G = _state_rows(ET, self.cols, self.can_skip, viterbi=True)
+            return _backtrace(A, G, self.can_skip, cut)
+        spans = np.zeros((len(self.states) // 2, 2), dtype=np.intp)
+        best = float(compiled.viterbi(ET, *self.arrays(), spans))
+        if best == NEG_INF or (cut is not None and best < cut):
+            return NEG_INF, ()
+        return best, tuple((a, b) for a, b in spans.tolist())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cols, can_skip) as arrays, for the compiled kernels."""
+        return np.array(self.cols, dtype=np.intp), np.array(self.can_skip, dtype=np.bool_)
 
     def sums(self) -> tuple[np.ndarray, float | None]:
         """(U, T) cumulative sums ``E[t]`` of the used classes, as ``_emission_sums`` makes them
@@ -502,6 +518,15 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
         can_skip: (S,) state s may be entered from s - 2.
     """
     T, S = emit.shape[0], len(cols)
+    rescales = _rescale_after(low)
+    compiled = kernels.get()
+    if compiled is not None:
+        divisors = np.empty(len(rescales))
+        fin = float(compiled.forward_frames(emit, np.array(cols, dtype=np.intp), np.array(can_skip, dtype=np.bool_),
+                                            np.array(rescales, dtype=np.intp), divisors))
+        if fin < 0.0:
+            return None
+        return _certified(emit, S, fin, rescales, [math.log(c) for c in divisors.tolist()])
     rows = list(emit[:, cols])  # T rows (S,): each state's emission at frame t
     buf = np.zeros(S + 2)  # two zero states, then the S states: shifted views are s-1 and s-2
     cur, one, two = buf[2:], buf[1:-1], buf[:-2]
@@ -514,7 +539,6 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
         skip_f = np.array(can_skip, dtype=np.float64)
         jump = np.empty(S)
     add, multiply = np.add, np.multiply
-    rescales = _rescale_after(low)
     logc: list[float] = []  # log of each rescaling's divisor
     start = 1
     for stop in [*rescales, T - 1]:
@@ -544,7 +568,14 @@ def _forward_frames(emit: np.ndarray, low: np.ndarray, cols: Sequence[int], can_
                 return None
             multiply(cur, 1.0 / c, cur)
             logc.append(math.log(c))
-    fin = float(cur[S - 1] + cur[S - 2])
+    return _certified(emit, S, float(cur[S - 1] + cur[S - 2]), rescales, logc)
+
+
+def _certified(emit: np.ndarray, S: int, fin: float, rescales: list[int], logc: list[float]) -> float | None:
+    """``_forward_frames``' result from the final sum ``fin`` and the logs of the divisors
+    ``logc`` (after the frames ``rescales``), or ``None`` where underflow may have lost more than
+    it allows (see there)."""
+    T = emit.shape[0]
     if not 0.0 < fin < math.inf:
         return None
     # Mass lost at frame t reaches the end times at most exp(ahead[t]): the later frames' total

@@ -1,0 +1,152 @@
+"""Optional compiled kernels (numba) for the exact score and the Viterbi spans of one labelling.
+
+With numba installed (``pip install crnn_ocr[fast]``) the per-frame and per-state loops of
+``ctc._Labelling`` run compiled instead of as a numpy call per frame or state. Each kernel does
+the same floating-point operations in the same order as the numpy code it replaces (``np.add``,
+``np.multiply``, ``np.maximum`` and ``np.logaddexp`` element by element, the accumulations left
+to right), so scores, best-path log-probs and spans are bitwise those of the pure-numpy path;
+``tests/test_decoding_kernels.py`` checks that on thousands of inputs. Without numba, or with
+``CRNN_OCR_NUMBA=0`` in the environment, ``get()`` returns ``None`` and numpy does the work.
+
+The kernels compile on first use (a few seconds, then cached on disk by numba) and release the
+GIL, so decoding threads run them in parallel.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+_LOGE2 = math.log(2.0)
+_state: dict[str, Any] = {}
+
+
+def get() -> Any:
+    """The compiled kernels (a namespace: ``forward_frames``, ``forward_log``, ``viterbi``), or
+    ``None`` without numba or with ``CRNN_OCR_NUMBA=0``. Decided once per process."""
+    if "kernels" not in _state:
+        _state["kernels"] = None if os.environ.get("CRNN_OCR_NUMBA", "1") == "0" else _compile()
+    return _state["kernels"]
+
+
+def _compile() -> Any:
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(cache=True, nogil=True)
+
+    @jit
+    def logaddexp(x: float, y: float) -> float:  # numpy's npy_logaddexp, operation for operation
+        if x == y:
+            return x + _LOGE2
+        tmp = x - y
+        if tmp > 0:
+            return x + math.log1p(math.exp(-tmp))
+        if tmp <= 0:
+            return y + math.log1p(math.exp(tmp))
+        return tmp  # NaN
+
+    @jit
+    def combine(x: float, y: float, viterbi: bool) -> float:  # np.maximum (no NaN here) or np.logaddexp
+        if viterbi:
+            return x if x >= y else y
+        return float(logaddexp(x, y))
+
+    @jit
+    def state_rows(ET: np.ndarray, cols: np.ndarray, can_skip: np.ndarray, viterbi: bool, A: np.ndarray, G: np.ndarray) -> None:
+        """``ctc._state_rows`` into A and G, (S, T) each."""
+        S, T = cols.shape[0], ET.shape[1]
+        for s in range(S):
+            e = ET[cols[s]]
+            G[s, 0] = 0.0 if s < 2 else -np.inf
+            for t in range(1, T):
+                if s == 0:
+                    G[s, t] = -np.inf
+                elif can_skip[s]:
+                    G[s, t] = combine(A[s - 1, t - 1], A[s - 2, t - 1], viterbi) - e[t - 1]
+                else:
+                    G[s, t] = A[s - 1, t - 1] - e[t - 1]
+            acc = G[s, 0]
+            A[s, 0] = acc + e[0]
+            for t in range(1, T):
+                acc = combine(acc, G[s, t], viterbi)
+                A[s, t] = acc + e[t]
+
+    @jit
+    def forward_log(ET: np.ndarray, cols: np.ndarray, can_skip: np.ndarray) -> float:
+        """``_Labelling.log_domain`` before its cut: the log-domain forward, S >= 2."""
+        S, T = cols.shape[0], ET.shape[1]
+        A = np.empty((S, T))
+        G = np.empty((S, T))
+        state_rows(ET, cols, can_skip, False, A, G)
+        return float(logaddexp(A[S - 1, T - 1], A[S - 2, T - 1]))
+
+    @jit
+    def viterbi(ET: np.ndarray, cols: np.ndarray, can_skip: np.ndarray, spans: np.ndarray) -> float:
+        """``_state_rows`` (Viterbi) and ``ctc._backtrace`` before its cut: the best alignment's
+        log-prob, its spans written into ``spans`` (L, 2) when it is finite; S >= 3."""
+        S, T = cols.shape[0], ET.shape[1]
+        A = np.empty((S, T))
+        G = np.empty((S, T))
+        state_rows(ET, cols, can_skip, True, A, G)
+        s = S - 1
+        if A[S - 2, T - 1] > A[S - 1, T - 1]:
+            s = S - 2
+        best = float(A[s, T - 1])
+        if best == -np.inf:
+            return best
+        t = T - 1
+        while True:
+            k = 0  # np.argmax(G[s, : t + 1]): the first largest
+            for j in range(1, t + 1):
+                if G[s, j] > G[s, k]:
+                    k = j
+            if s % 2 == 1:
+                spans[(s - 1) // 2, 0] = k
+                spans[(s - 1) // 2, 1] = t + 1
+            if k == 0:
+                return best
+            if can_skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
+                s -= 2
+            else:
+                s -= 1
+            t = k - 1
+
+    @jit
+    def forward_frames(emit: np.ndarray, cols: np.ndarray, can_skip: np.ndarray, rescale: np.ndarray, divisors: np.ndarray) -> float:
+        """The frame loop of ``ctc._forward_frames``: the probabilities at the last frame's two
+        final states, summed (``fin``); after each frame in ``rescale`` (ascending, < T - 1) the
+        values are multiplied by 1 / their largest, which goes into ``divisors``. Returns -1.0
+        where a largest is not positive (the caller refuses)."""
+        T, S = emit.shape[0], cols.shape[0]
+        cur = np.zeros(S)
+        v = np.empty(S)
+        cur[0] = emit[0, cols[0]]
+        cur[1] = emit[0, cols[1]]
+        r = 0
+        for t in range(1, T):
+            v[0] = cur[0] + 0.0
+            for s in range(1, S):
+                v[s] = cur[s] + cur[s - 1]
+                if can_skip[s]:
+                    v[s] = v[s] + cur[s - 2]
+            row = emit[t]
+            for s in range(S):
+                cur[s] = v[s] * row[cols[s]]
+            if r < rescale.shape[0] and rescale[r] == t:
+                c = cur.max()
+                if not c > 0.0:
+                    return -1.0
+                inv = 1.0 / c
+                for s in range(S):
+                    cur[s] = cur[s] * inv
+                divisors[r] = c
+                r += 1
+        return float(cur[S - 1] + cur[S - 2])
+
+    return SimpleNamespace(forward_frames=forward_frames, forward_log=forward_log, viterbi=viterbi)
