@@ -24,7 +24,9 @@ share of utterances whose text is identical to an exact search (our prefix beam 
 crnn_ocr and fast-ctc-decode take turns on every utterance (``--reps`` times), so load changes
 hit both alike; the ratio columns are crnn_ocr / fast-ctc-decode. crnn_ocr defers a result's
 exact score and spans to their first access: "text" reads only the text (what fast-ctc-decode
-returns), "+ score, spans" reads them too. The batch table times one ``decode_batch`` of 64
+returns), "+ spans" the text and the spans (what fast-ctc-decode returns: text and path), "+ score,
+spans" the exact score too. The header says whether the optional compiled kernels (numba, the
+``fast`` extra; ``CRNN_OCR_NUMBA=0`` turns them off) were on. The batch table times one ``decode_batch`` of 64
 word-like utterances against 64 calls of fast-ctc-decode. pyctcdecode runs in its own process,
 not interleaved.
 """
@@ -45,7 +47,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from crnn_ocr.alphabet import Alphabet  # noqa: E402
-from crnn_ocr.decoding import CTCDecoder, log_softmax  # noqa: E402
+from crnn_ocr.decoding import CTCDecoder, kernels, log_softmax  # noqa: E402
 
 EXACT_BEAM = 1024
 SETTINGS = {  # name: (T, alphabet symbols, label length range)
@@ -134,9 +136,9 @@ def bench_search(args: argparse.Namespace) -> None:
     beams = [10, 25, 100] if not args.quick else [10]
     print(f"## Beam search: median ms per utterance, thread CPU time, interleaved x {args.reps} "
           f"(agreement with exact search, beam {EXACT_BEAM})\n")
-    print("| input | T x C | n | beam | crnn_ocr text | crnn_ocr + score, spans | fast-ctc-decode | ratio text | "
-          "ratio + score | pyctcdecode |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| input | T x C | n | beam | crnn_ocr text | + spans | + score, spans | fast-ctc-decode | ratio text | "
+          "ratio + spans | ratio + score, spans | pyctcdecode |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(args.seed)
     stability: list[str] = []
     for name, (T, symbols, length) in SETTINGS.items():
@@ -157,20 +159,27 @@ def bench_search(args: argparse.Namespace) -> None:
             for beam in beams:  # each lambda below is called at once, in its own iteration (B023 is a false alarm)
                 ours = CTCDecoder(alphabet, beam_width=beam)
 
+                def spans(x: np.ndarray) -> str:
+                    r = ours.decode(x)  # noqa: B023
+                    _ = r.spans  # deferred until read
+                    return r.text
+
                 def full(x: np.ndarray) -> str:
                     r = ours.decode(x)  # noqa: B023
                     _ = r.score, r.spans  # the exact score and spans, deferred until read
                     return r.text
 
-                (t_ours, x_ours), (t_full, _), (t_fcd, x_fcd) = interleaved(
-                    [lambda x: ours.decode(x).text, full,  # noqa: B023
+                (t_ours, x_ours), (t_spans, _), (t_full, _), (t_fcd, x_fcd) = interleaved(
+                    [lambda x: ours.decode(x).text, spans, full,  # noqa: B023
                      lambda x: fast_ctc_decode.beam_search(x, fcd_alphabet, beam_size=beam, beam_cut_threshold=0.0)[0]],  # noqa: B023
-                    [lps, lps, probs], args.reps)
+                    [lps, lps, lps, probs], args.reps)
                 cells = [
                     f"{t_ours:.2f} ({agreement(x_ours, exact):.0f}%)",
+                    f"{t_spans:.2f}",
                     f"{t_full:.2f}",
                     f"{t_fcd:.2f} ({agreement(x_fcd, exact):.0f}%)",
                     f"{t_ours / t_fcd:.2f}x",
+                    f"{t_spans / t_fcd:.2f}x",
                     f"{t_full / t_fcd:.2f}x",
                     f"{py_runs[beam][0]:.2f} ({agreement(py_runs[beam][1], exact, squash=True):.0f}%)" if has_pyctc
                     else f"n/a (no {args.pyctcdecode_python})",
@@ -274,7 +283,14 @@ def main() -> None:
                     help="python of a venv with pyctcdecode and numpy<2 (see the docstring)")
     args = ap.parse_args()
     load = os.getloadavg()
-    print(f"# bench_decoder ({'quick' if args.quick else 'full'}), load average at start: {load[0]:.2f} (cores: {os.cpu_count()})\n")
+    compiled = kernels.get() is not None
+    if compiled:  # compile (or load from numba's cache) before anything is timed
+        rng = np.random.default_rng(1)
+        for T, strength in ((30, 5.0), (800, 10.0), (800, 5.0)):
+            r = CTCDecoder(Alphabet(string.ascii_lowercase), beam_width=4).decode(synth(rng, T, 27, (3, T // 4), strength))
+            _ = r.score, r.spans
+    print(f"# bench_decoder ({'quick' if args.quick else 'full'}), load average at start: {load[0]:.2f} (cores: {os.cpu_count()}), "
+          f"compiled kernels (numba): {'on' if compiled else 'off'}\n")
     if args.only in (None, "search"):
         bench_search(args)
     if args.only in (None, "batch"):

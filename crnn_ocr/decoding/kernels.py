@@ -87,31 +87,74 @@ def _compile() -> Any:
         return float(logaddexp(A[S - 1, T - 1], A[S - 2, T - 1]))
 
     @jit
+    def banded(A: np.ndarray, lo: np.ndarray, hi: np.ndarray, s: int, t: int) -> float:
+        """A[s, t] where computed, else -inf (a cell before state s can be reached)."""
+        return float(A[s, t]) if lo[s] <= t <= hi[s] else -np.inf
+
+    @jit
     def viterbi(ET: np.ndarray, cols: np.ndarray, can_skip: np.ndarray, spans: np.ndarray) -> float:
         """``_state_rows`` (Viterbi) and ``ctc._backtrace`` before its cut: the best alignment's
-        log-prob, its spans written into ``spans`` (L, 2) when it is finite; S >= 3."""
+        log-prob, its spans written into ``spans`` (L, 2) when it is finite; S >= 3.
+
+        Only the band of cells the result can read is computed: state s from its first
+        reachable frame ``lo[s]`` (before it every value is -inf, read as such) to the last
+        frame ``hi[s]`` from which the end is still reachable (no later cell leads to the end
+        or to the backtrace). The entry terms (``_state_rows``' G) are recomputed by the
+        backtrace instead of stored. Max is exact, so the band changes no value."""
         S, T = cols.shape[0], ET.shape[1]
+        lo = np.zeros(S, dtype=np.intp)
+        hi = np.full(S, T - 1, dtype=np.intp)
+        for s in range(2, S):
+            lo[s] = min(lo[s - 1], lo[s - 2] if can_skip[s] else lo[s - 1]) + 1
+        for s in range(S - 3, -1, -1):
+            hi[s] = max(hi[s + 1], hi[s + 2] if can_skip[s + 2] else hi[s + 1]) - 1
         A = np.empty((S, T))
-        G = np.empty((S, T))
-        state_rows(ET, cols, can_skip, True, A, G)
+        for s in range(S):
+            e = ET[cols[s]]
+            acc = -np.inf
+            if s < 2:
+                acc = 0.0  # G[s, 0]: the path starts in state 0 or 1
+                A[s, 0] = acc + e[0]
+            for t in range(max(lo[s], 1), hi[s] + 1):
+                if s == 0:
+                    g = -np.inf
+                else:
+                    a1 = A[s - 1, t - 1] if t - 1 >= lo[s - 1] else -np.inf
+                    if can_skip[s]:
+                        a2 = A[s - 2, t - 1] if t - 1 >= lo[s - 2] else -np.inf
+                        a1 = a1 if a1 >= a2 else a2
+                    g = a1 - e[t - 1]
+                acc = acc if acc >= g else g
+                A[s, t] = acc + e[t]
         s = S - 1
-        if A[S - 2, T - 1] > A[S - 1, T - 1]:
+        if banded(A, lo, hi, S - 2, T - 1) > banded(A, lo, hi, S - 1, T - 1):
             s = S - 2
-        best = float(A[s, T - 1])
+        best = banded(A, lo, hi, s, T - 1)
         if best == -np.inf:
             return best
         t = T - 1
         while True:
-            k = 0  # np.argmax(G[s, : t + 1]): the first largest
-            for j in range(1, t + 1):
-                if G[s, j] > G[s, k]:
-                    k = j
+            # k = np.argmax(G[s, : t + 1]), the first largest, G recomputed as _state_rows makes it
+            e = ET[cols[s]]
+            k = 0
+            gk = 0.0 if s < 2 else -np.inf
+            for j in range(max(lo[s], 1), t + 1):
+                if s == 0:
+                    g = -np.inf
+                else:
+                    a1 = A[s - 1, j - 1] if j - 1 >= lo[s - 1] else -np.inf
+                    if can_skip[s]:
+                        a2 = A[s - 2, j - 1] if j - 1 >= lo[s - 2] else -np.inf
+                        a1 = a1 if a1 >= a2 else a2
+                    g = a1 - e[j - 1]
+                if g > gk:
+                    k, gk = j, g
             if s % 2 == 1:
                 spans[(s - 1) // 2, 0] = k
                 spans[(s - 1) // 2, 1] = t + 1
             if k == 0:
                 return best
-            if can_skip[s] and A[s - 2, k - 1] > A[s - 1, k - 1]:
+            if can_skip[s] and banded(A, lo, hi, s - 2, k - 1) > banded(A, lo, hi, s - 1, k - 1):
                 s -= 2
             else:
                 s -= 1
