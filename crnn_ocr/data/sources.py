@@ -14,8 +14,10 @@ are only known per epoch (synthetic words and engravings are drawn afresh each e
 from __future__ import annotations
 
 import importlib
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,6 +54,35 @@ class TrainingSource(Protocol):
 def register_source(prefix: str, opener: Callable[..., Any]) -> None:
     """Make ``prefix:ARG`` entries open as ``opener(ARG, alphabet, frontend, augment=, seed=, **task_options)``."""
     _OPENERS[prefix] = opener
+
+
+def read_config(prefix: str, path: str | os.PathLike, expected: str) -> dict[str, Any]:
+    """A generator source's JSON config file (``PREFIX:PATH``) as a dict; ``ValueError`` in one
+    line naming ``PREFIX:PATH`` and what is wrong (``expected``: what the object should hold)."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{prefix}:{path}: cannot read the config: {getattr(e, 'strerror', None) or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{prefix}:{path}: not JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{prefix}:{path}: expected a JSON object {expected}")
+    return d
+
+
+def config_options(d: dict[str, Any], known: Iterable[str], source: str, hint: str) -> dict[str, Any]:
+    """A config's options with ``-`` in names read as ``_``, checked against the ``known`` names
+    (``ValueError`` naming ``source``, the unknown ones, the known ones and ``hint``); also checks
+    the ``seed`` every generator takes (a non-negative integer)."""
+    d = {k.replace("-", "_"): v for k, v in d.items()}
+    names = set(known)
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{source}: unknown option {', '.join(unknown)} (known: {', '.join(sorted(names))}; {hint})")
+    seed = d.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{source}: 'seed' must be a non-negative integer, got {seed!r}")
+    return d
 
 
 def split_source(entry: str | os.PathLike) -> tuple[str | None, str]:

@@ -25,7 +25,6 @@ A rendered word too narrow for its label's CTC frames is stretched to the narrow
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from crnn_ocr.alphabet import Alphabet, ctc_min_frames
-from crnn_ocr.data.sources import register_source
+from crnn_ocr.data.sources import config_options, read_config, register_source
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
 from crnn_ocr.synth.text import STYLES, Palette, PhotoBackgrounds, Scene, WordRenderer
@@ -73,29 +72,16 @@ class SynthConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> SynthConfig:
         """Read a config file; ``ValueError`` in one line naming the file and what is wrong."""
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"synth:{path}: cannot read the config: {getattr(e, 'strerror', None) or e}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"synth:{path}: not JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"synth:{path}: expected a JSON object of synth_text.py options")
+        d = read_config("synth", path, "of synth_text.py options")
         return cls.from_dict(d, base=Path(path).parent, source=f"synth:{path}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base: str | os.PathLike = ".", source: str = "<config>") -> SynthConfig:
         """From a dict of options (``-`` or ``_`` in names); relative paths are taken from ``base``."""
-        d = {k.replace("-", "_"): v for k, v in d.items()}
-        names = {f.name for f in fields(cls)} - {"source"}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown option {', '.join(unknown)} (known: {', '.join(sorted(names))}; "
-                             "height and colour are the run's --height and --channels)")
+        d = config_options(d, (f.name for f in fields(cls) if f.name != "source"), source,
+                           "height and colour are the run's --height and --channels")
         if not isinstance(d.get("count"), int) or isinstance(d["count"], bool) or d["count"] < 1:
             raise ValueError(f"{source}: 'count' must be a positive integer (samples per epoch), got {d.get('count')!r}")
-        if not isinstance(d.get("seed", 0), int) or d.get("seed", 0) < 0:
-            raise ValueError(f"{source}: 'seed' must be a non-negative integer, got {d.get('seed')!r}")
         if d.get("style", "scene") not in STYLES:
             raise ValueError(f"{source}: 'style' must be one of {', '.join(STYLES)}, got {d.get('style')!r}")
         if isinstance(d.get("alphabet"), str) and (Path(base) / d["alphabet"]).is_file():  # a file beside the config

@@ -41,7 +41,6 @@ process, made on first use.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -53,7 +52,7 @@ from torch.utils.data import Dataset
 
 from crnn_ocr.alphabet import Alphabet, ctc_min_frames
 from crnn_ocr.data.lmdb_format import NUM_SAMPLES_KEY, label_key, shared_env
-from crnn_ocr.data.sources import register_source
+from crnn_ocr.data.sources import config_options, read_config, register_source
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.music import split_tokens, validate_semantic
 from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
@@ -87,34 +86,19 @@ class StavesConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> StavesConfig:
         """Read a config file; ``ValueError`` in one line naming the file and what is wrong."""
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"staves:{path}: cannot read the config: {getattr(e, 'strerror', None) or e}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"staves:{path}: not JSON: {e}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"staves:{path}: expected a JSON object with 'labels' and optional count, seed, fonts, distort")
+        d = read_config("staves", path, "with 'labels' and optional count, seed, fonts, distort")
         return cls.from_dict(d, base=Path(path).parent, source=f"staves:{path}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base: str | os.PathLike = ".", source: str = "<config>") -> StavesConfig:
         """From a dict of options (``-`` or ``_`` in names); a relative ``labels`` is taken from ``base``."""
-        d = {k.replace("-", "_"): v for k, v in d.items()}
-        names = {f.name for f in fields(cls)} - {"source"}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown option {', '.join(unknown)} (known: {', '.join(sorted(names))}; "
-                             "height is the run's --height)")
+        d = config_options(d, (f.name for f in fields(cls) if f.name != "source"), source, "height is the run's --height")
         if not isinstance(d.get("labels"), str) or not d["labels"]:
             raise ValueError(f"{source}: 'labels' must name an LMDB folder or a text file of token sequences, "
                              f"got {d.get('labels')!r}")
         count = d.get("count")
         if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < _ORDER_KEY):
             raise ValueError(f"{source}: 'count' must be a positive integer (samples per epoch), got {count!r}")
-        seed = d.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"{source}: 'seed' must be a non-negative integer, got {seed!r}")
         distort = d.get("distort", 0.5)
         if not isinstance(distort, (int, float)) or isinstance(distort, bool) or not 0 <= distort <= 1:
             raise ValueError(f"{source}: 'distort' must be a fraction in [0, 1], got {distort!r}")
