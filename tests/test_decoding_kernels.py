@@ -14,7 +14,7 @@ import pytest
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CTCDecoder, ctc_log_likelihood, kernels, log_softmax, viterbi_align
-from crnn_ocr.decoding.ctc import _Labelling
+from crnn_ocr.decoding.ctc import _Labelling, _prefix_beam_search
 
 pytest.importorskip("numba")
 
@@ -113,3 +113,24 @@ def test_numba_off_by_environment():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "CRNN_OCR_NUMBA": "0"}).stdout
     assert out.strip() == "True"
+
+
+def test_beam_frames_match_numpy_bitwise(monkeypatch, compiled):
+    """The prefix beam search with its frames compiled: the same prefixes and tracked scores, to
+    the last bit, with ties (rounded logits), impossible classes, beams from 1 to wider than the
+    prefixes, and many classes."""
+    rng = np.random.default_rng(23)
+    for n in range(1500):
+        C = int(rng.choice([2, 5, 12, 40, 200]))
+        T = int(rng.integers(1, 120 if n % 10 == 0 else 30))
+        x = rng.normal(size=(T, C)) * float(rng.choice([0.5, 2.0, 6.0]))
+        kind = n % 4
+        if kind == 1:
+            x[rng.random((T, C)) < 0.2] = -np.inf
+            x[np.arange(T), rng.integers(0, C, T)] = 0.0
+        if kind == 2:
+            x = np.round(x)  # many equal entries: ties in the beam
+        lp = log_softmax(x)
+        beam = int(rng.choice([1, 2, 4, 10, 25, 64]))
+        a, b = both(monkeypatch, compiled, lambda: _prefix_beam_search(lp, beam))  # noqa: B023
+        assert repr(a) == repr(b), (T, C, beam, kind)

@@ -1025,43 +1025,60 @@ def _prefix_beam_search(
         vr_l = [node_row[0]]  # (K,) table row of each prefix's scorer state
         nb = np.zeros(1)  # (K,) accumulated bonus of each prefix
 
+    # The frame's work up to the choice of the next beam as one compiled call (the fast extra;
+    # the same operations, so the same floats), without a scorer or pruning.
+    compiled = kernels.get() if table is None and prune_log_prob is None else None
+    no_pairs = np.empty(0, dtype=np.intp)
+
     for t in range(T):
         K = len(nodes)
-        ptot = st[0]
-        lz = lpz[t]  # (C + 1,)
-        g = lz[gidx]  # (2, K): the blank, and each prefix's last class at t
-
-        # The prefixes staying the same: (3, K) total, ending in non-blank, in blank. Rows 2 and 1
-        # at once: ending in blank = total + blank, in non-blank = non-blank + last class again.
-        stay = np.empty((3, K))
-        np.add(st[:2], g, out=stay[2:0:-1])
-        stay_nb = stay[1]
-        if mc is not None:
-            contrib = st.reshape(-1)[msrc] + lz[ml]  # (M,) parents extended by their child's class
-            stay_nb[mc] = np.logaddexp(stay_nb[mc], contrib)
-        stot = stay[0]
-        np.logaddexp(stay[2], stay_nb, out=stot)
         full = table is None and K == B
-        if full:
-            smin = stot[stot.argmin()]  # the last staying prefix: a new one must beat it
-            if ptot[ptot.argmax()] + best_class[t] < smin:
-                st = stay  # even the best prefix extended by the best class cannot
+        if compiled is not None:
+            stay = np.empty((3, K))
+            X = Xfull if K == B else np.full((3, K, C), NEG_INF)
+            pairs = (mc, ml, msrc) if mc is not None else (no_pairs, no_pairs, no_pairs)
+            going, smin = compiled.beam_frame(st, lpz[t], gidx, stay, *pairs, best_class[t], full, lpe[t], X,
+                                              lastflat, mflat if mc is not None else no_pairs)
+            if not going:
+                st = stay
                 continue
+            Xf = X.reshape(3, K * C)
+            ext = Xf[0]
+        else:
+            ptot = st[0]
+            lz = lpz[t]  # (C + 1,)
+            g = lz[gidx]  # (2, K): the blank, and each prefix's last class at t
 
-        # Every entry: (3, K, C) planes, column 0 the prefixes staying, column c > 0 extended by c.
-        X = Xfull if K == B else np.full((3, K, C), NEG_INF)
-        Xf = X.reshape(3, K * C)
-        ext = Xf[0]  # (K * C,) flat view of the totals
-        np.add(ptot[:, None], lpe[t], out=X[0])  # prefix i extended by class c
-        # A repeated class extends the prefix only after a blank.
-        ext[lastflat] = st[2] + (g[1] if prune_log_prob is None else lpe[t][last])
-        if mc is not None:
-            ext[mflat] = NEG_INF  # already added to the child in the beam
-        if full and ext[ext.argmax()] < smin:
-            st = stay  # no extension can
-            continue
-        X[1] = X[0]
-        X[:, :, 0] = stay
+            # The prefixes staying the same: (3, K) total, ending in non-blank, in blank. Rows 2 and 1
+            # at once: ending in blank = total + blank, in non-blank = non-blank + last class again.
+            stay = np.empty((3, K))
+            np.add(st[:2], g, out=stay[2:0:-1])
+            stay_nb = stay[1]
+            if mc is not None:
+                contrib = st.reshape(-1)[msrc] + lz[ml]  # (M,) parents extended by their child's class
+                stay_nb[mc] = np.logaddexp(stay_nb[mc], contrib)
+            stot = stay[0]
+            np.logaddexp(stay[2], stay_nb, out=stot)
+            if full:
+                smin = stot[stot.argmin()]  # the last staying prefix: a new one must beat it
+                if ptot[ptot.argmax()] + best_class[t] < smin:
+                    st = stay  # even the best prefix extended by the best class cannot
+                    continue
+
+            # Every entry: (3, K, C) planes, column 0 the prefixes staying, column c > 0 extended by c.
+            X = Xfull if K == B else np.full((3, K, C), NEG_INF)
+            Xf = X.reshape(3, K * C)
+            ext = Xf[0]  # (K * C,) flat view of the totals
+            np.add(ptot[:, None], lpe[t], out=X[0])  # prefix i extended by class c
+            # A repeated class extends the prefix only after a blank.
+            ext[lastflat] = st[2] + (g[1] if prune_log_prob is None else lpe[t][last])
+            if mc is not None:
+                ext[mflat] = NEG_INF  # already added to the child in the beam
+            if full and ext[ext.argmax()] < smin:
+                st = stay  # no extension can
+                continue
+            X[1] = X[0]
+            X[:, :, 0] = stay
 
         if table is None:
             rank = ext

@@ -1,7 +1,11 @@
-"""Optional compiled kernels (numba) for the exact score and the Viterbi spans of one labelling.
+"""Optional compiled kernels (numba) for the beam search's frames and for the exact score and the
+Viterbi spans of one labelling.
 
 With numba installed (``pip install crnn_ocr[fast]``) the per-frame and per-state loops of
-``ctc._Labelling`` run compiled instead of as a numpy call per frame or state. Each kernel does
+``ctc._Labelling`` run compiled instead of as a numpy call per frame or state, and so does each
+frame of ``ctc._prefix_beam_search`` (without a scorer or pruning) up to the choice of the next
+beam (that choice, an ``argpartition`` whose ties numpy breaks its own way, and the Python
+bookkeeping of prefixes stay as they are). Each kernel does
 the same floating-point operations in the same order as the numpy code it replaces (``np.add``,
 ``np.multiply``, ``np.maximum`` and ``np.logaddexp`` element by element, the accumulations left
 to right), so scores, best-path log-probs and spans are bitwise those of the pure-numpy path;
@@ -26,7 +30,8 @@ _state: dict[str, Any] = {}
 
 
 def get() -> Any:
-    """The compiled kernels (a namespace: ``forward_frames``, ``forward_log``, ``viterbi``), or
+    """The compiled kernels (a namespace: ``forward_frames``, ``forward_log``, ``viterbi``,
+    ``beam_frame``), or
     ``None`` without numba or with ``CRNN_OCR_NUMBA=0``. Decided once per process."""
     if "kernels" not in _state:
         _state["kernels"] = None if os.environ.get("CRNN_OCR_NUMBA", "1") == "0" else _compile()
@@ -192,4 +197,52 @@ def _compile() -> Any:
                 r += 1
         return float(cur[S - 1] + cur[S - 2])
 
-    return SimpleNamespace(forward_frames=forward_frames, forward_log=forward_log, viterbi=viterbi)
+    @jit
+    def beam_frame(st: np.ndarray, lz: np.ndarray, gidx: np.ndarray, stay: np.ndarray, mc: np.ndarray, ml: np.ndarray,
+                   msrc: np.ndarray, best_class: float, full: bool, lpe: np.ndarray, X: np.ndarray,
+                   lastflat: np.ndarray, mflat: np.ndarray) -> tuple[int, float]:
+        """One frame of ``ctc._prefix_beam_search`` (no scorer, no pruning) up to the choice of the
+        next beam: the staying prefixes into ``stay`` (3, K), and unless the frame ends early the
+        entries into ``X`` (3, K, C). Returns (0 if the frame ends early, else 1; the last staying
+        prefix's total, where the beam is full)."""
+        K = st.shape[1]
+        C = lpe.shape[0]
+        for k in range(K):
+            stay[2, k] = st[0, k] + lz[gidx[0, k]]  # np.add(st[:2], g, out=stay[2:0:-1])
+            stay[1, k] = st[1, k] + lz[gidx[1, k]]
+        for m in range(mc.shape[0]):
+            j = mc[m]
+            stay[1, j] = logaddexp(stay[1, j], st[msrc[m] // K, msrc[m] % K] + lz[ml[m]])  # st.ravel()[msrc]
+        smin = np.inf
+        top = -np.inf
+        for k in range(K):
+            v = logaddexp(stay[2, k], stay[1, k])
+            stay[0, k] = v
+            smin = min(smin, v)
+            top = max(top, st[0, k])
+        if full and top + best_class < smin:
+            return 0, smin
+        ext = X[0]  # (K, C); flat index k * C + c
+        for k in range(K):
+            p = st[0, k]
+            for c in range(C):
+                ext[k, c] = p + lpe[c]
+        for k in range(K):
+            ext[lastflat[k] // C, lastflat[k] % C] = st[2, k] + lz[gidx[1, k]]
+        for m in range(mflat.shape[0]):
+            ext[mflat[m] // C, mflat[m] % C] = -np.inf
+        if full:
+            best = -np.inf
+            for k in range(K):
+                for c in range(C):
+                    best = max(best, ext[k, c])
+            if best < smin:
+                return 0, smin
+        for k in range(K):
+            for c in range(C):
+                X[1, k, c] = X[0, k, c]
+            for q in range(3):
+                X[q, k, 0] = stay[q, k]
+        return 1, smin
+
+    return SimpleNamespace(forward_frames=forward_frames, forward_log=forward_log, viterbi=viterbi, beam_frame=beam_frame)
