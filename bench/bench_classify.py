@@ -12,7 +12,10 @@ standard deviation over time (52 numbers), standardized, then scikit-learn's log
 (one-vs-rest for tags). scikit-learn is a bench-only dependency (the ``bench`` extra): without it
 the baseline row says so and the model is still measured. Prints a Markdown table: accuracy for
 classification, mAP, mean AUC and d-prime for tagging (``crnn_ocr.classify.metrics``); a clip
-shorter than the model's minimum counts as wrong (a tagger: all scores 0).
+shorter than the model's minimum counts as wrong (a tagger: all scores 0). "ms/clip" is one clip
+at a time from its encoded bytes to class probabilities (decoding, features, model), median
+thread CPU time over the first ``--time-clips`` test clips after one warm-up, on the thread count
+``OMP_NUM_THREADS`` gives (1 unless set).
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -76,8 +83,10 @@ def scores(probabilities: np.ndarray, truth: np.ndarray, multilabel: bool) -> di
     return {"accuracy": accuracy(probabilities.argmax(axis=1), truth)}
 
 
-def baseline(train: tuple[list[bytes], np.ndarray], test: list[bytes], sample_rate: int, multilabel: bool) -> np.ndarray | None:
-    """MFCC statistics + logistic regression -> test probabilities (N, K); None without scikit-learn."""
+def baseline(train: tuple[list[bytes], np.ndarray], test: list[bytes], sample_rate: int,
+             multilabel: bool) -> tuple[np.ndarray, Callable[[bytes], Any]] | None:
+    """MFCC statistics + logistic regression -> (test probabilities (N, K), one clip's prediction
+    as a function, for timing); None without scikit-learn."""
     if importlib.util.find_spec("sklearn") is None:
         return None
     from sklearn.linear_model import LogisticRegression
@@ -91,16 +100,32 @@ def baseline(train: tuple[list[bytes], np.ndarray], test: list[bytes], sample_ra
     model = make_pipeline(StandardScaler(), OneVsRestClassifier(regression) if multilabel else regression)
     model.fit(x_train, train[1])
     probabilities = model.predict_proba(x_test)
+
+    def one(clip: bytes) -> Any:
+        return model.predict_proba(mfcc_stats(clip, sample_rate)[None])
+
     if multilabel:
-        return probabilities
+        return probabilities, one
     full = np.zeros((len(test), int(train[1].max()) + 1 if len(train[1]) else 0))
     full[:, model.classes_] = probabilities  # classes never seen in training stay at 0
-    return full
+    return full, one
 
 
-def model_probabilities(checkpoint: str, clips: list[bytes], classes: ClassList) -> tuple[np.ndarray, int]:
+def ms_per_clip(one: Callable[[bytes], Any], clips: list[bytes], count: int) -> float:
+    """Median thread CPU milliseconds of ``one(clip)`` over the first ``count`` clips (one warm-up)."""
+    one(clips[0])
+    times = []
+    for clip in clips[:count]:
+        start = time.thread_time()
+        one(clip)
+        times.append(time.thread_time() - start)
+    return 1e3 * statistics.median(times)
+
+
+def model_probabilities(checkpoint: str, clips: list[bytes], classes: ClassList) -> tuple[np.ndarray, int, Callable[[bytes], Any]]:
     """A classifier's probabilities (N, K) on the clips, columns in ``classes``' order; (probabilities,
-    clips under its minimum width). ``ValueError`` when the model lacks one of ``classes``."""
+    clips under its minimum width, one clip's prediction as a function, for timing). ``ValueError``
+    when the model lacks one of ``classes``."""
     from crnn_ocr.classify.reading import ClipTooShort, load_classifier
 
     clf = load_classifier(checkpoint)
@@ -118,7 +143,11 @@ def model_probabilities(checkpoint: str, clips: list[bytes], classes: ClassList)
             short += 1
     for start in range(0, len(kept), 64):
         out[kept[start : start + 64]] = clf.probabilities(prepared[start : start + 64])[:, columns]
-    return out, short
+
+    def one(clip: bytes) -> Any:
+        return clf.probabilities([clf.prepare(clip)])
+
+    return out, short, one
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,29 +158,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", default="classify", choices=["classify", "tag"])
     p.add_argument("--classes", help="class list file (default: TRAIN/classes.txt)")
     p.add_argument("--sample-rate", type=int, default=8000, help="the baseline's rate")
+    p.add_argument("--time-clips", type=int, default=100, help="clips timed one at a time for ms/clip")
     p.add_argument("--confusion", action="store_true", help="classify: also print each method's confusion matrix (CSV)")
     a = p.parse_args(argv)
     classes = ClassList.from_file(a.classes or Path(a.train) / "classes.txt", multilabel=a.task == "tag")
     train, (test, truth) = load_set(a.train, classes), load_set(a.test, classes)
-    rows: list[tuple[str, np.ndarray | None, str]] = []
-    probs = baseline(train, test, a.sample_rate, classes.multilabel)
-    rows.append(("MFCC stats + logistic regression", probs, "" if probs is not None else
-                 "skipped: needs scikit-learn (pip install -e \".[bench]\")"))
+    rows: list[tuple[str, np.ndarray | None, str, str]] = []
+    fitted = baseline(train, test, a.sample_rate, classes.multilabel)
+    if fitted is None:
+        rows.append(("MFCC stats + logistic regression", None, "-", "skipped: needs scikit-learn (pip install -e \".[bench]\")"))
+    else:
+        rows.append(("MFCC stats + logistic regression", fitted[0], f"{ms_per_clip(fitted[1], test, a.time_clips):.2f}", ""))
     if a.checkpoint:
-        probs, short = model_probabilities(a.checkpoint, test, classes)
-        rows.append((f"{Path(a.checkpoint).name}", probs, f"{short} clips under the model's minimum" if short else ""))
+        probs, short, one = model_probabilities(a.checkpoint, test, classes)
+        rows.append((f"{Path(a.checkpoint).name}", probs, f"{ms_per_clip(one, test, a.time_clips):.2f}",
+                     f"{short} clips under the model's minimum" if short else ""))
     names = ["accuracy"] if not classes.multilabel else ["mAP", "AUC", "d'"]
-    print(f"{len(test)} test clips, {len(train[0])} training clips, {classes.num_classes} classes\n")
-    print("| method | " + " | ".join(names) + " | note |")
-    print("|---|" + "---:|" * len(names) + "---|")
-    for name, probs, note in rows:
+    print(f"{len(test)} test clips, {len(train[0])} training clips, {classes.num_classes} classes, "
+          f"{os.environ.get('OMP_NUM_THREADS')} thread(s)\n")
+    print("| method | " + " | ".join(names) + " | ms/clip | note |")
+    print("|---|" + "---:|" * (len(names) + 1) + "---|")
+    for name, probs, ms, note in rows:
         cells = [f"{v:.4f}" for v in scores(probs, truth, classes.multilabel).values()] if probs is not None else ["-"] * len(names)
-        print(f"| {name} | " + " | ".join(cells) + f" | {note} |")
+        print(f"| {name} | " + " | ".join(cells) + f" | {ms} | {note} |")
     if a.confusion and not classes.multilabel:
-        for name, probs, _ in rows:
+        for name, probs, _, _ in rows:
             if probs is not None:
                 print(f"\n{name}:\n" + confusion_csv(confusion_matrix(probs.argmax(axis=1), truth, classes.num_classes), classes.classes))
-    return 0 if any(probs is not None for _, probs, _ in rows) else 2
+    return 0 if any(probs is not None for _, probs, _, _ in rows) else 2
 
 
 if __name__ == "__main__":

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         sets += [load_set(e, classes) for e in a.extra]
         train = ([c for clips, _ in sets for c in clips], np.concatenate([t for _, t in sets]))
         base = baseline(train, test, a.sample_rate, multilabel=False)
-        base_acc = scores(base, truth, False)["accuracy"] if base is not None else float("nan")
-        probs, _ = model_probabilities(str(Path(a.out) / held_out / "last.pt"), test, classes)
+        base_acc = scores(base[0], truth, False)["accuracy"] if base is not None else float("nan")
+        probs, _, _ = model_probabilities(str(Path(a.out) / held_out / "last.pt"), test, classes)
         acc = scores(probs, truth, False)["accuracy"]
         results.append((base_acc, acc))
         print(f"| {held_out} | {base_acc:.4f} | {acc:.4f} | {minutes:.1f} |", flush=True)

@@ -240,8 +240,9 @@ def test_bench_puts_the_model_beside_the_mfcc_baseline(runs):
     assert r.returncode == 0, r.stderr
     rows = [line.split(" | ") for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row[0] for row in rows] == ["| method", "| MFCC stats + logistic regression", "| best.pt"]
-    assert 0 <= float(rows[2][1]) <= 1
+    assert rows[0][1:3] == ["accuracy", "ms/clip"]
+    assert 0 <= float(rows[2][1]) <= 1 and float(rows[2][2]) > 0  # accuracy, ms per clip
     if importlib.util.find_spec("sklearn") is None:  # a bench-only dependency: the baseline says so
-        assert rows[1][1:] == ["-", 'skipped: needs scikit-learn (pip install -e ".[bench]") |']
+        assert rows[1][1:] == ["-", "-", 'skipped: needs scikit-learn (pip install -e ".[bench]") |']
     else:
-        assert 0 <= float(rows[1][1]) <= 1
+        assert 0 <= float(rows[1][1]) <= 1 and float(rows[1][2]) > 0
