@@ -383,7 +383,9 @@ def _frames_pay(S: int, T: int) -> bool:
     """Whether the frame loop (``_forward_frames``) is cheaper than the log-domain trellis
     (``_state_rows``) for S states and T frames, by instruction counts (callgrind): ~150k +
     T * (14.5k + 20 S) against ~50k + S * (20k + 170 T) (a numpy call costs ~4.5k instructions,
-    a logaddexp ~85 per cell)."""
+    a logaddexp ~85 per cell). The compiled kernels (``kernels``) follow the same choice, though
+    the frame loop is cheaper there everywhere: the two ways round differently (to 1e-9), and the
+    result must not depend on whether numba is installed."""
     return 150 + T * (14.5 + 0.02 * S) < 50 + S * (20 + 0.17 * T)
 
 
