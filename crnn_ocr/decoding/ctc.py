@@ -414,6 +414,7 @@ class _Labelling:
         # A labelling needs a frame per label, and one more between two equal labels.
         self.feasible = lp.shape[0] >= len(ids) + self.can_skip[3::2].count(False)
         self._sums: tuple[np.ndarray, float | None] | None = None
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def forward(self) -> float:
         """``log p(ids|lp)``: the frame loop where it pays and certifies, else the log domain."""
@@ -467,8 +468,10 @@ class _Labelling:
         return best, tuple((a, b) for a, b in spans.tolist())
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(cols, can_skip) as arrays, for the compiled kernels."""
-        return np.array(self.cols, dtype=np.intp), np.array(self.can_skip, dtype=np.bool_)
+        """(cols, can_skip) as arrays, for the compiled kernels; made once, shared by both passes."""
+        if self._arrays is None:
+            self._arrays = (np.array(self.cols, dtype=np.intp), np.array(self.can_skip, dtype=np.bool_))
+        return self._arrays
 
     def sums(self) -> tuple[np.ndarray, float | None]:
         """(U, T) cumulative sums ``E[t]`` of the used classes, as ``_emission_sums`` makes them
