@@ -12,7 +12,9 @@ with tokens outside the model's vocabulary are counted (a model cannot read what
 symbol for). Prints two Markdown tables: the totals, and the symbol error rate split by what went
 wrong (``crnn_ocr.music.errors``: pitch, duration, missed or extra notes, clefs, keys, metres,
 barlines, ...; each column is that category's edits / reference tokens, so a row's columns add up
-to its SER) with the SER when pitch is ignored.
+to its SER) with the SER when pitch is ignored; and the notes read at a wrong pitch (with the right
+value or not) by how far off: another alteration on the right line or space, one step, 2-3 steps,
+an octave, other; and the share of notes read at a wrong pitch by the staff's clef.
 """
 
 from __future__ import annotations
@@ -43,15 +45,24 @@ class ScoreMetrics:
     seconds: float = 0.0
     pitchless_edits: int = 0
     by_kind: Counter = field(default_factory=Counter)
+    by_offset: Counter = field(default_factory=Counter)
+    by_clef: dict = field(default_factory=dict)  # the reference's first clef -> [staves, notes, notes at a wrong pitch]
 
     def add(self, hyp: list[str], ref: list[str]) -> int:
         from crnn_ocr.music import validate_semantic
-        from crnn_ocr.music.errors import breakdown, pitchless
+        from crnn_ocr.music.errors import breakdown, pitch_offsets, pitchless
 
         d = int(editdistance.eval(hyp, ref))
         kinds = breakdown(hyp, ref)
         assert sum(kinds.values()) == d, (hyp, ref)
         self.by_kind.update(kinds)
+        offsets = pitch_offsets(hyp, ref)
+        self.by_offset.update(offsets)
+        clef = next((t.partition("-")[2] for t in ref if t.startswith("clef-")), "none")
+        counts = self.by_clef.setdefault(clef, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += sum(t.startswith(("note-", "gracenote-")) for t in ref)
+        counts[2] += sum(offsets.values())
         self.pitchless_edits += int(editdistance.eval(pitchless(hyp), pitchless(ref)))
         self.images += 1
         self.exact += hyp == ref
@@ -76,6 +87,21 @@ class ScoreMetrics:
         cells = " | ".join(f"{self.by_kind.get(c, 0) / n:.4f}" for c in CATEGORIES if c in KIND_COLUMNS)
         other = sum(v for k, v in self.by_kind.items() if k not in KIND_COLUMNS) / n
         return f"| {name} | {self.ser:.4f} | {cells} | {other:.4f} | {self.pitchless_edits / n:.4f} |"
+
+    def offset_row(self, name: str) -> str:
+        from crnn_ocr.music.errors import PITCH_OFFSETS
+
+        total = sum(self.by_offset.values())
+        cells = " | ".join(f"{self.by_offset.get(c, 0)} ({self.by_offset.get(c, 0) / max(1, total):.0%})"
+                           for c in PITCH_OFFSETS)
+        return f"| {name} | {total} | {cells} |"
+
+    def clef_row(self, name: str, clefs: list[str]) -> str:
+        cells = []
+        for c in clefs:
+            staves, notes, wrong = self.by_clef.get(c, (0, 0, 0))
+            cells.append(f"{wrong / notes:.1%} ({staves})" if notes else "-")
+        return f"| {name} | {' | '.join(cells)} |"
 
 
 KIND_COLUMNS = ("pitch", "duration", "pitch+duration", "note", "rest", "clef", "key", "time", "barline")
@@ -148,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| set | SER | {' | '.join(KIND_COLUMNS)} | other | SER without pitch |")
     print("|---|" + "---|" * (len(KIND_COLUMNS) + 3))
     print("\n".join(m.kind_row(name) for name, m in sets))
+    from crnn_ocr.music.errors import PITCH_OFFSETS
+
+    print()
+    print(f"| set | notes read at a wrong pitch | {' | '.join(PITCH_OFFSETS)} |")
+    print("|---|" + "---|" * (len(PITCH_OFFSETS) + 1))
+    print("\n".join(m.offset_row(name) for name, m in sets))
+    clefs = sorted({c for _, m in sets for c in m.by_clef}, key=lambda c: -sum(m.by_clef.get(c, (0,))[0] for _, m in sets))
+    print()
+    print(f"| set: notes at a wrong pitch (staves), by clef | {' | '.join(clefs)} |")
+    print("|---|" + "---|" * len(clefs))
+    print("\n".join(m.clef_row(name, clefs) for name, m in sets))
     return 0
 
 

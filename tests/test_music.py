@@ -292,6 +292,21 @@ def test_move_to_clef_shifts_octaves():
     assert synth.move_to_clef(tokens, "G1") == ["clef-G1", *tokens[1:]]
 
 
+def test_move_to_key_keeps_lines_spaces_and_printed_accidentals():
+    import crnn_ocr.synth.music as synth
+
+    tokens = ("clef-G2 keySignature-GM note-F5_quarter note-F#4_eighth note-F4_eighth tie note-F4_eighth barline "
+              "note-F#5_half note-Bb4_quarter note-B4_quarter").split()
+    # F#4 took its sharp from G major: natural in B-flat major; F5 (a printed natural), the F4 after
+    # F#4 in its bar (a printed natural) and the tie after it keep theirs; B4 after Bb4 in a bar is a
+    # printed natural; F#5 in the next bar follows the key
+    assert synth.move_to_key(tokens, -2) == (
+        "clef-G2 keySignature-BbM note-F5_quarter note-F4_eighth note-F4_eighth tie note-F4_eighth barline "
+        "note-F5_half note-Bb4_quarter note-B4_quarter").split()
+    assert synth.move_to_key(tokens, 1) == tokens
+    assert synth.move_to_key(["clef-G2", "note-B4_quarter"], 3) == ["clef-G2", "note-B4_quarter"]  # no key: C major
+
+
 @pytest.fixture(scope="module")
 def generated(synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("music") / "data"
@@ -498,6 +513,21 @@ def test_error_breakdown_names_each_edit_and_adds_up_to_the_edit_distance():
         a = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
         b = [vocab[k] for k in rng.integers(0, len(vocab), rng.integers(0, 9))]
         assert sum(breakdown(a, b).values()) == editdistance.eval(a, b)
+
+
+def test_pitch_offsets_say_how_far_a_wrong_pitch_is():
+    from crnn_ocr.music.errors import pitch_offset, pitch_offsets
+
+    assert [pitch_offset(h, "note-F#4_quarter") for h in ("note-F4_quarter", "note-G4_quarter", "note-E#4_quarter",
+                                                          "note-A4_quarter", "note-Bb4_quarter", "note-F#5_half",
+                                                          "note-C5_quarter", "gracenote-D4_eighth")] == [
+        "accidental", "step", "step", "2-3 steps", "2-3 steps", "octave", "other", "2-3 steps"]
+    ref = "clef-C3 note-C4_quarter note-E4_eighth rest-half note-G4_half barline".split()
+    hyp = "clef-C3 note-A3_quarter note-E4_quarter rest-half note-Gb4_whole barline note-B4_eighth".split()
+    # C4 -> A3 (a third: the clef read as another), E4 read with another value (not a pitch error),
+    # G4 -> Gb4 with another value (pitch+duration), B4 an extra note (not a pitch error)
+    assert pitch_offsets(hyp, ref) == {"2-3 steps": 1, "accidental": 1}
+    assert pitch_offsets(ref, ref) == {}
 
 
 @pytest.mark.skipif(shutil.which("lilypond") is None, reason="Debian's lilypond is not installed")

@@ -121,6 +121,38 @@ def test_a_sample_is_what_the_offline_route_would_train_on(tmp_path):
     assert widths.dtype == np.int64 and widths.tolist() == expected
 
 
+def test_reclef_and_rekey_move_labels_and_engrave_what_they_say(tmp_path):
+    from crnn_ocr.music import CLEFS, parse_token, primus_vocabulary_file, validate_semantic
+    from crnn_ocr.synth.music import Engraver, Engraving, move_to_clef, move_to_key, rasterize
+
+    vocab = Alphabet.from_file(primus_vocabulary_file(), separator=" ")
+    config = staves_config(tmp_path, reclef=1.0, rekey=1.0, distort=0.0, count=12)
+    ds = open_training_source(f"staves:{config}", vocab, FRONTEND, seed=3)
+    assert ds.summary().endswith("distort 0, reclef 1, rekey 1")
+    engraver, clefs, moved = Engraver(), set(), 0
+    for i in range(12):
+        original = LABELS[ds.label_order(0)[i % 6]].split()
+        rng = np.random.default_rng([3, 0, 0, i, 1])
+        rng.random()
+        clef = CLEFS[int(rng.integers(len(CLEFS)))]
+        rng.random()
+        expected = move_to_key(move_to_clef(original, clef), int(rng.integers(-7, 8)))
+        if any(t not in vocab for t in expected) or validate_semantic(expected):
+            expected = original
+        item = ds[i]
+        assert item["label"].split() == expected
+        moved += expected != original
+        clefs.add(expected[0])
+        # same rhythm and staff positions up to whole octaves
+        assert [parse_token(t).kind for t in expected] == [parse_token(t).kind for t in original]
+        if i < 2:
+            img = rasterize(engraver.svg(expected, Engraving.random(np.random.default_rng([3, 0, 0, i]), list(ds.config.fonts))), 64)
+            assert torch.equal(item["image"], FRONTEND.training_input(png_bytes(img)))
+    assert moved >= 10 and len(clefs) >= 5
+    with pytest.raises(ValueError, match="'reclef' must be a fraction"):
+        open_training_source(f"staves:{staves_config(tmp_path, name='bad.json', reclef=1.5)}", vocab, FRONTEND)
+
+
 def test_max_width_squeezes_staves_and_caps_their_estimates(tmp_path):
     narrow = ImageFrontend(height=64, channels=1, max_width=150)
     ds = staves_set(tmp_path, frontend=narrow, count=9)

@@ -16,6 +16,10 @@ tokens against tokens of their own kind), and each edit is named:
   insertion): ``note``, ``gracenote``, ``rest``, ``multirest``, ``clef``, ``key``, ``time``,
   ``barline``, ``tie``, ``unknown`` (a token outside the grammar).
 
+``pitch_offset(hyp, ref)`` says how far a ``pitch`` error is from the truth: ``accidental``
+(the right line or space, another alteration: what the key signature or an accidental decides),
+``step`` (one line or space off), ``2-3 steps``, ``octave`` or ``other``.
+
 ``pitchless(tokens)`` maps each note to its kind and duration only: the edit distance of two
 pitchless sequences is the symbol error with pitch ignored. Standard library only.
 """
@@ -117,6 +121,38 @@ def breakdown(hyp: Sequence[str], ref: Sequence[str]) -> dict[str, int]:
             counts[token_kind(h)] += 1
         else:
             counts[classify_substitution(h, r)] += 1
+    return dict(counts)
+
+
+PITCH_OFFSETS = ("accidental", "step", "2-3 steps", "octave", "other")
+_STEPS = {c: i for i, c in enumerate("CDEFGAB")}
+
+
+def _diatonic(pitch: str) -> int | None:
+    """``C#5`` -> 5 * 7 + 0 (the staff position, alteration ignored); None when not a pitch."""
+    letter, octave = pitch[:1], pitch.lstrip("CDEFGAB#b")
+    if letter not in _STEPS or not octave.isdigit():
+        return None
+    return int(octave) * 7 + _STEPS[letter]
+
+
+def pitch_offset(hyp: str, ref: str) -> str:
+    """How far the pitch of note ``hyp`` is from that of note ``ref`` (one of ``PITCH_OFFSETS``)."""
+    a, b = _diatonic(_split_note(hyp)[1]), _diatonic(_split_note(ref)[1])
+    if a is None or b is None:
+        return "other"
+    steps = abs(a - b)
+    if steps == 0:
+        return "accidental"
+    return {1: "step", 2: "2-3 steps", 3: "2-3 steps", 7: "octave"}.get(steps, "other")
+
+
+def pitch_offsets(hyp: Sequence[str], ref: Sequence[str]) -> dict[str, int]:
+    """The ``pitch`` and ``pitch+duration`` edits of reading ``hyp`` for ``ref`` by ``pitch_offset``."""
+    counts: Counter[str] = Counter()
+    for h, r in align(hyp, ref):
+        if h is not None and r is not None and h != r and classify_substitution(h, r) in ("pitch", "pitch+duration"):
+            counts[pitch_offset(h, r)] += 1
     return dict(counts)
 
 

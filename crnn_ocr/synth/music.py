@@ -48,6 +48,7 @@ import numpy as np
 
 from crnn_ocr.music import (
     DURATIONS,
+    KEY_SHARPS,
     SHARPS_KEY,
     STEPS,
     MeiOptions,
@@ -279,6 +280,35 @@ def move_to_clef(tokens: list[str], clef: str) -> list[str]:
             pitch, rest = body.split("_", 1)
             step, alter, octave = parse_pitch(pitch)
             t = f"{kind}-{format_pitch(step, alter, min(9, max(0, octave + shift)))}_{rest}"
+        out.append(t)
+    return out
+
+
+def move_to_key(tokens: Sequence[str], sharps: int) -> list[str]:
+    """Replace the key signatures by the key of ``sharps`` sharps (negative: flats), the notes on
+    their lines and spaces: a note that took its alteration from the key (or from an earlier note
+    on its line or space in the bar) takes the new key's (or that note's new one); a note with
+    an accidental of its own keeps its alteration. Rhythm, clefs and staff positions stay."""
+    old_key: dict[str, int] = {}
+    new_key = key_alterations(sharps)
+    old_bar: dict[tuple[str, int], int] = {}
+    new_bar: dict[tuple[str, int], int] = {}
+    out = []
+    for t in tokens:
+        if t.startswith("keySignature-"):
+            old_key = key_alterations(KEY_SHARPS[t.split("-", 1)[1]])
+            t = f"keySignature-{SHARPS_KEY[sharps]}"
+        elif t == "barline":
+            old_bar, new_bar = {}, {}
+        elif t.startswith(("note-", "gracenote-")):
+            kind, body = t.split("-", 1)
+            pitch, rest = body.split("_", 1)
+            step, alter, octave = parse_pitch(pitch)
+            place = (step, octave)
+            implied = old_bar.get(place, old_key.get(step, 0))
+            new_alter = new_bar.get(place, new_key[step]) if alter == implied else alter
+            old_bar[place], new_bar[place] = alter, new_alter
+            t = f"{kind}-{format_pitch(step, new_alter, octave)}_{rest}"
         out.append(t)
     return out
 

@@ -11,7 +11,14 @@
 * ``count``: the source's samples per epoch, what ``--data-ratios`` draws from (default: one per label);
 * ``seed``: the config's seed (two sources on the same labels need different ones);
 * ``fonts``: Verovio music fonts to draw from (default all of ``VEROVIO_FONTS``);
-* ``distort``: the share of staves given camera-like distortion (default 0.5).
+* ``distort``: the share of staves given camera-like distortion (default 0.5);
+* ``reclef``: the share of staves moved to a clef drawn uniformly from the ten (``move_to_clef``:
+  notes by whole octaves to sit on the staff; default 0). The corpus is mostly treble and bass,
+  and a model learns each clef's pitches only from staves in that clef;
+* ``rekey``: the share moved to a key signature drawn uniformly from the fifteen (``move_to_key``:
+  notes stay on their lines and spaces and take the new key's alterations; default 0).
+
+A moved label that leaves the alphabet or is not valid music is engraved as it was.
 
 Relative paths are read from the config file's folder. Height is the run's ``--height``; staves
 are engraved gray (``--channels 3`` repeats the gray).
@@ -54,9 +61,18 @@ from crnn_ocr.alphabet import Alphabet, ctc_min_frames
 from crnn_ocr.data.lmdb_format import NUM_SAMPLES_KEY, label_key, shared_env
 from crnn_ocr.data.sources import config_options, read_config, register_source
 from crnn_ocr.frontend import Frontend
-from crnn_ocr.music import split_tokens, validate_semantic
+from crnn_ocr.music import CLEFS, split_tokens, validate_semantic
 from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
-from crnn_ocr.synth.music import VEROVIO_FONTS, Engraver, Engraving, camera_distort, check_agreement, rasterize
+from crnn_ocr.synth.music import (
+    VEROVIO_FONTS,
+    Engraver,
+    Engraving,
+    camera_distort,
+    check_agreement,
+    move_to_clef,
+    move_to_key,
+    rasterize,
+)
 
 # engraved width / height ~ per_token * tokens + base: least squares over 300 labels of
 # datasets/synth_music.py's generator (seed 11: 70% corpus excerpts, 30% random melodies, 5 to 47
@@ -81,12 +97,14 @@ class StavesConfig:
     seed: int = 0
     fonts: list[str] = field(default_factory=lambda: list(VEROVIO_FONTS))
     distort: float = 0.5
+    reclef: float = 0.0
+    rekey: float = 0.0
     source: str = field(default="<config>", repr=False)  # the file, for messages
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> StavesConfig:
         """Read a config file; ``ValueError`` in one line naming the file and what is wrong."""
-        d = read_config("staves", path, "with 'labels' and optional count, seed, fonts, distort")
+        d = read_config("staves", path, "with 'labels' and optional count, seed, fonts, distort, reclef, rekey")
         return cls.from_dict(d, base=Path(path).parent, source=f"staves:{path}")
 
     @classmethod
@@ -99,14 +117,16 @@ class StavesConfig:
         count = d.get("count")
         if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < _ORDER_KEY):
             raise ValueError(f"{source}: 'count' must be a positive integer (samples per epoch), got {count!r}")
-        distort = d.get("distort", 0.5)
-        if not isinstance(distort, (int, float)) or isinstance(distort, bool) or not 0 <= distort <= 1:
-            raise ValueError(f"{source}: 'distort' must be a fraction in [0, 1], got {distort!r}")
+        for name, default in (("distort", 0.5), ("reclef", 0.0), ("rekey", 0.0)):
+            share = d.get(name, default)
+            if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share <= 1:
+                raise ValueError(f"{source}: '{name}' must be a fraction in [0, 1], got {share!r}")
+            d[name] = float(share)
         fonts = d.get("fonts", list(VEROVIO_FONTS))
         fonts = [fonts] if isinstance(fonts, str) else fonts
         if not isinstance(fonts, list) or not fonts or any(f not in VEROVIO_FONTS for f in fonts):
             raise ValueError(f"{source}: 'fonts' must be a list of Verovio fonts ({', '.join(VEROVIO_FONTS)}), got {d.get('fonts')!r}")
-        d["fonts"], d["distort"] = list(fonts), float(distort)
+        d["fonts"] = list(fonts)
         d["labels"] = str(Path(base) / d["labels"])
         return cls(**d, source=source)
 
@@ -255,6 +275,9 @@ class EngravedStavesDataset(Dataset):
         """The labels kept and skipped at open, and the staves that failed in this process (one line)."""
         text = (f"{self.count} staves per epoch engraved in the loader from {self.stats['kept']} labels of "
                 f"{self.config.labels} ({self._skipped()}); {len(self.config.fonts)} fonts, distort {self.config.distort:g}")
+        moves = [f"{name} {share:g}" for name, share in (("reclef", self.config.reclef), ("rekey", self.config.rekey)) if share]
+        if moves:
+            text += ", " + ", ".join(moves)
         if any(self.failures.values()):
             text += (f"; read in this process: {self.failures['not_engraved']} not engraved, "
                      f"{self.failures['disagreeing']} disagreeing with their label")
@@ -280,15 +303,33 @@ class EngravedStavesDataset(Dataset):
             width += 1
         return img if width == img.shape[1] else cv2.resize(img, (width, img.shape[0]), interpolation=cv2.INTER_LINEAR)
 
-    def engrave(self, epoch: int, i: int) -> tuple[np.ndarray, int, np.random.Generator] | None:
-        """Sample ``i`` of ``epoch`` before resizing and augmentation: (uint8 gray (height, w), label
-        index, its generator, drawn up to the augmentation's seed); None (and counted) when it failed."""
+    def moved_label(self, epoch: int, i: int, k: int) -> tuple[tuple[str, ...], list[int]]:
+        """Label ``k`` as sample ``i`` of ``epoch`` draws it (tokens, ids): moved to another clef
+        and key by the ``reclef`` and ``rekey`` shares (drawn from ``default_rng([run seed, config
+        seed, epoch, i, 1])``, so the engraving's generator is the same with or without them)."""
+        tokens, ids, cfg = self.tokens[k], self.ids[k], self.config
+        if not (cfg.reclef or cfg.rekey):
+            return tokens, ids
+        rng = np.random.default_rng([self.seed % 2**32, cfg.seed, epoch, i, 1])
+        moved = list(tokens)
+        if rng.random() < cfg.reclef:
+            moved = move_to_clef(moved, CLEFS[int(rng.integers(len(CLEFS)))])
+        if rng.random() < cfg.rekey:
+            moved = move_to_key(moved, int(rng.integers(-7, 8)))
+        new_ids = self.alphabet.try_encode(moved) if moved != list(tokens) else None
+        if not new_ids or validate_semantic(moved):
+            return tokens, ids
+        return tuple(moved), new_ids
+
+    def engrave(self, epoch: int, i: int) -> tuple[np.ndarray, list[int], np.random.Generator] | None:
+        """Sample ``i`` of ``epoch`` before resizing and augmentation: (uint8 gray (height, w), its
+        label's ids, its generator, drawn up to the augmentation's seed); None (and counted) when it failed."""
         if self._pid != os.getpid():  # first use in this process (or a forked worker)
             self._engraver, self._augment = Engraver(), self.frontend.augmentation(self._augment_spec)
             self._pid = os.getpid()
         assert self._engraver is not None
         k = int(self.label_order(epoch)[i % len(self.tokens)])
-        tokens, rng = self.tokens[k], self._rng(epoch, i)
+        (tokens, ids), rng = self.moved_label(epoch, i, k), self._rng(epoch, i)
         engraving = Engraving.random(rng, self.config.fonts)
         try:
             svg = self._engraver.svg(tokens, engraving)
@@ -301,14 +342,14 @@ class EngravedStavesDataset(Dataset):
             return None
         if rng.random() < self.config.distort:
             img = camera_distort(img, rng)
-        return img, k, rng
+        return img, ids, rng
 
     def __getitem__(self, i: int) -> dict | None:
         engraved = self.engrave(self.epoch, int(i))
         if engraved is None:
             return None
-        img, k, rng = engraved
-        ids, fe = self.ids[k], self.frontend
+        img, ids, rng = engraved
+        fe = self.frontend
         if getattr(fe, "channels", 1) == 3:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         img = resize_to_height(img, fe.height, max_width=fe.max_width, min_width=DEFAULT_MIN_WIDTH,
