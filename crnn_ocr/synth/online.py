@@ -30,14 +30,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from crnn_ocr.alphabet import Alphabet, ctc_min_frames
-from crnn_ocr.data.sources import config_options, read_config, register_source
+from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.data.sources import config_options, generated_sample, read_config, register_source
 from crnn_ocr.frontend import Frontend
-from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
+from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH
 from crnn_ocr.synth.text import STYLES, Palette, PhotoBackgrounds, Scene, WordRenderer
 
 # rendered width / height ~ per_char * len(text) + base (fitted on 150 words each at height 32)
@@ -173,34 +172,15 @@ class SynthWordDataset(Dataset):
         state["_augment"], state["_pid"] = None, None  # rebuilt in the worker process
         return state
 
-    def _wide_enough(self, img: np.ndarray, ids: list[int]) -> np.ndarray:
-        """``img`` stretched to the narrowest width whose CTC frames fit ``ids`` (unchanged when it fits)."""
-        if self.min_frames_fn is None:
-            return img
-        need, width = ctc_min_frames(ids), img.shape[1]
-        while self.min_frames_fn(width) < need:
-            width += 1
-        return img if width == img.shape[1] else cv2.resize(img, (width, img.shape[0]), interpolation=cv2.INTER_LINEAR)
-
     def __getitem__(self, i: int) -> dict | None:
         rng = self._rng(self.epoch, int(i))
         img, text = self.renderer(rng)  # (height, w[, 3]) uint8
         ids = self.alphabet.try_encode(text)
         if not ids:
             return None
-        fe = self.frontend
-        img = resize_to_height(img, fe.height, max_width=fe.max_width, min_width=DEFAULT_MIN_WIDTH,
-                               width_scale=getattr(fe, "width_scale", 1.0))  # as ImageFrontend.training_input
-        img = self._wide_enough(img, ids)
         if self._pid != os.getpid():  # first use in this process (or a forked worker)
-            self._augment, self._pid = fe.augmentation(self._augment_spec), os.getpid()
-        if self._augment is not None:
-            set_seed = getattr(self._augment, "set_seed", None)
-            if set_seed is not None:
-                set_seed(int(rng.integers(2**32)))
-            img = self._augment(img)
-        image = image_to_tensor(img)  # (C, height, w)
-        return {"image": image, "ids": ids, "label": self.alphabet.decode(ids), "width": int(image.shape[-1])}
+            self._augment, self._pid = self.frontend.augmentation(self._augment_spec), os.getpid()
+        return generated_sample(img, ids, self.alphabet, self.frontend, self._augment, rng, self.min_frames_fn)
 
 
 def open_synth(arg: str, alphabet: Alphabet, frontend: Frontend, *, augment: Any = False, seed: int = 0,

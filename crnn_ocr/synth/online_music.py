@@ -59,10 +59,10 @@ from torch.utils.data import Dataset
 
 from crnn_ocr.alphabet import Alphabet, ctc_min_frames
 from crnn_ocr.data.lmdb_format import NUM_SAMPLES_KEY, label_key, shared_env
-from crnn_ocr.data.sources import config_options, read_config, register_source
+from crnn_ocr.data.sources import config_options, generated_sample, read_config, register_source
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.music import CLEFS, split_tokens, validate_semantic
-from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
+from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH
 from crnn_ocr.synth.music import (
     VEROVIO_FONTS,
     Engraver,
@@ -294,15 +294,6 @@ class EngravedStavesDataset(Dataset):
         state["_augment"], state["_engraver"], state["_pid"] = None, None, None  # rebuilt in the worker process
         return state
 
-    def _wide_enough(self, img: np.ndarray, ids: list[int]) -> np.ndarray:
-        """``img`` stretched to the narrowest width whose CTC frames fit ``ids`` (unchanged when it fits)."""
-        if self.min_frames_fn is None:
-            return img
-        need, width = ctc_min_frames(ids), img.shape[1]
-        while self.min_frames_fn(width) < need:
-            width += 1
-        return img if width == img.shape[1] else cv2.resize(img, (width, img.shape[0]), interpolation=cv2.INTER_LINEAR)
-
     def moved_label(self, epoch: int, i: int, k: int) -> tuple[tuple[str, ...], list[int]]:
         """Label ``k`` as sample ``i`` of ``epoch`` draws it (tokens, ids): moved to another clef
         and key by the ``reclef`` and ``rekey`` shares (drawn from ``default_rng([run seed, config
@@ -349,19 +340,9 @@ class EngravedStavesDataset(Dataset):
         if engraved is None:
             return None
         img, ids, rng = engraved
-        fe = self.frontend
-        if getattr(fe, "channels", 1) == 3:
+        if getattr(self.frontend, "channels", 1) == 3:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-        img = resize_to_height(img, fe.height, max_width=fe.max_width, min_width=DEFAULT_MIN_WIDTH,
-                               width_scale=getattr(fe, "width_scale", 1.0))  # as ImageFrontend.training_input
-        img = self._wide_enough(img, ids)
-        if self._augment is not None:
-            set_seed = getattr(self._augment, "set_seed", None)
-            if set_seed is not None:
-                set_seed(int(rng.integers(2**32)))
-            img = self._augment(img)
-        image = image_to_tensor(img)  # (C, height, w)
-        return {"image": image, "ids": ids, "label": self.alphabet.decode(ids), "width": int(image.shape[-1])}
+        return generated_sample(img, ids, self.alphabet, self.frontend, self._augment, rng, self.min_frames_fn)
 
 
 def open_staves(arg: str, alphabet: Alphabet, frontend: Frontend, *, augment: Any = False, seed: int = 0,
