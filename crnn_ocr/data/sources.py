@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
-from crnn_ocr.alphabet import Alphabet
+from crnn_ocr.alphabet import Alphabet, ctc_min_frames
 from crnn_ocr.data.dataset import LmdbDataset
 from crnn_ocr.frontend import Frontend
+from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
 
 SOURCE_MODULES = {"synth": "crnn_ocr.synth.online", "staves": "crnn_ocr.synth.online_music"}
 """``--data`` prefix -> the module that registers the source kind when imported."""
@@ -91,11 +93,6 @@ def generated_sample(img: np.ndarray, ids: list[int], alphabet: Alphabet, fronte
     to the front-end's height (as ``ImageFrontend.training_input``), stretched to the narrowest
     width whose CTC frames fit ``ids`` when ``min_frames_fn`` says it is too narrow, augmented by
     ``augment`` (seeded from ``rng``; None: not augmented), as a tensor."""
-    import cv2
-
-    from crnn_ocr.alphabet import ctc_min_frames
-    from crnn_ocr.preprocessing import DEFAULT_MIN_WIDTH, image_to_tensor, resize_to_height
-
     img = resize_to_height(img, frontend.height, max_width=frontend.max_width, min_width=DEFAULT_MIN_WIDTH,
                            width_scale=getattr(frontend, "width_scale", 1.0))
     if min_frames_fn is not None:

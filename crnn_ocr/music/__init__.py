@@ -41,6 +41,7 @@ from crnn_ocr.music.semantic import (
     TokenIssue,
     UnsupportedMusic,
     count_symbols,
+    diatonic_index,
     format_pitch,
     key_alterations,
     parse_pitch,
@@ -55,7 +56,7 @@ from crnn_ocr.music.semantic import (
 
 __all__ = [
     "CLEFS", "DURATIONS", "KEY_SHARPS", "M21_TYPES", "SHARPS_KEY", "STEPS", "InvalidSequence", "MeasureTokens",
-    "MeiOptions", "Symbol", "TokenIssue", "UnsupportedMusic", "count_symbols", "excerpt_tokens", "first_part",
+    "MeiOptions", "Symbol", "TokenIssue", "UnsupportedMusic", "count_symbols", "diatonic_index", "excerpt_tokens", "first_part",
     "format_pitch", "key_alterations", "measure_tokens", "parse_pitch", "parse_semantic", "parse_token",
     "primus_vocabulary", "primus_vocabulary_file",
     "semantic_to_mei", "semantic_to_stream", "split_tokens", "stream_to_semantic", "time_signature_parts",

@@ -21,13 +21,16 @@ tokens against tokens of their own kind), and each edit is named:
 ``step`` (one line or space off), ``2-3 steps``, ``octave`` or ``other``.
 
 ``pitchless(tokens)`` maps each note to its kind and duration only: the edit distance of two
-pitchless sequences is the symbol error with pitch ignored. Standard library only.
+pitchless sequences is the symbol error with pitch ignored. Standard library only (and
+``crnn_ocr.music.semantic``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+
+from crnn_ocr.music.semantic import diatonic_index
 
 CATEGORIES = ("pitch", "duration", "pitch+duration", "note", "gracenote", "rest", "multirest", "clef", "key", "time",
               "barline", "tie", "unknown")
@@ -125,23 +128,14 @@ def breakdown(hyp: Sequence[str], ref: Sequence[str]) -> dict[str, int]:
 
 
 PITCH_OFFSETS = ("accidental", "step", "2-3 steps", "octave", "other")
-_STEPS = {c: i for i, c in enumerate("CDEFGAB")}
-
-
-def _diatonic(pitch: str) -> int | None:
-    """``C#5`` -> 5 * 7 + 0 (the staff position, alteration ignored); None when not a pitch."""
-    letter, octave = pitch[:1], pitch.lstrip("CDEFGAB#b")
-    if letter not in _STEPS or not octave.isdigit():
-        return None
-    return int(octave) * 7 + _STEPS[letter]
 
 
 def pitch_offset(hyp: str, ref: str) -> str:
     """How far the pitch of note ``hyp`` is from that of note ``ref`` (one of ``PITCH_OFFSETS``)."""
-    a, b = _diatonic(_split_note(hyp)[1]), _diatonic(_split_note(ref)[1])
-    if a is None or b is None:
+    try:
+        steps = abs(diatonic_index(_split_note(hyp)[1]) - diatonic_index(_split_note(ref)[1]))
+    except ValueError:  # a token outside the grammar
         return "other"
-    steps = abs(a - b)
     if steps == 0:
         return "accidental"
     return {1: "step", 2: "2-3 steps", 3: "2-3 steps", 7: "octave"}.get(steps, "other")

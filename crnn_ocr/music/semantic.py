@@ -119,6 +119,13 @@ def parse_pitch(pitch: str) -> tuple[str, int, int]:
     return m["step"], _ACCID[m["acc"] or ""], int(m["oct"])
 
 
+def diatonic_index(pitch: str) -> int:
+    """``"C#5"`` -> 5 * 7 + 0: the pitch's line or space (octave * 7 + step), its alteration
+    ignored; ``ValueError`` if malformed."""
+    step, _, octave = parse_pitch(pitch)
+    return octave * 7 + STEPS.index(step)
+
+
 def format_pitch(step: str, alter: int, octave: int) -> str:
     """Inverse of ``parse_pitch``."""
     acc = {v: k for k, v in _ACCID.items()}.get(alter)

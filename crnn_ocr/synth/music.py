@@ -54,6 +54,7 @@ from crnn_ocr.music import (
     MeiOptions,
     UnsupportedMusic,
     count_symbols,
+    diatonic_index,
     excerpt_tokens,
     format_pitch,
     key_alterations,
@@ -259,17 +260,12 @@ def choose_excerpt(measures: Sequence, rng: np.random.Generator, cfg: SynthMusic
     return tokens
 
 
-def _diatonic(pitch: str) -> int:
-    step, _, octave = parse_pitch(pitch)
-    return octave * 7 + STEPS.index(step)
-
-
 def move_to_clef(tokens: list[str], clef: str) -> list[str]:
     """Replace the clefs by ``clef`` and move notes by whole octaves to sit around its middle line."""
     pitches = [t.split("-", 1)[1].split("_", 1)[0] for t in tokens if t.startswith(("note-", "gracenote-"))]
     if not pitches:
         return [f"clef-{clef}" if t.startswith("clef-") else t for t in tokens]
-    median = float(np.median([_diatonic(p) for p in pitches]))
+    median = float(np.median([diatonic_index(p) for p in pitches]))
     shift = int(round((CLEF_BOTTOM_LINE[clef] + 4 - median) / 7))
     out = []
     for t in tokens:
@@ -392,7 +388,7 @@ def _random_melody_once(rng: np.random.Generator, cfg: SynthMusicConfig, vocab: 
             note = None
             if tie_pending and last_pitch is not None:
                 pitch = last_pitch
-                accidentals[_diatonic(pitch)] = parse_pitch(pitch)[1]
+                accidentals[diatonic_index(pitch)] = parse_pitch(pitch)[1]
                 note = next(n for n in (f"note-{pitch}_{value}{fermata}", f"note-{pitch}_{value}") if ok(n))
             else:
                 for _attempt in range(6):
