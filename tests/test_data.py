@@ -234,6 +234,24 @@ def test_bucket_sampler_is_deterministic_and_covers_everything():
     assert padding(first) < 0.5 * padding(unsorted)
 
 
+def test_shortest_first_epochs_run_in_width_order_then_shuffle():
+    """SortaGrad: the first ``shortest_first`` epochs are one sort by width, shortest batch first; then as usual."""
+    widths = np.random.default_rng(1).permutation(np.arange(40) + 10)  # 40 distinct widths
+    sampler = BucketBatchSampler(widths, 8, seed=2, drop_last=True, chunk_batches=2, shortest_first=1)
+    curriculum = list(sampler)
+    assert [sorted(widths[b].tolist()) for b in curriculum] == [list(range(10 + 8 * k, 18 + 8 * k)) for k in range(5)]
+    sampler.set_epoch(1)
+    later = list(sampler)
+    plain = BucketBatchSampler(widths, 8, seed=2, drop_last=True, chunk_batches=2)
+    plain.set_epoch(1)
+    assert later == list(plain)  # from the second epoch on: shuffled as without the curriculum
+    assert [max(widths[b]) for b in later] != sorted(max(widths[b]) for b in later)
+    shards = [list(BucketBatchSampler(widths, 4, seed=2, rank=r, world_size=2, shortest_first=1)) for r in range(2)]
+    assert [max(widths[b]) for b in shards[0]] == sorted(max(widths[b]) for b in shards[0])  # each rank short to long
+    with pytest.raises(ValueError, match="shortest_first"):
+        BucketBatchSampler(widths, 8, shortest_first=-1)
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_bucket_sampler_ddp_shards(drop_last):
     widths = np.arange(50) + 10

@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None):
     opt.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm (0 disables)")
     opt.add_argument("--max-steps", type=int, help="optimizer steps to run (give this or --epochs)")
     opt.add_argument("--epochs", type=int, help="passes over the training data (with --max-steps: whichever ends first)")
+    opt.add_argument("--shortest-first", type=int, default=0, metavar="EPOCHS",
+                     help="run the first EPOCHS epochs shortest input first, unshuffled (DeepSpeech2's SortaGrad curriculum; default 0)")
     opt.add_argument("--seed", type=int, default=0, help="seeds the data order, augmentation and initialization")
     opt.add_argument("--no-amp", action="store_true", help="disable float16 autocast on CUDA")
     opt.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster on CPUs with AMX/AVX512-BF16)")
@@ -93,6 +95,8 @@ def parse_args(argv: list[str] | None):
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
+    if args.shortest_first < 0:
+        p.error(f"--shortest-first must be 0 or more epochs, got {args.shortest_first}")
     if args.mixup < 0:
         p.error(f"--mixup must be 0 (off) or a positive Beta parameter, got {args.mixup}")
     if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
         augment=False if args.no_augment else (True if args.augment == "default" else args.augment),
         amp=not args.no_amp, bf16=args.bf16, channels_last=args.channels_last, device=args.device, progress=not args.no_progress,
-        pooling=args.pooling, mixup=args.mixup, balanced=args.balanced,
+        pooling=args.pooling, mixup=args.mixup, balanced=args.balanced, shortest_first=args.shortest_first,
     )
     try:
         result = train(cfg)

@@ -38,7 +38,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     instead draws each epoch's samples with replacement in proportion to them (balanced classes).
     ``width_fns`` (one per group, or None): ``fn(epoch, indices in the group) -> widths`` for a
     dataset whose samples change every epoch (synthetic words); it is asked for the widths of the
-    samples an epoch draws from the group, and its ``widths`` segment is not read. With ``world_size > 1`` rank ``r`` takes batches
+    samples an epoch draws from the group, and its ``widths`` segment is not read.
+    ``shortest_first`` (DeepSpeech2's SortaGrad): the first ``shortest_first`` epochs are sorted by
+    width as a whole and their batches run shortest first, unshuffled (a curriculum: short, easy
+    utterances before long ones). With ``world_size > 1`` rank ``r`` takes batches
     ``r, r + world_size, ...``; every rank gets ``len(self)`` batches (the list is padded by
     repeating its first batches, or truncated when ``drop_last``).
     """
@@ -59,6 +62,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         chunk_batches: int = 50,
         weights: Sequence[float] | None = None,
         width_fns: Sequence[Callable[[int, np.ndarray], np.ndarray] | None] | None = None,
+        shortest_first: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -91,6 +95,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"width_fns: {len(self.width_fns)} for {len(sizes)} groups")
         self.num_samples = n if num_samples is None else num_samples
         self.chunk_batches = max(1, chunk_batches)
+        if shortest_first < 0:
+            raise ValueError(f"shortest_first must be 0 or more epochs, got {shortest_first}")
+        self.shortest_first = shortest_first
         self.epoch = 0
 
     @classmethod
@@ -145,7 +152,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         order = self._epoch_indices(rng)
         widths = self._widths_of(order)  # (len(order),)
-        chunk = self.batch_size * self.chunk_batches
+        curriculum = self.epoch < self.shortest_first
+        chunk = len(order) if curriculum else self.batch_size * self.chunk_batches
         batches: list[np.ndarray] = []
         for start in range(0, len(order), chunk):
             part = order[start : start + chunk]
@@ -153,7 +161,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches.extend(part[b : b + self.batch_size] for b in range(0, len(part), self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        if self.shuffle:
+        if self.shuffle and not curriculum:
             batches = [batches[k] for k in rng.permutation(len(batches))]
         per_rank = len(self)
         if self.world_size > 1:

@@ -50,6 +50,7 @@ class TrainConfig:
     device: str | None = None
     progress: bool = True
     max_bad_steps: int = 20  # consecutive non-finite losses before giving up
+    shortest_first: int = 0  # epochs run shortest input first (DeepSpeech2's SortaGrad curriculum); 0: shuffled from the start
     mask_padding: bool = True  # the model sees each image's true width (CRNN.forward); False: the old unmasked forward, for ablations
     # classify / tag (crnn_ocr.classify.task)
     pooling: str | None = None  # over time: mean, max, meanmax, attention (default: the arch's)

@@ -52,7 +52,7 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     sampler = BucketBatchSampler(
         widths, cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=True, rank=rank, world_size=world,
         group_sizes=[len(ds) for ds in train_sets], ratios=None if weights is not None else cfg.data_ratios, weights=weights,
-        width_fns=[getattr(ds, "epoch_widths", None) for ds in train_sets],
+        width_fns=[getattr(ds, "epoch_widths", None) for ds in train_sets], shortest_first=cfg.shortest_first,
     )
     if len(sampler) == 0:
         raise ValueError(f"--batch-size {cfg.batch_size}: larger than the training data ({len(widths)} usable samples per epoch)")
