@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home
 
@@ -28,15 +28,16 @@ class Augmentation:
         self.compose = compose
         self.strength = strength
 
-    def set_seed(self, seed: int | None) -> None:
+    def set_seed(self, seed: int | Sequence[int] | None) -> None:
         """Reseed: every transform then draws, in turn, from one stream seeded by ``seed``
-        (None: fresh entropy).
+        (an int, a sequence of ints such as ``(seed, sample, copy)``, or None: fresh entropy).
 
         Not ``Compose.set_random_seed``: it gives each transform its own generator with the
         *same* seed, so their coin flips coincide (one draw would decide whether all apply).
         """
         if self.compose is not None:
-            self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+            py_seed = str(list(seed)) if isinstance(seed, Sequence) else seed  # random.Random takes no list
+            self.compose.set_random_state(np.random.default_rng(seed), random.Random(py_seed))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if self.compose is None:

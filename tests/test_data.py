@@ -250,6 +250,7 @@ def test_shortest_first_epochs_run_in_width_order_then_shuffle():
     assert [max(widths[b]) for b in shards[0]] == sorted(max(widths[b]) for b in shards[0])  # each rank short to long
     with pytest.raises(ValueError, match="shortest_first"):
         BucketBatchSampler(widths, 8, shortest_first=-1)
+    assert list(BucketBatchSampler(np.empty(0, np.int64), 8, shortest_first=1)) == []  # an empty epoch, no error
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

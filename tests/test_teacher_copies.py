@@ -38,11 +38,11 @@ def test_copies_are_kept_exactly_where_the_teacher_reads_the_label():
 
 def test_perturbation_is_seeded_per_crop_and_copy():
     image = cv2.imdecode(np.frombuffer(crop(0), np.uint8), cv2.IMREAD_COLOR)
-    compose = severe_perturbation()
-    a = perturb(image, compose, (1, 0, 0))
+    augmentation = severe_perturbation()
+    a = perturb(image, augmentation, (1, 0, 0))
     assert a.shape == image.shape and a.dtype == np.uint8
     assert np.array_equal(a, perturb(image, severe_perturbation(), (1, 0, 0)))
-    others = [perturb(image, compose, s) for s in [(1, 0, 1), (1, 1, 0), (2, 0, 0)]]
+    others = [perturb(image, augmentation, s) for s in [(1, 0, 1), (1, 1, 0), (2, 0, 0)]]
     assert all(not np.array_equal(a, o) for o in others)
 
 

@@ -153,7 +153,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         order = self._epoch_indices(rng)
         widths = self._widths_of(order)  # (len(order),)
         curriculum = self.epoch < self.shortest_first
-        chunk = len(order) if curriculum else self.batch_size * self.chunk_batches
+        chunk = max(1, len(order)) if curriculum else self.batch_size * self.chunk_batches
         batches: list[np.ndarray] = []
         for start in range(0, len(order), chunk):
             part = order[start : start + chunk]

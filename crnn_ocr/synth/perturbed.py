@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,13 +30,14 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from crnn_ocr.augment import Augmentation  # noqa: E402
 from crnn_ocr.metrics import normalize_alnum  # noqa: E402
 
 
-def severe_perturbation() -> A.Compose:
+def severe_perturbation() -> Augmentation:
     """An albumentations pipeline far stronger than the trainer's ``strong``: unsafe without a check."""
     border = cv2.BORDER_REPLICATE
-    return A.Compose([
+    return Augmentation(A.Compose([
         A.Affine(rotate=(-8, 8), shear={"x": (-25, 25), "y": (-5, 5)}, scale=(0.85, 1.05),
                  translate_percent={"x": (-0.03, 0.03), "y": (-0.08, 0.08)}, border_mode=border, p=0.7),
         A.Perspective(scale=(0.02, 0.08), keep_size=True, border_mode=border, p=0.5),
@@ -59,14 +59,13 @@ def severe_perturbation() -> A.Compose:
         A.RandomGamma(gamma_limit=(50, 200), p=0.3),
         A.GaussNoise(std_range=(0.02, 0.12), p=0.5),
         A.ImageCompression(quality_range=(5, 40), p=0.4),
-    ])
+    ]), "severe")
 
 
-def perturb(image: np.ndarray, compose: A.Compose, seed: Sequence[int]) -> np.ndarray:
+def perturb(image: np.ndarray, augmentation: Augmentation, seed: Sequence[int]) -> np.ndarray:
     """One seeded perturbation of a uint8 ``(H, W, 3)`` crop; same shape and dtype out."""
-    compose.set_random_state(np.random.default_rng(list(seed)), random.Random(str(list(seed))))
-    out = compose(image=image)["image"]
-    return out if out.dtype == np.uint8 else np.clip(out, 0, 255).astype(np.uint8)
+    augmentation.set_seed(seed)
+    return augmentation(image)
 
 
 @dataclass
@@ -95,7 +94,7 @@ def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[by
     The unperturbed crop is read in the same batch, for the statistics only.
     """
     stats = stats if stats is not None else CopyStats()
-    compose = severe_perturbation()
+    augmentation = severe_perturbation()
     pending: list[tuple[bytes, str, bool]] = []  # (PNG, label, is a copy)
 
     def flush() -> Iterator[tuple[bytes, str]]:
@@ -118,9 +117,9 @@ def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[by
         if not normalize_alnum(label):
             stats.no_alnum += 1
             continue
-        pending.append((cv2.imencode(".png", image)[1].tobytes(), label, False))
+        pending.append((data, label, False))  # the crop as stored
         for c in range(copies):
-            out = perturb(image, compose, (seed, index, c))
+            out = perturb(image, augmentation, (seed, index, c))
             pending.append((cv2.imencode(".png", out)[1].tobytes(), label, True))
             stats.copies += 1
         if len(pending) >= batch:
