@@ -239,3 +239,29 @@ def test_importing_the_generators_leaves_optional_dependencies_unloaded():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["[]", "[]"]
+
+
+def test_shaped_words_are_kerned_and_shaping_0_keeps_old_samples(tmp_path, monkeypatch, capsys):
+    """``shaping``: libraqm lays the word out (kerning, ligatures); 0 keeps older seeds' samples."""
+    import matplotlib
+
+    font = str(synth.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    basic = synth.render_word("AVAVAV", font, np.random.default_rng(1), plain=True, channels=1)
+    shaped = synth.render_word("AVAVAV", font, np.random.default_rng(1), plain=True, channels=1, shaped=True)
+    assert basic.shape == (32, 97) and shaped.shape == (32, 91)  # DejaVu kerns A-V pairs together
+    # the share: a draw only when > 0, so shaping=0 renders older seeds' samples unchanged
+    none = list(synth.iter_samples(6, seed=4, fonts=[font], shaping=0.0))
+    old = list(synth.iter_samples(6, seed=4, fonts=[font]))
+    assert all(a[1] == b[1] and np.array_equal(a[0], b[0]) for a, b in zip(none, old))
+    every = list(synth.iter_samples(6, seed=4, fonts=[font], shaping=1.0))
+    assert [t for _, t in every] == [t for _, t in old]  # the text is drawn first either way
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"shaping must be in \[0, 1\]"):
+            synth.check_shaping(bad)
+    monkeypatch.setattr(synth.features, "check", lambda name: False)
+    synth.check_shaping(0.0)
+    with pytest.raises(ValueError, match="libraqm"):
+        synth.WordRenderer(fonts=[font], shaping=0.5)
+    assert synth.main(["--out", str(tmp_path / "x"), "--count", "2", "--shaping", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("synth_text: error: shaping > 0 needs Pillow built with libraqm") and "\n" not in err

@@ -122,6 +122,9 @@ def test_split_source_and_config_errors(tmp_path):
         SynthConfig.load(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="lacks"):
         open_training_source(f"synth:{synth_config(tmp_path, alphabet='printable')}", ALNUM, FRONTEND)
+    with pytest.raises(ValueError, match=r"shaping must be in \[0, 1\]"):
+        open_training_source(f"synth:{synth_config(tmp_path, shaping=2)}", ALNUM, FRONTEND)
+    assert open_training_source(f"synth:{synth_config(tmp_path, shaping=0.5)}", ALNUM, FRONTEND).renderer.shaping == 0.5
 
 
 def _cfg(tmp_path: Path, data: list[str], **kw) -> TrainConfig:

@@ -5,7 +5,7 @@
 ``synth:CONFIG.json`` names a JSON object with ``datasets/synth_text.py``'s options (its option
 names with ``_`` or ``-``): ``count`` (required: the source's samples per epoch, what ``--data-ratios``
 draws from), ``seed``, ``words``, ``alphabet`` (the texts' symbols; default the run's), ``fonts``,
-``word_ratio``, ``max_length``, ``plain_ratio``, ``style``, ``pattern_ratio``, ``colors``,
+``word_ratio``, ``max_length``, ``plain_ratio``, ``style``, ``pattern_ratio``, ``shaping``, ``colors``,
 ``palette_ratio``, ``photos``, ``photo_ratio``, ``neighbors``, ``curve``, ``wide_margin``. Relative
 paths are read from the config file's folder. Height and colour are the run's (``--height``,
 ``--channels``), so the words are rendered at the model's input size.
@@ -59,6 +59,7 @@ class SynthConfig:
     plain_ratio: float = 0.0
     style: str = "scene"
     pattern_ratio: float = 0.0
+    shaping: float = 0.0
     colors: str | None = None
     palette_ratio: float = 0.6
     photos: list[str] | None = None
@@ -128,6 +129,7 @@ class SynthWordDataset(Dataset):
             alphabet=config.alphabet or alphabet, words=config.words, fonts=config.fonts, height=frontend.height,
             channels=frontend.channels, word_ratio=config.word_ratio, max_length=config.max_length,
             plain_ratio=config.plain_ratio, style=config.style, pattern_ratio=config.pattern_ratio, scene=config.scene(),
+            shaping=config.shaping,
         )  # fmt: skip
         source = self.renderer.source
         foreign = sorted(c for c in source.all + (" " if source.space else "") if alphabet.try_encode(c) is None)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.data import write_lmdb
@@ -115,10 +115,22 @@ def font_families(paths: Sequence[str]) -> list[list[str]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+def _load_font(path: str, size: int, shaped: bool = False) -> ImageFont.FreeTypeFont:
+    """The face at ``size`` px; ``shaped``: laid out by libraqm (kerning, ligatures such as fi/fl, the
+    font's own contextual forms), as browsers and typesetters lay out text, else glyph by glyph."""
     if path == DEFAULT_FONT:
         return ImageFont.load_default(size)
-    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+    engine = ImageFont.Layout.RAQM if shaped else ImageFont.Layout.BASIC
+    return ImageFont.truetype(path, size, layout_engine=engine)
+
+
+def check_shaping(shaping: float) -> None:
+    """``ValueError`` unless ``shaping`` is a share in [0, 1] this Pillow can render (libraqm for > 0)."""
+    if not 0.0 <= shaping <= 1.0:
+        raise ValueError(f"shaping must be in [0, 1], got {shaping}")
+    if shaping > 0 and not features.check("raqm"):
+        raise ValueError("shaping > 0 needs Pillow built with libraqm (the PyPI wheels are; "
+                         "python -c \"from PIL import features; print(features.check('raqm'))\" says False here)")
 
 
 # ------------------------------------------------------------------------------------ words
@@ -440,7 +452,7 @@ def _text_mask(text: str, font: ImageFont.FreeTypeFont, xs: list[float], origin:
 
 def render_word(
     text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3, plain: bool = False,
-    scene: Scene | None = None,
+    scene: Scene | None = None, shaped: bool = False,
 ) -> np.ndarray:
     """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1).
 
@@ -453,11 +465,14 @@ def render_word(
     near-white paper, the font's own spacing, upright, and at most a light scanner blur and noise.
 
     ``scene``: colours of real crops, photo textures, detector-like cuts, curved lines (``Scene``).
+
+    ``shaped``: lay the word out with libraqm (kerning, ligatures) instead of glyph by glyph (words
+    drawn with letter spacing stay glyph by glyph).
     """
     if plain:
-        return _render_plain(text, font_path, rng, height=height, channels=channels)
+        return _render_plain(text, font_path, rng, height=height, channels=channels, shaped=shaped)
     size = int(rng.integers(max(8, int(height * 0.7)), int(height * 1.6) + 1))
-    font = _load_font(font_path, size)
+    font = _load_font(font_path, size, shaped)
     stroke = 1 if size >= 28 and rng.random() < 0.15 else 0
     tracking = size * rng.uniform(-0.03, 0.25) if len(text) > 1 and rng.random() < 0.2 else 0.0
     xs, left, v_top, text_w, line_h = _line_box(text, font, stroke, tracking)
@@ -632,9 +647,9 @@ def _scene_colors(
     return ink, paper, spread, photo
 
 
-def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height: int, channels: int) -> np.ndarray:
+def _render_plain(text: str, font_path: str, rng: np.random.Generator, *, height: int, channels: int, shaped: bool = False) -> np.ndarray:
     size = int(rng.integers(max(8, int(height * 0.8)), int(height * 1.6) + 1))
-    font = _load_font(font_path, size)
+    font = _load_font(font_path, size, shaped)
     xs, left, v_top, text_w, line_h = _line_box(text, font, 0, 0.0)
     pad_l, pad_r = (int(line_h * rng.uniform(0.0, 0.4)) + 1 for _ in range(2))
     pad_t, pad_b = (int(line_h * rng.uniform(0.0, 0.2)) + 1 for _ in range(2))
@@ -748,9 +763,12 @@ class WordRenderer:
         style: str = "scene",
         pattern_ratio: float = 0.0,
         scene: Scene | None = None,
+        shaping: float = 0.0,
     ) -> None:
         if not 0.0 <= plain_ratio <= 1.0:
             raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
+        check_shaping(shaping)
+        self.shaping = shaping
         if style not in STYLES:
             raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
         alphabet = Alphabet.resolve(alphabet)
@@ -774,7 +792,9 @@ class WordRenderer:
         family = self.families[int(rng.integers(len(self.families)))]
         font = family[int(rng.integers(len(family)))]
         plain = self.plain_ratio > 0 and rng.random() < self.plain_ratio  # no draw at 0: older seeds render as before
-        return render_word(text, font, rng, height=self.height, channels=self.channels, plain=plain, scene=self.scene), text
+        shaped = self.shaping > 0 and rng.random() < self.shaping  # likewise
+        img = render_word(text, font, rng, height=self.height, channels=self.channels, plain=plain, scene=self.scene, shaped=shaped)
+        return img, text
 
 
 def iter_samples(
@@ -792,6 +812,7 @@ def iter_samples(
     style: str = "scene",
     pattern_ratio: float = 0.0,
     scene: Scene | None = None,
+    shaping: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, str]]:
     """Yield ``count`` (image, label) pairs; sample ``i`` is ``WordRenderer(...)(default_rng([seed, i]))``.
 
@@ -801,10 +822,13 @@ def iter_samples(
     the images are the same on every machine). ``pattern_ratio``: share of texts that are prices,
     phone numbers, web addresses, times, codes and brand-like compounds (``TextSource``).
     ``scene``: realism of photographed words (``Scene``; not for plain or dot-matrix words).
+    ``shaping``: share of words laid out by libraqm (kerning and ligatures, as typeset text is)
+    rather than glyph by glyph; 0 draws nothing, so older seeds render as before.
     """
     renderer = WordRenderer(
         alphabet=alphabet, words=words, fonts=fonts, height=height, channels=channels, word_ratio=word_ratio,
         max_length=max_length, plain_ratio=plain_ratio, style=style, pattern_ratio=pattern_ratio, scene=scene,
+        shaping=shaping,
     )  # fmt: skip
     for i in range(count):
         yield renderer(np.random.default_rng([seed, i]))
@@ -826,6 +850,7 @@ def generate(
     style: str = "scene",
     pattern_ratio: float = 0.0,
     scene: Scene | None = None,
+    shaping: float = 0.0,
     image_format: str = "png",
     overwrite: bool = False,
     image_dir: str | os.PathLike | None = None,
@@ -845,7 +870,7 @@ def generate(
         for img, text in iter_samples(
             count, seed=seed, alphabet=alphabet, words=words, fonts=fonts, height=height,
             channels=channels, word_ratio=word_ratio, max_length=max_length, plain_ratio=plain_ratio, style=style,
-            pattern_ratio=pattern_ratio, scene=scene,
+            pattern_ratio=pattern_ratio, scene=scene, shaping=shaping,
         ):  # fmt: skip
             labels.append(text)
             data = encode_image(img, image_format)
@@ -879,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="scene: photographed and printed words in many fonts; dot-matrix: LED signs and dot-matrix print")
     p.add_argument("--pattern-ratio", type=float, default=0.0,
                    help="share of prices, phone numbers, web addresses, times, codes and brand-like compounds")
+    p.add_argument("--shaping", type=float, default=0.0,
+                   help="share of words laid out by libraqm (kerning, fi/fl ligatures), as typeset text is; the rest glyph by glyph")
     g = p.add_argument_group("photographic realism (scene style)")
     g.add_argument("--colors", help="text/background colour pairs of real crops (datasets/crop_colors.py writes them)")
     g.add_argument("--palette-ratio", type=float, default=0.6, help="share of words coloured from --colors")
@@ -905,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         n = generate(
             a.out, a.count, seed=a.seed, alphabet=a.alphabet, words=a.words, fonts=a.fonts, height=a.height,
             channels=1 if a.gray else 3, word_ratio=a.word_ratio, max_length=a.max_length, plain_ratio=a.plain_ratio,
-            style=a.style, pattern_ratio=a.pattern_ratio, scene=scene, image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
+            style=a.style, pattern_ratio=a.pattern_ratio, scene=scene, shaping=a.shaping, image_format=a.format, overwrite=a.overwrite, image_dir=a.png_dir,
         )  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"synth_text: error: {e}", file=sys.stderr)
