@@ -11,7 +11,8 @@ Keys: ``format``, ``kind`` ("text", "score", "speech"; "classify", "tag": ``crnn
 ``preprocess`` instead, read the same by ``frontend.stored_frontend``), ``model`` (state dict)
 and, for training checkpoints, ``optimizer``, ``scheduler``, ``scaler``, ``step``, ``epoch``,
 ``batches_in_epoch``, ``rng``, ``train_config``, ``best_metric``; a tagger's ``thresholds``
-(one per class, chosen on validation).
+(one per class, chosen on validation); with ``--ema``, ``model`` is the weights' moving average
+and ``train_model`` (state dict), ``ema_updates`` (int) the stepped weights and the average's count.
 """
 
 from __future__ import annotations

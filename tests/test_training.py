@@ -163,11 +163,64 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, out: str) ->
 
 @pytest.mark.slow
 def test_ddp_two_ranks_keep_identical_parameters(tmp_path, word_lmdb):
-    cfg = _cfg(tmp_path, word_lmdb, max_steps=2, batch_size=4, device="cpu")
+    cfg = _cfg(tmp_path, word_lmdb, max_steps=2, batch_size=4, device="cpu", ema=0.9)  # each rank's average too
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     init = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert init["step"] == 2
+    assert init["step"] == 2 and init["ema_updates"] == 2
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
+        assert torch.equal(r0[k], init["model"][k]), k  # the result's model and last.pt's: the average
     assert any(not torch.equal(r0[k], torch.zeros_like(r0[k])) for k in r0)
+
+
+def test_ema_is_the_warmed_up_average_of_the_stepped_weights_and_resumes_exactly(tmp_path, word_lmdb, monkeypatch):
+    """--ema: checkpoints' ``model`` is the moving average, ``train_model`` the stepped weights; the
+    first step copies them, the n-th moves 1 - min(decay, (1+n)/(10+n)) of the way; a resumed run's
+    average equals an uninterrupted one's; validation reads the average."""
+    torch.set_num_threads(1)
+    decay = 0.5
+    one = load_checkpoint(train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "one"), max_steps=1, batch_size=4, ema=decay)).last_checkpoint)
+    two = load_checkpoint(train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "two"), max_steps=2, batch_size=4, ema=decay)).last_checkpoint)
+    assert one["ema_updates"] == 1 and two["ema_updates"] == 2
+    for k, w1 in one["train_model"].items():  # after one step: a copy
+        torch.testing.assert_close(one["model"][k], w1, rtol=0, atol=0)
+    d = min(decay, 2 / 11)
+    moved = 0
+    for k, w2 in two["train_model"].items():
+        w1 = one["train_model"][k]
+        if w2.is_floating_point():
+            torch.testing.assert_close(two["model"][k], d * w1 + (1 - d) * w2, rtol=1e-5, atol=1e-7)
+            moved += not torch.equal(w1, w2)
+        else:  # BatchNorm's batch count: the current one
+            assert torch.equal(two["model"][k], w2)
+    assert moved > 10  # the check is not vacuous: the weights did move between the steps
+    # resume: 3 steps, then on to 6, equals 6 straight (weights, average and its count)
+    full = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "full"), max_steps=6, batch_size=4, ema=0.9))
+    train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "part"), max_steps=3, batch_size=4, ema=0.9))
+    resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "part"), max_steps=6, batch_size=4, ema=0.9, resume="auto"))
+    a, b = load_checkpoint(full.last_checkpoint), load_checkpoint(resumed.last_checkpoint)
+    assert a["ema_updates"] == b["ema_updates"] == 6
+    for key in ("model", "train_model"):
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], rtol=1e-5, atol=1e-6)
+    for p, (k, v) in zip(resumed.model.state_dict().values(), a["model"].items()):  # the result's model is the average
+        torch.testing.assert_close(p, v, rtol=1e-5, atol=1e-6)
+    # validation (and best.pt) read the average
+    from crnn_ocr.tasks import get_task
+
+    task_type, seen = type(get_task("ctc")), []
+    original = task_type.validate
+
+    def recording(self, model, *args, **kwargs):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return original(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(task_type, "validate", recording)
+    val = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "val"), max_steps=4, batch_size=4, ema=0.9,
+                     val=[str(word_lmdb)], val_every=4))
+    best = load_checkpoint(val.best_checkpoint)
+    assert len(seen) == 1 and not all(torch.equal(best["model"][k], best["train_model"][k]) for k in best["model"])
+    assert all(torch.equal(seen[0][k], v) for k, v in best["model"].items())
+    with pytest.raises(ValueError, match=r"--ema must be a decay in \[0, 1\)"):
+        train(_cfg(tmp_path, word_lmdb, ema=1.0))

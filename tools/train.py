@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None):
     opt.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "constant"], help="learning-rate schedule over the run")
     opt.add_argument("--warmup-steps", type=int, help="cosine: linear warm-up steps (default 5%% of the run)")
     opt.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm (0 disables)")
+    opt.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                     help="keep an exponential moving average of the weights (e.g. 0.999; its decay warms up as min(DECAY, "
+                     "(1+n)/(10+n)) after n steps): validation, best.pt and last.pt's weights are the average; 0: off")
     opt.add_argument("--max-steps", type=int, help="optimizer steps to run (give this or --epochs)")
     opt.add_argument("--epochs", type=int, help="passes over the training data (with --max-steps: whichever ends first)")
     opt.add_argument("--shortest-first", type=int, default=0, metavar="EPOCHS",
@@ -97,6 +100,8 @@ def parse_args(argv: list[str] | None):
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
     if args.shortest_first < 0:
         p.error(f"--shortest-first must be 0 or more epochs, got {args.shortest_first}")
+    if not 0 <= args.ema < 1:
+        p.error(f"--ema must be a decay in [0, 1) (0: off), got {args.ema}")
     if args.mixup < 0:
         p.error(f"--mixup must be 0 (off) or a positive Beta parameter, got {args.mixup}")
     if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         height=args.height, channels=args.channels, max_width=args.max_width, width_scale=args.width_scale, hidden_size=args.hidden_size,
         kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
-        grad_clip=args.grad_clip, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
+        grad_clip=args.grad_clip, ema=args.ema, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
         augment=False if args.no_augment else (True if args.augment == "default" else args.augment),

@@ -33,6 +33,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # "onecycle", "cosine", "constant"
     warmup_steps: int | None = None  # default: 5% of the steps (cosine); onecycle has its own warm-up
     grad_clip: float = 5.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and saved as "model"; 0: off
     max_steps: int | None = None
     epochs: int | None = None
     val_every: int = 500
@@ -72,6 +73,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError("--data: give at least one LMDB")
     if cfg.max_steps is None and cfg.epochs is None:
         raise ValueError("give --max-steps or --epochs")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
 
 
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:

@@ -13,6 +13,8 @@ seen, and augmentation is seeded per sample from (seed, epoch, index) (``LmdbDat
 a ``synth:`` source renders each sample from them too: ``crnn_ocr.synth.online``), so with a
 fixed seed a resumed run's losses equal an uninterrupted run's (see RELIABILITY.md).
 SIGINT/SIGTERM finish the current step, save ``last.pt`` and raise ``Interrupted``.
+With ``ema`` (``--ema``) an exponential moving average of the weights is what validation reads and
+checkpoints hold as ``model`` (the weights the optimizer steps as ``train_model``, for resuming).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -88,6 +91,7 @@ class Run:
     total_steps: int
     task: Task
     task_state: dict[str, Any]  # the task's plain data saved beside the weights (a tagger's thresholds)
+    ema: AveragedModel | None = None  # --ema: the moving average of core's weights (and BN statistics)
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0  # batches of this epoch read so far (a resumed epoch skips them)
@@ -112,13 +116,20 @@ class Run:
     def autocast(self) -> AbstractContextManager[Any]:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model validation reads and checkpoints call ``model``: the average with --ema, else ``core``."""
+        return self.ema.module if self.ema is not None else self.core
+
     def checkpoint(self) -> dict[str, Any]:
+        averaged = {} if self.ema is None else {"train_model": self.core.state_dict(), "ema_updates": int(self.ema.n_averaged)}
         return {
             "kind": self.cfg.kind,
             "model_config": self.spec.model_config.to_dict(),
             "alphabet": self.spec.alphabet.to_dict(),
             "frontend": self.spec.frontend.to_dict(),
-            "model": self.core.state_dict(),
+            "model": self.evaluated.state_dict(),
+            **averaged,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -190,11 +201,15 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
     amp_dtype = torch.float16 if use_fp16 else (torch.bfloat16 if cfg.bf16 else None)
     task = task_for_kind(cfg.kind)
     task_state = {k: spec.state[k] for k in task.state_keys if spec.resuming and k in spec.state}
+    ema = make_ema(core, cfg.ema) if cfg.ema > 0 else None
     run = Run(cfg=cfg, spec=spec, device=device, world=world, is_main=is_main, model=model, core=core, optimizer=optimizer,
               scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, channels_last=channels_last, total_steps=steps, task=task, task_state=task_state,
-              step=spec.step, epoch=spec.epoch, batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
+              ema=ema, step=spec.step, epoch=spec.epoch, batches_in_epoch=spec.batches_in_epoch, best_metric=spec.best_metric)
     if spec.resuming:
         state = spec.state
+        if ema is not None and "train_model" in state:  # the average goes on where it stopped (else it starts now)
+            ema.module.load_state_dict(state["model"])
+            ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -204,6 +219,25 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
         if is_main:
             print(f"resumed from step {run.step} (epoch {run.epoch}, batch {run.batches_in_epoch})", flush=True)
     return run
+
+
+def make_ema(core: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``core``'s weights and buffers (BatchNorm statistics), updated
+    after every optimizer step: the first update copies the weights, the n-th (n = 1, 2, ...) moves the
+    average ``1 - min(decay, (1 + n) / (10 + n))`` of the way to them, so an early average does not
+    keep the starting weights for thousands of steps (the warm-up of TensorFlow's and timm's EMA)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - d)
+        else:  # integer buffers (BatchNorm's batch count): the current value
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+
+    return AveragedModel(core, multi_avg_fn=update, use_buffers=True)
 
 
 def open_run_folder(run: Run) -> CsvLog:
@@ -279,6 +313,8 @@ def train_step(run: Run, batch: dict[str, Any]) -> Any:
         nn.utils.clip_grad_norm_(run.core.parameters(), run.cfg.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    if run.ema is not None:
+        run.ema.update_parameters(run.core)
     run.scheduler.step()
     run.step += 1
     run.last_loss = float(loss.detach())
@@ -297,7 +333,7 @@ def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLo
         log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.last_loss:.5f}",
                   train_acc=f"{acc:.4f}", images_per_s=f"{ips:.1f}")
     if val_loader is not None and (step % cfg.val_every == 0 or step == run.total_steps):
-        v = run.task.validate(run.core, val_loader, run.spec, run.device, run.autocast)
+        v = run.task.validate(run.evaluated, val_loader, run.spec, run.device, run.autocast)
         log.write(step=step, epoch=run.epoch, **v.row)
         bar.write(f"step {step}: {v.line}")
         run.task_state.update(v.state)
@@ -336,7 +372,7 @@ def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
         best_metric=run.best_metric,
         final_loss=run.last_loss,
         skipped_nonfinite=run.skipped_nonfinite,
-        model=run.core,
+        model=run.evaluated,
         skipped_corrupt=run.corrupt,
         best_name=run.task.best_name,
     )

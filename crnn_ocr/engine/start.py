@@ -170,8 +170,8 @@ def choose_width_scale(config: TrainConfig, resumed: dict | None, init: dict | N
 def start_weights(model: nn.Module, spec: RunSpec, init_name: str | None = None) -> str | None:
     """Load the weights ``spec`` starts from into the freshly built ``model``; for an init, the
     line that says what was kept (``init_name`` names the checkpoint in it)."""
-    if spec.source == RESUME:
-        model.load_state_dict(spec.state["model"])
+    if spec.source == RESUME:  # with --ema, "model" is the average; the optimizer stepped "train_model"
+        model.load_state_dict(spec.state.get("train_model", spec.state["model"]))
     if spec.source != INIT:
         return None
     old_alphabet = get_task(task_of_kind(spec.state.get("kind"))).labels_from_dict(spec.state["alphabet"])
