@@ -173,3 +173,32 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, args, extra):
             f"runpy.run_path({str(ROOT / 'tools' / 'infer.py')!r}, run_name='__main__')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
     _one_line_error(r, f"needs {blocked}, which is not installed", f'pip install -e ".[{extra}]"')
+
+
+def test_average_writes_the_weighted_mean_of_one_models_checkpoints(trained, tmp_path):
+    import torch
+
+    from crnn_ocr.checkpoint import load_checkpoint, save_checkpoint
+
+    base = load_checkpoint(trained / "run" / "last.pt")
+    other = {**base, "model": {k: (v * 3 + 1 if v.is_floating_point() else v + 5) for k, v in base["model"].items()}}
+    save_checkpoint(tmp_path / "b.pt", other)
+    r = run_tool("average.py", "--checkpoints", trained / "run" / "last.pt", tmp_path / "b.pt", "--weights", 3, 1,
+                 "--out", tmp_path / "avg.pt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote {tmp_path / 'avg.pt'}: the weighted mean of 2 checkpoints' weights"
+    avg = load_checkpoint(tmp_path / "avg.pt")
+    assert avg["averaged_from"] == ["run/last.pt", f"{tmp_path.name}/b.pt"] and "optimizer" not in avg
+    assert avg["alphabet"] == base["alphabet"] and avg["frontend"] == base["frontend"]
+    for k, v in base["model"].items():
+        want = v * 0.75 + (v * 3 + 1) * 0.25 if v.is_floating_point() else v  # integers: the first's
+        torch.testing.assert_close(avg["model"][k], want, rtol=1e-6, atol=1e-6)
+    # checkpoints of different models, and bad arguments: one line, exit 2
+    save_checkpoint(tmp_path / "cased.pt", {**base, "alphabet": {**base["alphabet"], "symbols": "abc"}})
+    _one_line_error(run_tool("average.py", "--checkpoints", trained / "run" / "last.pt", tmp_path / "cased.pt", "--out", tmp_path / "x.pt"),
+                    "cased.pt: its alphabet differs from")
+    _one_line_error(run_tool("average.py", "--checkpoints", tmp_path / "b.pt", "--out", tmp_path / "x.pt"), "two or more")
+    _one_line_error(run_tool("average.py", "--checkpoints", tmp_path / "b.pt", tmp_path / "b.pt", "--weights", 1, "--out", tmp_path / "x.pt"),
+                    "--weights: 1 weights for 2 checkpoints")
+    _one_line_error(run_tool("average.py", "--checkpoints", tmp_path / "b.pt", tmp_path / "nope.pt", "--out", tmp_path / "x.pt"), "nope.pt")
+    assert not (tmp_path / "x.pt").exists()
