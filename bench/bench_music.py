@@ -1,7 +1,7 @@
 """Score-reading accuracy: symbol error rate and sequence accuracy of a score checkpoint.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_music.py --checkpoint runs/score/best.pt \
-        --val data/music/val [--primus ../shared/data/music/primus_example/Data] [--beam 1]
+        --val data/music/val [--primus ../shared/data/music/primus_example/Data] [--beam 1] [--key-lm]
 
 ``--val``: an LMDB of staff images labelled with semantic token sequences (datasets/synth_music.py
 writes one, split by tune). Symbol error rate (SER) = token edit distance / reference tokens,
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", nargs="*", default=[], help="LMDBs of staves with semantic labels")
     p.add_argument("--primus", help="a PrIMuS folder tree to read image by image")
     p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--key-lm", action="store_true", help="beam search (at least 10) with the key-signature and bar prior "
+                   "(crnn_ocr.music.key_lm), as tools/infer.py --key-lm reads")
     p.add_argument("--limit", type=int, help="read only the first N images of each --val set")
     args = p.parse_args(argv)
     import torch
@@ -161,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     from crnn_ocr.recognizer import load_recognizer
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    rec = load_recognizer(args.checkpoint, beam_width=args.beam, device="cpu")
+    options = {}
+    if args.key_lm:
+        from crnn_ocr.music.key_lm import KEY_LM_ALPHA, KEY_LM_BEAM, KeyAccidentalLM
+
+        options = {"beam_width": max(args.beam, KEY_LM_BEAM), "lm": KeyAccidentalLM(), "alpha": KEY_LM_ALPHA}
+    rec = load_recognizer(args.checkpoint, device="cpu", **({"beam_width": args.beam} | options))
     if rec.kind != "score":
         p.error(f"{args.checkpoint}: is a {rec.kind} model, not a score model")
     sets = [(Path(v).as_posix(), evaluate_lmdb(rec, v, limit=args.limit)) for v in args.val]

@@ -70,6 +70,7 @@ class InferConfig:
     midi: str | None = None
     device: str | None = None
     top_k: int | None = None  # classifiers: print the k most probable classes
+    key_lm: bool = False  # score models: beam search with the key-signature and bar prior (crnn_ocr.music.key_lm)
 
 
 def infer(cfg: InferConfig) -> int:
@@ -97,6 +98,14 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError(f"--top-k: {source} is a {rec.kind} model (CTC); it applies to classifiers")
     if rec.frontend.media.name != media.name:
         raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
+    if cfg.key_lm:
+        if rec.kind != "score":
+            raise UsageError(f"--key-lm: applies to score models; {source} is a {rec.kind} model")
+        from crnn_ocr.decoding.decoder import CTCDecoder
+        from crnn_ocr.music.key_lm import KEY_LM_ALPHA, KEY_LM_BEAM, KeyAccidentalLM
+
+        rec.decoder = CTCDecoder(rec.alphabet, beam_width=max(cfg.beam, KEY_LM_BEAM), lexicon=cfg.lexicon, lexicon_mode=cfg.lexicon_mode,
+                                 max_edit_distance=cfg.max_edit_distance, lm=KeyAccidentalLM(), alpha=KEY_LM_ALPHA)
     if scores and (rec.kind != "score" or len(paths) != 1):
         raise UsageError(f"--musicxml/--midi: need a score checkpoint (train.py --kind score) and one --image; "
                          f"got a {rec.kind} model and {len(paths)} images")
@@ -142,7 +151,7 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     from crnn_ocr.classify.reading import ClipTooShort, load_classifier, result_json, result_line
 
     ctc_only = {"--lexicon": cfg.lexicon, "--beam": cfg.beam != 1, "--visualize": cfg.visualize, "--musicxml": cfg.musicxml,
-                "--midi": cfg.midi, "--precision": cfg.precision != "fp32"}
+                "--midi": cfg.midi, "--precision": cfg.precision != "fp32", "--key-lm": cfg.key_lm}
     if any(ctc_only.values()):
         raise UsageError(f"{', '.join(k for k, v in ctc_only.items() if v)}: apply to CTC models; {source} is a classifier")
     clf = load_classifier(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads)

@@ -59,6 +59,12 @@ class Backend(Protocol):
         ...
 
 
+WHOLE_INPUT_KINDS = frozenset({"score"})
+"""Kinds read in one pass at any width (``Recognizer.windows``). A score staff read in windows of
+its ``max_width`` lost the clef and key to later windows: on the held-out staves wider than it,
+36 token errors against 19 in one pass (BENCHMARKS.md)."""
+
+
 class Recognizer:
     """Reads sources with a backend, a front-end and a CTC decoder.
 
@@ -104,7 +110,10 @@ class Recognizer:
         columns ``[x0, x1)`` go through the model and its frames ``[first, last)`` (global frame
         numbers) are kept.
 
-        Up to the model's ``max_width`` (what it was trained on): one window, all frames. Wider:
+        Up to the model's ``max_width`` (what it was trained on), or a score model's staff of any
+        width (``WHOLE_INPUT_KINDS``: the clef and key signature at the start of a staff decide the
+        pitch of every note after them, so no part of it is read without them): one window, all
+        frames. Wider:
         windows of ``max_width`` columns every ``max_width // 2`` (rounded to the frame stride,
         so a window's frame ``t`` is global frame ``t + x0 // stride``), the last one flush with
         the right edge; consecutive windows hand over in the middle of their overlap, so every
@@ -112,7 +121,7 @@ class Recognizer:
         """
         size = self.frontend.max_width
         total = self.output_length(width)
-        if size is None or width <= size:
+        if size is None or width <= size or self.kind in WHOLE_INPUT_KINDS:
             return [(0, width, 0, total)]
         s = self.frame_stride
         step = max(s, size // 2 // s * s)

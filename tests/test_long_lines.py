@@ -116,3 +116,15 @@ def test_a_20000_pixel_image_reads_its_text_not_nothing(rec):
     result = rec.read(np.asarray(img))
     assert editdistance.eval(squash(result.text), squash(text)) / len(squash(text)) <= 0.05
     assert rec.read(np.full((40, 20000), 255, np.uint8)).text == ""  # blank stays blank
+
+
+def test_a_score_staff_wider_than_max_width_is_read_in_one_pass():
+    """The clef and key signature at a staff's start decide every later pitch: a score model reads
+    a staff of any width whole, never in windows (WHOLE_INPUT_KINDS)."""
+    torch.set_num_threads(1)
+    score = load_recognizer(MODELS["score"].path, backend="torch", device="cpu")
+    assert score.kind == "score" and score.frontend.max_width == 1024
+    assert score.windows(3001) == [(0, 3001, 0, score.output_length(3001))]
+    staff = (np.random.default_rng(0).random((128, 1500)) * 255).astype(np.uint8)
+    lp, lengths = score.log_probs([staff])
+    assert score.read_prepared([staff])[0].text == score.decoder.decode(lp[0, : lengths[0]]).text

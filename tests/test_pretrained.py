@@ -198,3 +198,28 @@ def test_score_model_reads_an_engraved_staff_into_musicxml(tmp_path):
     tokens = r.stdout.split("\t")[1].split()
     assert tokens == CLEAN_STAFF.split()
     assert xml.read_text().count("<note") == 5 and xml.read_text().count("<clef>") == 1
+
+
+KEYED_STAFF = ("clef-G2 keySignature-DM timeSignature-4/4 note-F#4_quarter note-A4_quarter note-D5_quarter note-C#5_quarter "
+               "barline note-D5_whole barline")
+
+
+def test_key_lm_reads_a_staff_in_d_major_and_refuses_other_models(tmp_path):
+    """--key-lm: the shipped score model with the key-signature prior reads a D major staff (F# and
+    C# from the key, no accidental drawn) exactly; on a text model it is a one-line error."""
+    require_engraving()
+    import crnn_ocr.synth.music as synth
+
+    engraving = synth.Engraving(font="Leipzig", spacing_linear=0.25, spacing_non_linear=0.6, staff_line_width=0.2,
+                                stem_width=0.25, bar_line_width=0.3, margin_top=20, margin_bottom=20, margin_left=50,
+                                margin_right=50, beams=True, grace="acc")
+    staff = tmp_path / "staff.png"
+    cv2.imwrite(str(staff), synth.rasterize(synth.Engraver().svg(KEYED_STAFF.split(), engraving), 96))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--image", str(staff), "--model", "score", "--key-lm"],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\t")[1].split() == KEYED_STAFF.split()
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--image", str(staff), "--model", "english", "--key-lm"],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "infer.py: error: --key-lm: applies to score models; english is a text model"], r.stderr

@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None) -> InferConfig:
                    "several images spans_0001.png, spans_0002.png, ... in input order), or a folder (one PNG per image)")
     p.add_argument("--musicxml", help="score checkpoints: write what one staff image reads as MusicXML (needs music21)")
     p.add_argument("--midi", help="score checkpoints: write what one staff image reads as a MIDI file (needs music21)")
+    p.add_argument("--key-lm", action="store_true", help="score models: beam search (width --beam, at least 10) with a prior "
+                   "that a note has the alteration its key signature and bar imply (crnn_ocr.music.key_lm)")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
     p.add_argument("--top-k", type=int, help="classifiers: print the k most probable classes, each with its probability")
     a = p.parse_args(argv)
@@ -80,7 +82,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
         preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
-        top_k=a.top_k,
+        top_k=a.top_k, key_lm=a.key_lm,
     )
 
 
