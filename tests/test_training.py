@@ -204,7 +204,7 @@ def test_ema_is_the_warmed_up_average_of_the_stepped_weights_and_resumes_exactly
     for key in ("model", "train_model"):
         for k in a[key]:
             torch.testing.assert_close(a[key][k], b[key][k], rtol=1e-5, atol=1e-6)
-    for p, (k, v) in zip(resumed.model.state_dict().values(), a["model"].items()):  # the result's model is the average
+    for p, v in zip(resumed.model.state_dict().values(), a["model"].values()):  # the result's model is the average
         torch.testing.assert_close(p, v, rtol=1e-5, atol=1e-6)
     # validation (and best.pt) read the average
     from crnn_ocr.tasks import get_task
