@@ -163,12 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     from crnn_ocr.recognizer import load_recognizer
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    options = {}
-    if args.key_lm:
-        from crnn_ocr.music.key_lm import KEY_LM_ALPHA, KEY_LM_BEAM, KeyAccidentalLM
+    from crnn_ocr.music.key_lm import key_lm_decoder_options
 
-        options = {"beam_width": max(args.beam, KEY_LM_BEAM), "lm": KeyAccidentalLM(), "alpha": KEY_LM_ALPHA}
-    rec = load_recognizer(args.checkpoint, device="cpu", **({"beam_width": args.beam} | options))
+    options = key_lm_decoder_options(args.beam) if args.key_lm else {"beam_width": args.beam}
+    rec = load_recognizer(args.checkpoint, device="cpu", **options)
     if rec.kind != "score":
         p.error(f"{args.checkpoint}: is a {rec.kind} model, not a score model")
     sets = [(Path(v).as_posix(), evaluate_lmdb(rec, v, limit=args.limit)) for v in args.val]

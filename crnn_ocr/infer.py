@@ -102,10 +102,10 @@ def infer(cfg: InferConfig) -> int:
         if rec.kind != "score":
             raise UsageError(f"--key-lm: applies to score models; {source} is a {rec.kind} model")
         from crnn_ocr.decoding.decoder import CTCDecoder
-        from crnn_ocr.music.key_lm import KEY_LM_ALPHA, KEY_LM_BEAM, KeyAccidentalLM
+        from crnn_ocr.music.key_lm import key_lm_decoder_options
 
-        rec.decoder = CTCDecoder(rec.alphabet, beam_width=max(cfg.beam, KEY_LM_BEAM), lexicon=cfg.lexicon, lexicon_mode=cfg.lexicon_mode,
-                                 max_edit_distance=cfg.max_edit_distance, lm=KeyAccidentalLM(), alpha=KEY_LM_ALPHA)
+        rec.decoder = CTCDecoder(rec.alphabet, lexicon=cfg.lexicon, lexicon_mode=cfg.lexicon_mode,
+                                 max_edit_distance=cfg.max_edit_distance, **key_lm_decoder_options(cfg.beam))
     if scores and (rec.kind != "score" or len(paths) != 1):
         raise UsageError(f"--musicxml/--midi: need a score checkpoint (train.py --kind score) and one --image; "
                          f"got a {rec.kind} model and {len(paths)} images")

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from crnn_ocr.music.semantic import KEY_SHARPS, STEPS, key_alterations, split_tokens
+from crnn_ocr.music.semantic import KEY_SHARPS, STEPS, key_alterations, parse_pitch, split_tokens
 
-__all__ = ["KEY_LM_ALPHA", "KEY_LM_BEAM", "KeyAccidentalLM"]
+__all__ = ["KEY_LM_ALPHA", "KEY_LM_BEAM", "KeyAccidentalLM", "key_lm_decoder_options"]
 
 KEY_LM_ALPHA = 1.0
 """The prior's weight ``tools/infer.py --key-lm`` uses (on held-out staves SER is flat from 0.35 up)."""
@@ -41,12 +41,17 @@ def _note_pitch(token: str) -> tuple[str, int, int] | None:
     kind, _, body = token.partition("-")
     if kind not in ("note", "gracenote") or not body:
         return None
-    pitch = body.split("_", 1)[0]
-    step, acc, octave = pitch[:1], pitch[1:-1], pitch[-1:]
-    alter = {"": 0, "#": 1, "##": 2, "b": -1, "bb": -2}.get(acc)
-    if step not in STEPS or alter is None or not octave.isdigit():
+    try:
+        step, alter, octave = parse_pitch(body.split("_", 1)[0])
+    except ValueError:
         return None
-    return step, alter, int(octave)
+    return step, alter, octave
+
+
+def key_lm_decoder_options(beam_width: int = 1) -> dict:
+    """``CTCDecoder`` options of a ``--key-lm`` reading: the prior at ``KEY_LM_ALPHA`` and a beam
+    of at least ``KEY_LM_BEAM`` (``tools/infer.py`` and ``bench/bench_music.py`` read with these)."""
+    return {"beam_width": max(beam_width, KEY_LM_BEAM), "lm": KeyAccidentalLM(), "alpha": KEY_LM_ALPHA}
 
 
 class KeyAccidentalLM:
