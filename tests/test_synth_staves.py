@@ -153,6 +153,46 @@ def test_reclef_and_rekey_move_labels_and_engrave_what_they_say(tmp_path):
         open_training_source(f"staves:{staves_config(tmp_path, name='bad.json', reclef=1.5)}", vocab, FRONTEND)
 
 
+
+def test_add_accidentals_changes_alterations_and_spares_tied_notes():
+    from crnn_ocr.music import parse_pitch
+    from crnn_ocr.synth.music import add_accidentals
+
+    tokens = LABELS[5].split()  # C1, G major: D5 tie D5, a grace note E5, C5, B4
+    out = add_accidentals(tokens, np.random.default_rng(0), 1.0)
+    assert [t.split("-")[0] for t in out] == [t.split("-")[0] for t in tokens]  # same kinds, same order
+    assert out[3:6] == tokens[3:6]  # the tied pair keeps its pitch
+    for before, after in zip(tokens[6:9], out[6:9]):
+        (p0, r0), (p1, r1) = before.split("-", 1)[1].split("_", 1), after.split("-", 1)[1].split("_", 1)
+        (s0, a0, o0), (s1, a1, o1) = parse_pitch(p0), parse_pitch(p1)
+        assert (s0, o0, r0) == (s1, o1, r1) and a0 != a1 and a1 in (-1, 0, 1)
+    assert add_accidentals(tokens, np.random.default_rng(0), 0.0) == tokens
+    # a token outside the vocabulary leaves its note alone; the other notes take the same draws
+    limited = add_accidentals(tokens, np.random.default_rng(0), 1.0, vocabulary=frozenset(tokens) | {out[6]})
+    assert limited == tokens[:6] + [out[6]] + tokens[7:]
+
+
+def test_accidentals_share_alters_labels_and_engraves_them(tmp_path):
+    from crnn_ocr.music import primus_vocabulary_file, semantic_to_mei
+    from crnn_ocr.synth.music import add_accidentals
+
+    vocab = Alphabet.from_file(primus_vocabulary_file(), separator=" ")
+    config = staves_config(tmp_path, accidentals=1.0, accidental_rate=0.5, distort=0.0, count=6)
+    ds = open_training_source(f"staves:{config}", vocab, FRONTEND, seed=3)
+    assert ds.summary().endswith("distort 0, accidentals 1")
+    drawn_before = drawn_after = 0
+    for i in range(6):
+        original = LABELS[ds.label_order(0)[i]].split()
+        rng = np.random.default_rng([3, 0, 0, i, 2])
+        rng.random()
+        expected = add_accidentals(original, rng, 0.5, vocab)
+        assert ds[i]["label"].split() == expected  # engraved and agreeing (not None)
+        drawn_before += semantic_to_mei(original).count(' accid="')
+        drawn_after += semantic_to_mei(expected).count(' accid="')
+    assert drawn_after > drawn_before + 3
+    with pytest.raises(ValueError, match="'accidental_rate' must be a fraction"):
+        open_training_source(f"staves:{staves_config(tmp_path, name='bad.json', accidental_rate=2)}", vocab, FRONTEND)
+
 def test_max_width_squeezes_staves_and_caps_their_estimates(tmp_path):
     narrow = ImageFrontend(height=64, channels=1, max_width=150)
     ds = staves_set(tmp_path, frontend=narrow, count=9)

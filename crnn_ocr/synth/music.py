@@ -309,6 +309,31 @@ def move_to_key(tokens: Sequence[str], sharps: int) -> list[str]:
     return out
 
 
+
+def add_accidentals(tokens: Sequence[str], rng: np.random.Generator, rate: float,
+                    vocabulary: frozenset[str] | Any | None = None) -> list[str]:
+    """Alter about ``rate`` of the notes: each note (not one tied to its neighbour) is drawn with
+    probability ``rate`` and its alteration replaced by another of flat, natural and sharp, so the
+    engraving shows a sharp, flat or natural where the key and bar implied none (or a different
+    one), and later notes on that line or space in the bar follow the engraver's bar rules. The
+    label stays the sounding pitches. A new token outside ``vocabulary`` (anything with ``in``)
+    leaves the note as it was; the draws do not depend on it, so a seed gives the same choices."""
+    out = []
+    for j, t in enumerate(tokens):
+        if t.startswith(("note-", "gracenote-")):
+            draw, pick = rng.random(), rng.random()
+            tied = (j + 1 < len(tokens) and tokens[j + 1] == "tie") or (j > 0 and tokens[j - 1] == "tie")
+            if draw < rate and not tied:
+                kind, body = t.split("-", 1)
+                pitch, rest = body.split("_", 1)
+                step, alter, octave = parse_pitch(pitch)
+                choices = [a for a in (-1, 0, 1) if a != alter]
+                new = f"{kind}-{format_pitch(step, choices[int(pick * len(choices))], octave)}_{rest}"
+                if vocabulary is None or new in vocabulary:
+                    t = new
+        out.append(t)
+    return out
+
 # ------------------------------------------------------------------------------ random melodies
 _RHYTHM = [  # (duration, dots, weight)
     ("quarter", 0, 0.26), ("eighth", 0, 0.24), ("half", 0, 0.1), ("sixteenth", 0, 0.1), ("quarter", 1, 0.07),
