@@ -71,6 +71,7 @@ class InferConfig:
     device: str | None = None
     top_k: int | None = None  # classifiers: print the k most probable classes
     key_lm: bool = False  # score models: beam search with the key-signature and bar prior (crnn_ocr.music.key_lm)
+    adapt: bool = False  # re-estimate BatchNorm statistics on the inputs before reading them (crnn_ocr.adapt)
 
 
 def infer(cfg: InferConfig) -> int:
@@ -89,7 +90,7 @@ def infer(cfg: InferConfig) -> int:
     if cfg.alphabet:
         existing_file(cfg.alphabet, "alphabet")
     try:
-        rec = load_recognizer(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads, precision=cfg.precision,
+        rec = load_recognizer(source, backend=_backend(cfg, source), device=cfg.device, threads=cfg.threads, precision=cfg.precision,
                               preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam, lexicon=cfg.lexicon,
                               lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance)
     except WrongTask:  # a classifier or tagger
@@ -113,6 +114,8 @@ def infer(cfg: InferConfig) -> int:
         import torch
 
         torch.set_num_threads(cfg.threads)  # process-wide; onnxruntime got them per session
+    if cfg.adapt:
+        adapt_to_inputs(rec, paths, source)
     line = _line_writer(rec, cfg.json)
     failed = FailedFiles()
     kept, last_text = [], ""
@@ -154,7 +157,7 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
                 "--midi": cfg.midi, "--precision": cfg.precision != "fp32", "--key-lm": cfg.key_lm}
     if any(ctc_only.values()):
         raise UsageError(f"{', '.join(k for k, v in ctc_only.items() if v)}: apply to CTC models; {source} is a classifier")
-    clf = load_classifier(source, backend=cfg.backend, device=cfg.device, threads=cfg.threads)
+    clf = load_classifier(source, backend=_backend(cfg, source), device=cfg.device, threads=cfg.threads)
     if cfg.threads and clf.backend.uses_torch:
         import torch
 
@@ -162,6 +165,8 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     if clf.frontend.media.name != media:
         raise UsageError(f"{source}: is a {clf.kind} model of {clf.frontend.media.name}, it cannot read {'images' if media == 'image' else 'audio'} "
                          f"(give --{clf.frontend.media.name} files)")
+    if cfg.adapt:
+        adapt_to_inputs(clf, paths, source)
     write = result_json if cfg.json else result_line
     failed, too_short = FailedFiles(), []
 
@@ -179,6 +184,34 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     if too_short:
         return 2
     return failed.finish(len(paths)) if failed.count else 0
+
+
+def _backend(cfg: InferConfig, source: str) -> str:
+    """The backend to ask for: ``--adapt`` needs torch, so "auto" means torch there unless the file is ONNX."""
+    if cfg.adapt and cfg.backend == "auto" and not str(source).lower().endswith(".onnx"):
+        return "torch"
+    return cfg.backend
+
+
+def adapt_to_inputs(reader, paths: list[str], source: str) -> None:
+    """``--adapt``: the reader's BatchNorm statistics re-estimated on every input that prepares
+    (the others are named when they are read); one line on stderr. ``UsageError`` for a reader
+    that cannot adapt (an ONNX model) or when no input prepares."""
+    if not reader.backend.uses_torch:
+        raise UsageError(f"--adapt: {source} runs in {reader.backend.name}; adapting needs the torch backend (a .pt checkpoint)")
+    prepared = []
+    for path in paths:
+        try:
+            prepared.append(reader.prepare(path))
+        except ValueError:  # unreadable or too short: reported when it is read
+            continue
+    if not prepared:
+        raise UsageError("--adapt: none of the inputs could be read")
+    try:
+        layers = reader.adapt_prepared(prepared)
+    except ValueError as e:
+        raise UsageError(f"--adapt: {source}: {e}") from None
+    sys.stderr.write(f"infer.py: adapted {layers} BatchNorm layers to {len(prepared)} inputs\n")
 
 
 class FailedFiles:

@@ -99,6 +99,20 @@ class Recognizer:
         one wider than the model's ``max_width`` in overlapping windows."""
         return self.frontend.prepare(source, sample_rate=sample_rate, use_torch=self.backend.uses_torch)
 
+    def adapt(self, sources: Iterable[Source], sample_rate: int | None = None) -> int:
+        """Re-estimate the model's BatchNorm statistics on unlabelled sources from the domain about
+        to be read (a new speaker, microphone, scanner: ``crnn_ocr.adapt``, AdaBN); later readings
+        use them. Returns the number of layers adapted. PyTorch backend only (``ValueError``
+        otherwise); an input wider than ``max_width`` counts as the windows reading cuts it into."""
+        return self.adapt_prepared([self.prepare(s, sample_rate) for s in sources])
+
+    def adapt_prepared(self, prepared: Sequence[np.ndarray]) -> int:
+        """``adapt`` on prepared inputs (``prepare``'s output)."""
+        from crnn_ocr.adapt import adapt_torch_backend  # imports torch: not for the ONNX deployment
+
+        pieces = [im[:, x0:x1] for im in prepared for x0, x1, _, _ in self.windows(int(im.shape[1]))]
+        return adapt_torch_backend(self.backend, self.frontend, pieces, "adapt")
+
     # ------------------------------------------------------------------ long lines
     @property
     def frame_stride(self) -> int:

@@ -119,6 +119,24 @@ def test_infer_prints_label_and_probability(runs):
     assert len(fields) == 7 and sorted(fields[1::2]) == sorted(TONES)
 
 
+
+def test_infer_adapt_classifies_with_the_adapted_model(runs):
+    from crnn_ocr.adapt import batchnorm_layers
+    from crnn_ocr.classify import load_classifier
+
+    clips = [runs / "a.wav", runs / "b.wav"]
+    r = run_tool("infer.py", "--audio", *clips, "--checkpoint", runs / "clf" / "best.pt", "--adapt", "--json")
+    assert r.returncode == 0, r.stderr
+    clf = load_classifier(runs / "clf" / "best.pt", backend="torch", device="cpu")
+    plain = [clf.classify(str(c)).probabilities for c in clips]
+    layers = len(batchnorm_layers(clf.backend.model))
+    assert clf.adapt([str(c) for c in clips]) == layers > 0
+    assert f"infer.py: adapted {layers} BatchNorm layers to 2 inputs" in r.stderr
+    for line, clip, before in zip(r.stdout.splitlines(), clips, plain, strict=True):
+        row, expected = json.loads(line), clf.classify(str(clip)).probabilities
+        assert list(row["probabilities"].values()) == pytest.approx(list(expected.values()), abs=1e-5)
+        assert list(expected.values()) != pytest.approx(list(before.values()), abs=1e-5)
+
 def test_infer_prints_a_taggers_labels_over_their_thresholds(runs):
     import torch
 

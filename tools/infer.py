@@ -10,6 +10,7 @@
     python tools/infer.py --audio clip.wav --checkpoint classifier.pt [--top-k 3] [--json]   # classify / tag
 
     python tools/infer.py --image crops/ --checkpoint PP-OCRv6_rec_small.onnx --beam 10   # a PaddleOCR recognizer
+    python tools/infer.py --audio new_speaker/ --model spoken_digits --adapt   # BatchNorm statistics of these clips first
 
 Prints one line per image: path, text, confidence (tab-separated), or JSON lines with --json.
 With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
@@ -68,6 +69,9 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--midi", help="score checkpoints: write what one staff image reads as a MIDI file (needs music21)")
     p.add_argument("--key-lm", action="store_true", help="score models: beam search (width --beam, at least 10) with a prior "
                    "that a note has the alteration its key signature and bar imply (crnn_ocr.music.key_lm)")
+    p.add_argument("--adapt", action="store_true", help="re-estimate the model's BatchNorm statistics on all the inputs "
+                   "given (one speaker, microphone or scanner; no labels) before reading them (crnn_ocr.adapt, AdaBN); "
+                   "torch backend; every input is decoded twice")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
     p.add_argument("--top-k", type=int, help="classifiers: print the k most probable classes, each with its probability")
     a = p.parse_args(argv)
@@ -82,7 +86,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
         preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
-        top_k=a.top_k, key_lm=a.key_lm,
+        top_k=a.top_k, key_lm=a.key_lm, adapt=a.adapt,
     )
 
 

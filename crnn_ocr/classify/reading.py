@@ -106,6 +106,19 @@ class Classifier:
             raise ClipTooShort(f"{name}: {span(int(x.shape[1]))} is shorter than the model's minimum of {span(self.min_width)}")
         return x
 
+    def adapt(self, sources: Sequence[Any], sample_rate: int | None = None) -> int:
+        """Re-estimate the model's BatchNorm statistics on unlabelled clips from the domain about to
+        be classified (a new speaker or microphone: ``crnn_ocr.adapt``, AdaBN); later readings use
+        them. Returns the number of layers adapted. PyTorch backend only (``ValueError`` otherwise);
+        a clip shorter than the minimum is ``ClipTooShort``."""
+        return self.adapt_prepared([self.prepare(s, sample_rate) for s in sources])
+
+    def adapt_prepared(self, prepared: Sequence[np.ndarray]) -> int:
+        """``adapt`` on prepared inputs (``prepare``'s output)."""
+        from crnn_ocr.adapt import adapt_torch_backend  # imports torch: not for the ONNX deployment
+
+        return adapt_torch_backend(self.backend, self.frontend, prepared, "adapt")
+
     def probabilities(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared inputs -> probabilities (N, K), run as one right-padded batch."""
         batch = self.frontend.to_batch(prepared)  # (N, C, H, W)

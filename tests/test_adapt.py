@@ -1,0 +1,131 @@
+"""Test-time BatchNorm adaptation (crnn_ocr.adapt): the statistics are exactly those of the inputs,
+layer by layer in forward order, independent of input order; the readers adapt through it,
+refuse a backend that is not torch, and infer.py --adapt reads with the adapted model."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import png_bytes, render_word
+from crnn_ocr.adapt import adapt_batchnorm, batchnorm_layers
+
+
+class TwoNorms(torch.nn.Module):
+    """conv -> BN -> ReLU -> conv -> BN, the second BN declared first (module order != forward order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn2 = torch.nn.BatchNorm2d(2)
+        self.conv1 = torch.nn.Conv2d(1, 3, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(3)
+        self.conv2 = torch.nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+
+def _population(xs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and unbiased variance over every position of every (1, C, H, W) tensor."""
+    flat = torch.cat([x.double().transpose(0, 1).reshape(x.shape[1], -1) for x in xs], dim=1)
+    return flat.mean(1), flat.var(1, unbiased=True)
+
+
+def test_statistics_are_the_inputs_layer_by_layer_in_forward_order():
+    torch.manual_seed(0)
+    model = TwoNorms().eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    inputs = [3.0 + 2.0 * torch.randn(1, 1, 4, w) for w in (5, 9, 7)]  # widths differ: nothing is padded
+    again = copy.deepcopy(model)
+    assert adapt_batchnorm(model, inputs, model) == 2
+    with torch.no_grad():
+        h1 = [model.conv1(x) for x in inputs]
+        mean1, var1 = _population(h1)
+        assert torch.allclose(model.bn1.running_mean.double(), mean1, atol=1e-5)
+        assert torch.allclose(model.bn1.running_var.double(), var1, atol=1e-5)
+        h2 = [model.conv2(torch.relu(model.bn1(h))) for h in h1]  # with bn1 already adapted
+        mean2, var2 = _population(h2)
+        assert torch.allclose(model.bn2.running_mean.double(), mean2, atol=1e-5)
+        assert torch.allclose(model.bn2.running_var.double(), var2, atol=1e-5)
+        out = torch.cat([model(x).flatten(2) for x in inputs], dim=2)  # normalized: about zero mean, unit variance
+    assert out.mean(dim=(0, 2)).abs().max() < 1e-4 and (out.var(dim=(0, 2)) - 1).abs().max() < 1e-3
+    assert not model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())  # weights untouched
+    adapt_batchnorm(again, inputs[::-1], again)  # the order of the inputs does not matter
+    assert torch.allclose(again.bn2.running_var, model.bn2.running_var, atol=1e-6)
+
+
+def test_no_inputs_or_no_batchnorm_is_a_value_error():
+    with pytest.raises(ValueError, match="no inputs"):
+        adapt_batchnorm(TwoNorms(), [], TwoNorms())
+    conv = torch.nn.Conv2d(1, 1, 1)
+    with pytest.raises(ValueError, match=r"the model \(Conv2d\) has no BatchNorm layers"):
+        adapt_batchnorm(conv, [torch.zeros(1, 1, 2, 2)], conv)
+
+
+@pytest.fixture
+def recognizer(tmp_path):
+    from crnn_ocr.alphabet import Alphabet
+    from crnn_ocr.checkpoint import save_checkpoint
+    from crnn_ocr.model import ModelConfig, build_model
+    from crnn_ocr.recognizer import load_recognizer
+
+    torch.manual_seed(1)
+    config = ModelConfig(num_classes=11, arch="crnn_compact")
+    path = tmp_path / "digits.pt"
+    save_checkpoint(path, {"kind": "text", "model_config": config.to_dict(), "alphabet": Alphabet.preset("digits").to_dict(),
+                           "frontend": {"kind": "image", "height": 32, "channels": 1, "max_width": 400},
+                           "model": build_model(config).state_dict()})
+    return path, load_recognizer(path, backend="torch", device="cpu")
+
+
+def test_a_recognizer_adapts_its_torch_model_and_reads_with_it(recognizer):
+    path, rec = recognizer
+    images = [rec.prepare(png_bytes(render_word(w))) for w in ("123", "4567", "89", "5050")]
+    before = rec.log_probs(images[:1])[0]
+    layers = batchnorm_layers(rec.backend.model)
+    means = [m.running_mean.clone() for m in layers]
+    assert rec.adapt_prepared(images) == len(layers) > 0
+    assert all(not torch.equal(m.running_mean, old) for m, old in zip(layers, means))
+    after = rec.log_probs(images[:1])[0]
+    assert after.shape == before.shape and not np.allclose(after, before)
+    assert rec.read_prepared(images[:1])[0].text == rec.decoder.decode(after[0]).text
+    # the same through adapt() on encoded sources
+    from crnn_ocr.recognizer import load_recognizer
+
+    other = load_recognizer(path, backend="torch", device="cpu")
+    other.adapt([png_bytes(render_word(w)) for w in ("123", "4567", "89", "5050")])
+    assert np.allclose(other.log_probs(images[:1])[0], after, atol=1e-5)
+
+
+def test_a_backend_that_is_not_torch_cannot_adapt(recognizer):
+    from crnn_ocr.recognizer import Recognizer
+
+    _, rec = recognizer
+    onnx_like = SimpleNamespace(name="onnx", uses_torch=False, output_length=rec.backend.output_length)
+    with pytest.raises(ValueError, match="adapt: adapting needs the PyTorch backend .* not 'onnx'"):
+        Recognizer(onnx_like, rec.frontend, rec.decoder).adapt_prepared([np.zeros((32, 40), np.uint8)])
+
+
+def test_infer_adapt_reads_with_the_adapted_model(recognizer, tmp_path):
+    from test_tools import run_tool
+
+    path, rec = recognizer
+    files = []
+    for i, w in enumerate(("123", "4567", "89", "5050")):
+        files.append(tmp_path / f"w{i}.png")
+        files[-1].write_bytes(png_bytes(render_word(w)))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    r = run_tool("infer.py", "--image", *files, tmp_path / "bad.png", "--checkpoint", path, "--adapt")
+    assert r.returncode == 1  # the bad file is named when it is read, the others are read
+    layers = len(batchnorm_layers(rec.backend.model))
+    assert f"infer.py: adapted {layers} BatchNorm layers to 4 inputs" in r.stderr and "bad.png" in r.stderr
+    rec.adapt([str(f) for f in files])
+    expected = [f"{f}\t{res.text}\t{res.confidence:.4f}" for f, res in zip(files, rec.read_batch([str(f) for f in files]))]
+    assert r.stdout.splitlines() == expected
+    r = run_tool("infer.py", "--image", tmp_path / "bad.png", "--checkpoint", path, "--adapt")
+    assert r.returncode == 2 and r.stderr.strip() == "infer.py: error: --adapt: none of the inputs could be read"
