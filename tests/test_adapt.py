@@ -129,3 +129,32 @@ def test_infer_adapt_reads_with_the_adapted_model(recognizer, tmp_path):
     assert r.stdout.splitlines() == expected
     r = run_tool("infer.py", "--image", tmp_path / "bad.png", "--checkpoint", path, "--adapt")
     assert r.returncode == 2 and r.stderr.strip() == "infer.py: error: --adapt: none of the inputs could be read"
+
+
+def test_adapt_tool_writes_a_checkpoint_that_reads_as_adapted(recognizer, tmp_path):
+    from crnn_ocr.recognizer import load_recognizer
+    from test_tools import run_tool
+
+    path, rec = recognizer
+    files = []
+    for i, w in enumerate(("123", "4567", "89", "5050")):
+        files.append(tmp_path / f"w{i}.png")
+        files[-1].write_bytes(png_bytes(render_word(w)))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    out = tmp_path / "adapted.pt"
+    r = run_tool("adapt.py", "--checkpoint", path, "--image", *files, tmp_path / "bad.png", "--out", out)
+    assert r.returncode == 0, r.stderr
+    layers = len(batchnorm_layers(rec.backend.model))
+    assert r.stdout.strip() == f"wrote {out}: {layers} BatchNorm layers adapted to 4 inputs (1 unreadable, skipped)"
+    assert r.stderr.count("\n") == 1 and "bad.png" in r.stderr
+    assert torch.load(out, weights_only=True)["adapted_on"] == "4 image inputs"
+    rec.adapt([str(f) for f in files])
+    image = rec.prepare(str(files[0]))
+    saved = load_recognizer(out, backend="torch", device="cpu")
+    assert np.allclose(saved.log_probs([image])[0], rec.log_probs([image])[0], atol=1e-6)
+    for args, message in ((["--checkpoint", "m.onnx", "--image", files[0]], "an ONNX export's statistics are fixed"),
+                          (["--checkpoint", path, "--audio", files[0]], "digits.pt: reads image, not --audio files"),
+                          (["--checkpoint", path, "--image", tmp_path / "bad.png"], "none of the 1 inputs could be read")):
+        r = run_tool("adapt.py", *args, "--out", tmp_path / "x.pt")
+        assert r.returncode == 2 and message in r.stderr.splitlines()[-1], r.stderr
+    assert not (tmp_path / "x.pt").exists()
