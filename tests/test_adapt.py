@@ -111,15 +111,21 @@ def test_a_backend_that_is_not_torch_cannot_adapt(recognizer):
         Recognizer(onnx_like, rec.frontend, rec.decoder).adapt_prepared([np.zeros((32, 40), np.uint8)])
 
 
+def word_files(folder):
+    """Four word images and an undecodable ``bad.png`` in ``folder``; the four paths."""
+    files = []
+    for i, w in enumerate(("123", "4567", "89", "5050")):
+        files.append(folder / f"w{i}.png")
+        files[-1].write_bytes(png_bytes(render_word(w)))
+    (folder / "bad.png").write_bytes(b"not an image")
+    return files
+
+
 def test_infer_adapt_reads_with_the_adapted_model(recognizer, tmp_path):
     from test_tools import run_tool
 
     path, rec = recognizer
-    files = []
-    for i, w in enumerate(("123", "4567", "89", "5050")):
-        files.append(tmp_path / f"w{i}.png")
-        files[-1].write_bytes(png_bytes(render_word(w)))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
+    files = word_files(tmp_path)
     r = run_tool("infer.py", "--image", *files, tmp_path / "bad.png", "--checkpoint", path, "--adapt")
     assert r.returncode == 1  # the bad file is named when it is read, the others are read
     layers = len(batchnorm_layers(rec.backend.model))
@@ -136,11 +142,7 @@ def test_adapt_tool_writes_a_checkpoint_that_reads_as_adapted(recognizer, tmp_pa
     from test_tools import run_tool
 
     path, rec = recognizer
-    files = []
-    for i, w in enumerate(("123", "4567", "89", "5050")):
-        files.append(tmp_path / f"w{i}.png")
-        files[-1].write_bytes(png_bytes(render_word(w)))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
+    files = word_files(tmp_path)
     out = tmp_path / "adapted.pt"
     r = run_tool("adapt.py", "--checkpoint", path, "--image", *files, tmp_path / "bad.png", "--out", out)
     assert r.returncode == 0, r.stderr
