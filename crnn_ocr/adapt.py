@@ -22,7 +22,7 @@ one domain: the statistics of a handful of clips are noisy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -110,3 +110,21 @@ def adapt_torch_backend(backend: Any, frontend: Any, prepared: Sequence[Any], wh
         return model(batch, torch.tensor([int(x.shape[1])], dtype=torch.int64).to(device))
 
     return adapt_batchnorm(model, prepared, run)
+
+
+def adapt_to_files(reader: Any, paths: Iterable[str], on_skip: Callable[[str, ValueError], None] | None = None) -> tuple[int, int]:
+    """A reader's (``Recognizer``, ``Classifier``) ``adapt_prepared`` on every file of ``paths``
+    that prepares; ``on_skip(path, error)`` for each that does not (unreadable, too short).
+    Returns (layers adapted, inputs used); ``ValueError`` when none prepares or the reader
+    cannot adapt. What ``infer.py --adapt`` and ``tools/adapt.py`` run."""
+    prepared, total = [], 0
+    for path in paths:
+        total += 1
+        try:
+            prepared.append(reader.prepare(path))
+        except ValueError as e:
+            if on_skip is not None:
+                on_skip(path, e)
+    if not prepared:
+        raise ValueError(f"none of the {total} inputs could be read")
+    return reader.adapt_prepared(prepared), len(prepared)

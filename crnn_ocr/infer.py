@@ -199,19 +199,13 @@ def adapt_to_inputs(reader, paths: list[str], source: str) -> None:
     that cannot adapt (an ONNX model) or when no input prepares."""
     if not reader.backend.uses_torch:
         raise UsageError(f"--adapt: {source} runs in {reader.backend.name}; adapting needs the torch backend (a .pt checkpoint)")
-    prepared = []
-    for path in paths:
-        try:
-            prepared.append(reader.prepare(path))
-        except ValueError:  # unreadable or too short: reported when it is read
-            continue
-    if not prepared:
-        raise UsageError("--adapt: none of the inputs could be read")
+    from crnn_ocr.adapt import adapt_to_files  # imports torch
+
     try:
-        layers = reader.adapt_prepared(prepared)
+        layers, used = adapt_to_files(reader, paths)  # an unreadable file is reported when it is read
     except ValueError as e:
-        raise UsageError(f"--adapt: {source}: {e}") from None
-    sys.stderr.write(f"infer.py: adapted {layers} BatchNorm layers to {len(prepared)} inputs\n")
+        raise UsageError(f"--adapt: {e}") from None
+    sys.stderr.write(f"infer.py: adapted {layers} BatchNorm layers to {used} inputs\n")
 
 
 class FailedFiles:

@@ -134,7 +134,7 @@ def test_infer_adapt_reads_with_the_adapted_model(recognizer, tmp_path):
     expected = [f"{f}\t{res.text}\t{res.confidence:.4f}" for f, res in zip(files, rec.read_batch([str(f) for f in files]))]
     assert r.stdout.splitlines() == expected
     r = run_tool("infer.py", "--image", tmp_path / "bad.png", "--checkpoint", path, "--adapt")
-    assert r.returncode == 2 and r.stderr.strip() == "infer.py: error: --adapt: none of the inputs could be read"
+    assert r.returncode == 2 and r.stderr.strip() == "infer.py: error: --adapt: none of the 1 inputs could be read"
 
 
 def test_adapt_tool_writes_a_checkpoint_that_reads_as_adapted(recognizer, tmp_path):

@@ -60,24 +60,23 @@ def main(argv: list[str] | None = None) -> int:
         reader = load_classifier(path, backend="torch", device="cpu")
     if reader.frontend.media.name != media.name:
         raise UsageError(f"{path}: reads {reader.frontend.media.name}, not --{media.name} files")
-    prepared, skipped = [], 0
-    for p in paths:
-        try:
-            prepared.append(reader.prepare(p))
-        except ValueError as e:
-            skipped += 1
-            sys.stderr.write(f"adapt.py: skipped {e if p in str(e) else f'{p}: {e}'}\n")
-    if not prepared:
-        raise UsageError(f"none of the {len(paths)} inputs could be read")
+    from crnn_ocr.adapt import adapt_to_files
+
+    skipped = []
+
+    def on_skip(p: str, e: ValueError) -> None:
+        skipped.append(p)
+        sys.stderr.write(f"adapt.py: skipped {e if p in str(e) else f'{p}: {e}'}\n")
+
     try:
-        layers = reader.adapt_prepared(prepared)
+        layers, used = adapt_to_files(reader, paths, on_skip)
     except ValueError as e:
-        raise UsageError(f"{path}: {e}") from None
+        raise UsageError(str(e) if len(skipped) == len(paths) else f"{path}: {e}") from None  # no input, or no BatchNorm
     state = load_checkpoint(path)
     state["model"] = {k: v.detach().cpu().contiguous() for k, v in reader.backend.model.state_dict().items()}
-    save_checkpoint(args.out, inference_state(state, adapted_on=f"{len(prepared)} {media.name} inputs"))
-    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {len(prepared)} inputs"
-          + (f" ({skipped} unreadable, skipped)" if skipped else ""))
+    save_checkpoint(args.out, inference_state(state, adapted_on=f"{used} {media.name} inputs"))
+    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {used} inputs"
+          + (f" ({len(skipped)} unreadable, skipped)" if skipped else ""))
     return 0
 
 

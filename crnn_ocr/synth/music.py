@@ -309,7 +309,6 @@ def move_to_key(tokens: Sequence[str], sharps: int) -> list[str]:
     return out
 
 
-
 def add_accidentals(tokens: Sequence[str], rng: np.random.Generator, rate: float,
                     vocabulary: frozenset[str] | Any | None = None) -> list[str]:
     """Alter about ``rate`` of the notes: each note (not one tied to its neighbour) is drawn with
@@ -333,6 +332,7 @@ def add_accidentals(tokens: Sequence[str], rng: np.random.Generator, rate: float
                     t = new
         out.append(t)
     return out
+
 
 # ------------------------------------------------------------------------------ random melodies
 _RHYTHM = [  # (duration, dots, weight)
