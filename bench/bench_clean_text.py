@@ -14,6 +14,7 @@ skipped. Protocol: case-insensitive alphanumeric exact match. Images are read on
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -33,6 +34,10 @@ FONTS = {
 }
 
 
+def _read(rec, views: bool, path: str) -> str:
+    return rec.read_views([path])[0].text if views else rec.read(path).text
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", nargs="+", required=True, help="crnn_ocr checkpoints (.pt) or ONNX exports")
@@ -40,6 +45,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--show", type=int, default=8, help="errors to list per model and font")
+    p.add_argument("--views", action="store_true", help="also read each model under test-time views (crnn_ocr.views)")
     a = p.parse_args()
 
     import torch
@@ -54,21 +60,24 @@ def main() -> None:
             sys.exit("bench_clean_text: no word list (wordfreq or /usr/share/dict)")
         sets = {name: render_clean_words(Path(tmp) / str(i), words, path, a.count, np.random.default_rng(a.seed))
                 for i, (name, path) in enumerate(fonts.items())}
-        print(f"`python bench/bench_clean_text.py --checkpoint {' '.join(a.checkpoint)} --count {a.count} --seed {a.seed}`\n")
+        print(f"`python bench/bench_clean_text.py --checkpoint {' '.join(a.checkpoint)} --count {a.count} --seed {a.seed}"
+              f"{' --views' if a.views else ''}`\n")
         print("| model | " + " | ".join(fonts) + " | all |")
         print("|---|" + "---|" * (len(fonts) + 1))
         notes = []
-        for ck in a.checkpoint:
+        for ck, views in [(ck, v) for ck in a.checkpoint for v in ([False, True] if a.views else [False])]:
             rec = load_recognizer(ck, device="cpu")
+            read = functools.partial(_read, rec, views)
             cells, wrong_all, total = [], 0, 0
             for name, (paths, labels) in sets.items():
-                wrong = [(lab, text) for lab, text in ((lab, rec.read(path).text) for path, lab in zip(paths, labels))
+                wrong = [(lab, text) for lab, text in ((lab, read(path)) for path, lab in zip(paths, labels))
                          if normalize(text) != normalize(lab)]
                 cells.append(f"{1 - len(wrong) / len(labels):.1%} ({len(wrong)})")
                 wrong_all, total = wrong_all + len(wrong), total + len(labels)
                 if wrong:
-                    notes.append(f"- {Path(ck).name}, {name}: " + ", ".join(f"{lab} -> {text}" for lab, text in wrong[: a.show]))
-            print(f"| {Path(ck).name} | " + " | ".join(cells) + f" | {1 - wrong_all / total:.2%} ({wrong_all}) |")
+                    notes.append(f"- {Path(ck).name}{', views' if views else ''}, {name}: "
+                                 + ", ".join(f"{lab} -> {text}" for lab, text in wrong[: a.show]))
+            print(f"| {Path(ck).name}{', test-time views' if views else ''} | " + " | ".join(cells) + f" | {1 - wrong_all / total:.2%} ({wrong_all}) |")
         print("\nErrors (truth -> read):\n" + "\n".join(notes))
 
 

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from crnn_ocr.decoding import CTCDecoder  # noqa: E402
 from crnn_ocr.metrics import compute_metrics, normalize_alnum  # noqa: E402
 from crnn_ocr.recognizer import load_recognizer  # noqa: E402
+from crnn_ocr.views import DEFAULT_VIEWS  # noqa: E402
 from split_iiit5k import DEFAULT_TSV, split_by_scene  # noqa: E402
 
 
@@ -79,14 +80,17 @@ def small_lexicons(words: list[str], size: int = 50) -> list[list[str]]:
     return lexicons
 
 
-def run_ours(rec, paths: list[str], lexicons: list[list[str]] | None = None, warmup: int = 10) -> Row:
-    """Read each image alone; with ``lexicons``, each image is decoded against its own list."""
+def run_ours(rec, paths: list[str], lexicons: list[list[str]] | None = None, warmup: int = 10, views: bool = False) -> Row:
+    """Read each image alone; with ``lexicons``, each image is decoded against its own list; with
+    ``views``, under ``crnn_ocr.views.DEFAULT_VIEWS`` (``Recognizer.read_views``)."""
     for p in paths[:warmup]:
         rec.read(p)
     texts = []
     t0 = time.perf_counter()
     for i, p in enumerate(paths):
-        if lexicons is None:
+        if views:
+            texts.append(rec.read_views([p])[0].text)
+        elif lexicons is None:
             texts.append(rec.read(p).text)
         else:
             log_probs, lengths = rec.log_probs([rec.prepare(p)])
@@ -143,6 +147,7 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="only the first N crops (a quick check)")
     p.add_argument("--skip", nargs="*", default=[], choices=["english_g2", "tesseract", "lexicon", "beam"])
     p.add_argument("--markdown", help="also write the table here")
+    p.add_argument("--views", action="store_true", help="also read with our first model under test-time views (crnn_ocr.views)")
     a = p.parse_args()
 
     import torch
@@ -156,11 +161,15 @@ def main() -> int:
     rows: list[Row] = []
     notes: list[str] = []
 
-    def ours(name: str, checkpoint: str, lexicon_too: bool = True, beam: bool = True) -> None:
+    def ours(name: str, checkpoint: str, lexicon_too: bool = True, beam: bool = True, views: bool = False) -> None:
         rec = load_recognizer(checkpoint, device="cpu")
         row = run_ours(rec, paths)
         row.name = f"{name}, greedy"
         rows.append(row)
+        if views:
+            row = run_ours(rec, paths, views=True)
+            row.name = f"{name}, greedy, {len(DEFAULT_VIEWS)} test-time views"
+            rows.append(row)
         if beam and "beam" not in a.skip:
             row = run_ours(load_recognizer(checkpoint, device="cpu", beam_width=a.beam), paths)
             row.name = f"{name}, beam {a.beam}"
@@ -171,7 +180,7 @@ def main() -> int:
             rows.append(row)
         print(table(rows[-3:], words).splitlines()[-1], flush=True)
 
-    ours("crnn_ocr shipped" if a.checkpoint is None else Path(a.checkpoint).name, checkpoint_or_default(a.checkpoint, "text"))
+    ours("crnn_ocr shipped" if a.checkpoint is None else Path(a.checkpoint).name, checkpoint_or_default(a.checkpoint, "text"), views=a.views)
     for ck in a.finetuned:
         ours(Path(ck).parent.name + "/" + Path(ck).name, ck, beam=False)
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,6 +38,7 @@ from crnn_ocr.extras import require
 from crnn_ocr.frontend import media_named
 from crnn_ocr.recognizer import Recognizer, load_recognizer
 from crnn_ocr.tasks import WrongTask
+from crnn_ocr.views import DEFAULT_VIEWS
 from crnn_ocr.visualize import draw_readings, visualize_targets
 
 PROGRESS_MIN_FILES = 64  # progress "auto": a bar for this many files or more
@@ -72,6 +73,7 @@ class InferConfig:
     top_k: int | None = None  # classifiers: print the k most probable classes
     key_lm: bool = False  # score models: beam search with the key-signature and bar prior (crnn_ocr.music.key_lm)
     adapt: bool = False  # re-estimate BatchNorm statistics on the inputs before reading them (crnn_ocr.adapt)
+    views: bool = False  # read each image under crnn_ocr.views.DEFAULT_VIEWS and keep the reading they agree on
 
 
 def infer(cfg: InferConfig) -> int:
@@ -83,6 +85,8 @@ def infer(cfg: InferConfig) -> int:
     scores = bool(cfg.musicxml or cfg.midi)
     if cfg.visualize and media.name != "image":
         raise UsageError(f"--visualize draws image spans; it does not apply to --{media.name}")
+    if cfg.views and media.name != "image":
+        raise UsageError(f"--views: test-time views are for images; they do not apply to --{media.name}")
     source = model_source(cfg.checkpoint, cfg.lexicon, "score" if scores else READS[media.name][0], model=cfg.model)
     targets = visualize_targets(cfg.visualize, paths) if cfg.visualize else {}
     if (cfg.preset or cfg.alphabet) and cfg.checkpoint is None:
@@ -120,7 +124,8 @@ def infer(cfg: InferConfig) -> int:
     failed = FailedFiles()
     kept, last_text = [], ""
     with Progress(len(paths), media.name, cfg.progress, failed) as progress:
-        for path, prepared, res in rec.read_files(paths, batch_size=cfg.batch_size, workers=cfg.workers, on_error=failed):
+        for path, prepared, res in rec.read_files(paths, batch_size=cfg.batch_size, workers=cfg.workers, on_error=failed,
+                                                  views=DEFAULT_VIEWS if cfg.views else None):
             sys.stdout.write(line(path, prepared, res) + "\n")
             if targets:
                 kept.append((path, prepared, res))
@@ -154,7 +159,8 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     from crnn_ocr.classify.reading import ClipTooShort, load_classifier, result_json, result_line
 
     ctc_only = {"--lexicon": cfg.lexicon, "--beam": cfg.beam != 1, "--visualize": cfg.visualize, "--musicxml": cfg.musicxml,
-                "--midi": cfg.midi, "--precision": cfg.precision != "fp32", "--key-lm": cfg.key_lm}
+                "--midi": cfg.midi, "--precision": cfg.precision != "fp32", "--key-lm": cfg.key_lm,
+                "--views": cfg.views}
     if any(ctc_only.values()):
         raise UsageError(f"{', '.join(k for k, v in ctc_only.items() if v)}: apply to CTC models; {source} is a classifier")
     clf = load_classifier(source, backend=_backend(cfg, source), device=cfg.device, threads=cfg.threads)

@@ -30,8 +30,10 @@ import numpy as np
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CTCDecoder, DecodeResult
-from crnn_ocr.frontend import Frontend
+from crnn_ocr.frontend import Frontend, ImageFrontend
+from crnn_ocr.preprocessing import decode_image
 from crnn_ocr.pretrained import MODELS, pretrained_path
+from crnn_ocr.views import DEFAULT_VIEWS, View, check_views, combine
 
 Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
 BACKENDS = ("auto", "torch", "onnx")
@@ -185,6 +187,11 @@ class Recognizer:
         equal width when the backend does not mask padding: ``Backend.maskable``). An input wider
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
         are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
+        return self.decoder.decode_batch(self.frames_prepared(prepared, batch_size))
+
+    def frames_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Prepared inputs -> each one's (T_i, K) log-probs, as ``read_prepared`` decodes them
+        (batched by width; a wide input's windows stitched)."""
         stride = self.frame_stride
         pieces = []  # (image index, window array, first kept frame, last kept frame, window's global frame offset)
         whole = []  # per image: read in one piece
@@ -193,25 +200,49 @@ class Recognizer:
             whole.append(len(windows) == 1)
             pieces += [(i, im[:, x0:x1], first, last, x0 // stride) for x0, x1, first, last in windows]
         order = sorted(range(len(pieces)), key=lambda k: pieces[k][1].shape[1])
-        results: list[DecodeResult | None] = [None] * len(prepared)
+        frames: list[np.ndarray | None] = [None] * len(prepared)
         parts: dict[int, list[tuple[int, np.ndarray]]] = {}  # image index -> (first kept frame, its frames)
         for idx in self._batches(order, [int(pieces[k][1].shape[1]) for k in order], batch_size):
             log_probs, lengths = self.log_probs([pieces[k][1] for k in idx])  # (n, T, K), (n,)
-            single = [j for j, k in enumerate(idx) if whole[pieces[k][0]]]
-            if single:
-                decoded = self.decoder.decode_batch(log_probs[single], lengths[single])
-                for j, res in zip(single, decoded):
-                    results[pieces[idx[j]][0]] = res
             for j, k in enumerate(idx):
                 i, _, first, last, offset = pieces[k]
-                if not whole[i]:
+                if whole[i]:
+                    frames[i] = log_probs[j, : lengths[j]]
+                else:
                     parts.setdefault(i, []).append((first, log_probs[j, first - offset : last - offset]))
-        if parts:
-            stitched = sorted(parts)
-            sequences = [np.concatenate([frames for _, frames in sorted(parts[i], key=lambda p: p[0])]) for i in stitched]
-            for i, res in zip(stitched, self.decoder.decode_batch(sequences)):
-                results[i] = res
-        return results  # type: ignore[return-value]
+        for i, got in parts.items():
+            frames[i] = np.concatenate([f for _, f in sorted(got, key=lambda p: p[0])])
+        return frames  # type: ignore[return-value]
+
+    def prepare_views(self, source: Source, views: Sequence[View] = DEFAULT_VIEWS) -> list[np.ndarray]:
+        """One image source -> the model's input for each view that applies to it
+        (``crnn_ocr.views``; the first is ``prepare``'s own when the first view is ``View()``)."""
+        frontend = self.frontend
+        if not isinstance(frontend, ImageFrontend):
+            raise ValueError(f"test-time views apply to image models; this model reads {frontend.media.name}")
+        image = decode_image(source, frontend.channels)
+        prepared = [v.apply(image, frontend.height, frontend.width_scale) for v in check_views(views)]
+        kept = [p for p in prepared if p is not None]
+        if not kept:
+            raise ValueError(f"none of the {len(prepared)} views applies to an image of {image.shape[1]}x{image.shape[0]} pixels")
+        return kept
+
+    def read_views(self, sources: Iterable[Source], views: Sequence[View] = DEFAULT_VIEWS, batch_size: int = 32) -> list[DecodeResult]:
+        """Read each image source under several test-time views and keep the reading they agree on
+        (``crnn_ocr.views``: one forward pass per view; spans in the first view's frames)."""
+        return self.read_view_sets([self.prepare_views(s, views) for s in sources], batch_size)
+
+    def read_view_sets(self, view_sets: Sequence[Sequence[np.ndarray]], batch_size: int = 32) -> list[DecodeResult]:
+        """``read_views`` on prepared views (``prepare_views``' output, one list per image)."""
+        flat = [im for views in view_sets for im in views]
+        frames = self.frames_prepared(flat, batch_size)
+        readings = self.decoder.decode_batch(frames)
+        out, k = [], 0
+        for views in view_sets:
+            n = len(views)
+            out.append(combine(readings[k : k + n], frames[k : k + n]))
+            k += n
+        return out
 
     def _batches(self, order: list[int], widths: list[int], batch_size: int) -> Iterator[list[int]]:
         """Consecutive runs of ``order`` (sorted by width) of at most ``batch_size``; runs of one width
@@ -226,7 +257,7 @@ class Recognizer:
 
     def read_files(
         self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32, workers: int = 4, window: int | None = None,
-        on_error: Callable[[str | os.PathLike, str], None] | None = None,
+        on_error: Callable[[str | os.PathLike, str], None] | None = None, views: Sequence[View] | None = None,
     ) -> Iterator[tuple[str | os.PathLike, np.ndarray, DecodeResult]]:
         """Read files in order, yielding ``(path, prepared input, result)``.
 
@@ -234,29 +265,37 @@ class Recognizer:
         model runs on the previous ``window`` files (default ``8 * batch_size``), which are
         batched by width. A file that cannot be read (``prepare`` raises ``ValueError`` naming
         it) raises, unless ``on_error(path, message)`` is given: then it is reported there and
-        skipped, and every other file is still read and yielded, in order.
+        skipped, and every other file is still read and yielded, in order. ``views``: read each
+        image under these test-time views (``read_views``); the prepared input yielded is the first view's.
         """
         window = window or 8 * batch_size
+        if views is None:
+            prepare, read = self.prepare, self.read_prepared
+        else:
+            views = check_views(views)
+            prepare = lambda p: self.prepare_views(p, views)  # noqa: E731
+            read = self.read_view_sets
         chunks = [paths[i : i + window] for i in range(0, len(paths), window)]
         if not chunks:
             return
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crnn_ocr-decode") \
             if workers > 1 and len(paths) > 1 else None
         try:
-            submit = lambda chunk: [pool.submit(self.prepare, p) for p in chunk] if pool else chunk  # noqa: E731
+            submit = lambda chunk: [pool.submit(prepare, p) for p in chunk] if pool else chunk  # noqa: E731
             pending = submit(chunks[0])
             for k, chunk in enumerate(chunks):
                 current, pending = pending, (submit(chunks[k + 1]) if k + 1 < len(chunks) else [])
                 kept, prepared = [], []
                 for path, job in zip(chunk, current):
                     try:  # in order: without on_error the first bad file raises here
-                        prepared.append(job.result() if isinstance(job, Future) else self.prepare(job))
+                        prepared.append(job.result() if isinstance(job, Future) else prepare(job))
                         kept.append(path)
                     except ValueError as e:
                         if on_error is None:
                             raise
                         on_error(path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-                yield from zip(kept, prepared, self.read_prepared(prepared, batch_size))
+                results = read(prepared, batch_size)
+                yield from zip(kept, prepared if views is None else [v[0] for v in prepared], results)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -11,6 +11,7 @@
 
     python tools/infer.py --image crops/ --checkpoint PP-OCRv6_rec_small.onnx --beam 10   # a PaddleOCR recognizer
     python tools/infer.py --audio new_speaker/ --model spoken_digits --adapt   # BatchNorm statistics of these clips first
+    python tools/infer.py --image crops/ --views      # each image read ten ways, the reading they agree on (slower, better)
 
 Prints one line per image: path, text, confidence (tab-separated), or JSON lines with --json.
 With --audio (a speech checkpoint): path, transcript, confidence and each word with its start
@@ -72,6 +73,8 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--adapt", action="store_true", help="re-estimate the model's BatchNorm statistics on all the inputs "
                    "given (one speaker, microphone or scanner; no labels) before reading them (crnn_ocr.adapt, AdaBN); "
                    "torch backend; every input is decoded twice")
+    p.add_argument("--views", action="store_true", help="read each image ten ways (width stretched and squeezed, a border "
+                   "added or trimmed: crnn_ocr.views) and keep the reading they agree on; ten forward passes per image")
     p.add_argument("--device", help="cpu, cuda (default: CUDA if present; torch backend)")
     p.add_argument("--top-k", type=int, help="classifiers: print the k most probable classes, each with its probability")
     a = p.parse_args(argv)
@@ -86,7 +89,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
         preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
-        top_k=a.top_k, key_lm=a.key_lm, adapt=a.adapt,
+        top_k=a.top_k, key_lm=a.key_lm, adapt=a.adapt, views=a.views,
     )
 
 
