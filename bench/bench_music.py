@@ -107,8 +107,9 @@ class ScoreMetrics:
 KIND_COLUMNS = ("pitch", "duration", "pitch+duration", "note", "rest", "clef", "key", "time", "barline")
 
 
-def evaluate_lmdb(rec, path: str, batch_size: int = 32, limit: int | None = None) -> ScoreMetrics:
-    """Read every image of an LMDB (the first ``limit``) and compare token sequences."""
+def evaluate_lmdb(rec, path: str, batch_size: int = 32, limit: int | None = None, views: bool = False) -> ScoreMetrics:
+    """Read every image of an LMDB (the first ``limit``) and compare token sequences; ``views``:
+    read under test-time views (``crnn_ocr.views``)."""
     from crnn_ocr.data import iter_lmdb_samples
 
     samples = list(iter_lmdb_samples(path))[:limit]
@@ -116,7 +117,8 @@ def evaluate_lmdb(rec, path: str, batch_size: int = 32, limit: int | None = None
     start = time.perf_counter()
     for k in range(0, len(samples), batch_size):
         chunk = samples[k : k + batch_size]
-        results = rec.read_batch([image for _, image, _ in chunk], batch_size=batch_size)
+        read = rec.read_views if views else rec.read_batch
+        results = read([image for _, image, _ in chunk], batch_size=batch_size)
         for (_, _, label), res in zip(chunk, results):
             m.add(res.text.split(), label.split())
     m.seconds = time.perf_counter() - start
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--key-lm", action="store_true", help="beam search (at least 10) with the key-signature and bar prior "
                    "(crnn_ocr.music.key_lm), as tools/infer.py --key-lm reads")
+    p.add_argument("--views", action="store_true", help="read the --val sets under test-time views (crnn_ocr.views)")
     p.add_argument("--limit", type=int, help="read only the first N images of each --val set")
     args = p.parse_args(argv)
     import torch
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = load_recognizer(args.checkpoint, device="cpu", **options)
     if rec.kind != "score":
         p.error(f"{args.checkpoint}: is a {rec.kind} model, not a score model")
-    sets = [(Path(v).as_posix(), evaluate_lmdb(rec, v, limit=args.limit)) for v in args.val]
+    sets = [(Path(v).as_posix(), evaluate_lmdb(rec, v, limit=args.limit, views=args.views)) for v in args.val]
     if args.primus and Path(args.primus).is_dir():
         sets.append((f"PrIMuS {Path(args.primus).as_posix()}", read_primus(rec, args.primus)))
     print("| set | images | SER | sequence accuracy | valid music | images/s |")
