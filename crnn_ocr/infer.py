@@ -118,6 +118,11 @@ def infer(cfg: InferConfig) -> int:
         import torch
 
         torch.set_num_threads(cfg.threads)  # process-wide; onnxruntime got them per session
+    if cfg.precision == "bf16" and rec.backend.uses_torch:
+        from crnn_ocr.torch_backend import SLOW_BF16, native_bf16
+
+        if not native_bf16(rec.backend.device):
+            sys.stderr.write(f"infer.py: warning: --precision bf16: {SLOW_BF16}\n")
     if cfg.adapt:
         adapt_to_inputs(rec, paths, source)
     line = _line_writer(rec, cfg.json)

@@ -21,6 +21,25 @@ from crnn_ocr.model import CRNN, ModelConfig, build_model, output_length
 from crnn_ocr.tasks import check_ctc_model
 
 PRECISIONS = ("fp32", "bf16")
+SLOW_BF16 = "bfloat16 on this CPU is emulated (no AVX512-BF16 or AMX), slower than float32"
+
+
+def _cpu_bf16_supported() -> bool:
+    """oneDNN's answer (AVX512-BF16 or AMX); True when torch cannot tell."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether bfloat16 matrix products run in hardware on ``device``: CUDA's own answer; on the
+    CPU, AVX512-BF16 or AMX. Without them autocast emulates bfloat16, slower than float32, so the
+    trainer's ``--bf16`` and ``infer.py --precision bf16`` say so (``SLOW_BF16``)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return _cpu_bf16_supported() if device.type == "cpu" else True
 
 
 class TorchBackend:
@@ -30,7 +49,7 @@ class TorchBackend:
         model: a CRNN (put in eval mode on ``device``).
         device: where the model runs; default CUDA if present, else CPU.
         precision: "fp32" (default) or "bf16" (autocast; about 2x faster on CPUs with AVX512-BF16
-            or AMX, but with 8 mantissa bits its logits are not fp32's and can flip the decoded
+            or AMX and slower than fp32 on CPUs without them: ``native_bf16``; with 8 mantissa bits its logits are not fp32's and can flip the decoded
             text of ambiguous images, so it is opt-in; bench/bench_deploy.py measures the cost).
         channels_last: NHWC memory layout for the convolutions; None (default) turns it on:
             the same fp32 arithmetic, faster convolutions on CPU (bench/bench_inference.py).

@@ -42,6 +42,7 @@ from crnn_ocr.engine.runtime import rng_state, seed_everything, set_rng_state, s
 from crnn_ocr.engine.start import RunSpec, resolve_start, start_weights
 from crnn_ocr.model import build_model
 from crnn_ocr.tasks import Task, task_for_kind
+from crnn_ocr.torch_backend import SLOW_BF16, native_bf16
 
 
 @dataclass
@@ -199,6 +200,8 @@ def set_up(cfg: TrainConfig, spec: RunSpec, device: torch.device, world: int, is
     use_fp16 = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
     amp_dtype = torch.float16 if use_fp16 else (torch.bfloat16 if cfg.bf16 else None)
+    if amp_dtype is torch.bfloat16 and is_main and not native_bf16(device):
+        print(f"warning: --bf16: {SLOW_BF16}; leave it off on this machine", flush=True)
     task = task_for_kind(cfg.kind)
     task_state = {k: spec.state[k] for k in task.state_keys if spec.resuming and k in spec.state}
     ema = make_ema(core, cfg.ema) if cfg.ema > 0 else None
