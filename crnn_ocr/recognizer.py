@@ -219,7 +219,7 @@ class Recognizer:
         (``crnn_ocr.views``; the first is ``prepare``'s own when the first view is ``View()``)."""
         frontend = self.frontend
         if not isinstance(frontend, ImageFrontend):
-            raise ValueError(f"test-time views apply to image models; this model reads {frontend.media.name}")
+            raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {frontend.kind!r}")
         image = decode_image(source, frontend.channels)
         prepared = [v.apply(image, frontend.height, frontend.width_scale) for v in check_views(views)]
         kept = [p for p in prepared if p is not None]

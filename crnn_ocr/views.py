@@ -18,8 +18,8 @@ The result's ``score`` is the winner's mean log-likelihood over the views (its `
 ``exp(score)``, a geometric mean of the views' probabilities) and its ``spans`` are its best
 alignment in the first view (the front-end's own preparation), so ``Recognizer.frame_to_columns``
 maps them on that view's width as for a plain reading. Measured on the English model's IIIT5K
-dev crops: 89.6% -> 91.6% (BENCHMARKS.md, "Test-time views"); it costs one forward pass per view.
-Image models only.
+dev crops: 89.6% -> 91.6%, its held-out test crops 86.9% -> 89.2% (BENCHMARKS.md, "Test-time
+views"); it costs one forward pass per view. crnn_ocr's image models (``ImageFrontend``) only.
 """
 
 from __future__ import annotations

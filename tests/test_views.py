@@ -131,7 +131,7 @@ def test_default_views_read_words_and_files_alike(rec, tmp_path):
 
 def test_views_refuse_a_speech_model():
     speech = load_recognizer(MODELS["spoken_digits"].path, backend="torch", device="cpu")
-    with pytest.raises(ValueError, match="test-time views apply to image models; this model reads audio"):
+    with pytest.raises(ValueError, match="test-time views apply to crnn_ocr's image models; this model's front-end is 'audio'"):
         speech.prepare_views(np.zeros(8000, np.float32))
 
 
