@@ -187,11 +187,24 @@ class Recognizer:
         equal width when the backend does not mask padding: ``Backend.maskable``). An input wider
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
         are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
-        return self.decoder.decode_batch(self.frames_prepared(prepared, batch_size))
+        results: list[DecodeResult | None] = [None] * len(prepared)
+        for idx, frames in self._frames(prepared, batch_size):  # decoded batch by batch: no frames kept
+            for i, res in zip(idx, self.decoder.decode_batch(frames)):
+                results[i] = res
+        return results  # type: ignore[return-value]
 
     def frames_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Prepared inputs -> each one's (T_i, K) log-probs, as ``read_prepared`` decodes them
         (batched by width; a wide input's windows stitched)."""
+        out: list[np.ndarray | None] = [None] * len(prepared)
+        for idx, frames in self._frames(prepared, batch_size):
+            for i, f in zip(idx, frames):
+                out[i] = f
+        return out  # type: ignore[return-value]
+
+    def _frames(self, prepared: Sequence[np.ndarray], batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """(input indices, their (T_i, K) log-probs) as they are complete: the inputs read in one
+        piece batch by batch, then those read in windows, stitched."""
         stride = self.frame_stride
         pieces = []  # (image index, window array, first kept frame, last kept frame, window's global frame offset)
         whole = []  # per image: read in one piece
@@ -200,19 +213,22 @@ class Recognizer:
             whole.append(len(windows) == 1)
             pieces += [(i, im[:, x0:x1], first, last, x0 // stride) for x0, x1, first, last in windows]
         order = sorted(range(len(pieces)), key=lambda k: pieces[k][1].shape[1])
-        frames: list[np.ndarray | None] = [None] * len(prepared)
         parts: dict[int, list[tuple[int, np.ndarray]]] = {}  # image index -> (first kept frame, its frames)
         for idx in self._batches(order, [int(pieces[k][1].shape[1]) for k in order], batch_size):
             log_probs, lengths = self.log_probs([pieces[k][1] for k in idx])  # (n, T, K), (n,)
+            done: tuple[list[int], list[np.ndarray]] = ([], [])
             for j, k in enumerate(idx):
                 i, _, first, last, offset = pieces[k]
                 if whole[i]:
-                    frames[i] = log_probs[j, : lengths[j]]
+                    done[0].append(i)
+                    done[1].append(log_probs[j, : lengths[j]])
                 else:
                     parts.setdefault(i, []).append((first, log_probs[j, first - offset : last - offset]))
-        for i, got in parts.items():
-            frames[i] = np.concatenate([f for _, f in sorted(got, key=lambda p: p[0])])
-        return frames  # type: ignore[return-value]
+            if done[0]:
+                yield done
+        if parts:
+            stitched = sorted(parts)
+            yield stitched, [np.concatenate([f for _, f in sorted(parts[i], key=lambda p: p[0])]) for i in stitched]
 
     def prepare_views(self, source: Source, views: Sequence[View] = DEFAULT_VIEWS) -> list[np.ndarray]:
         """One image source -> the model's input for each view that applies to it
