@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.metrics import RecognitionMetrics, alphabet_metrics
 from crnn_ocr.recognizer import Recognizer
+from crnn_ocr.views import View, check_views
 
 MAX_NAMED = 5  # skipped samples named in the summary
 
@@ -34,12 +36,18 @@ class Evaluation:
         )
 
 
-def evaluate(recognizer: Recognizer, samples: Iterable[tuple[str, bytes | str | os.PathLike, str]], batch_size: int = 64) -> Evaluation:
-    """Read every (name, image, reference label) sample and compare with its label.
+def evaluate(recognizer: Recognizer, samples: Iterable[tuple[str, bytes | str | os.PathLike, str]], batch_size: int = 64,
+             views: Sequence[View] | None = None) -> Evaluation:
+    """Read every (name, image, reference label) sample and compare with its label; ``views``:
+    read each under these test-time views (``Recognizer.read_views``, ``crnn_ocr.views``).
 
     References are compared as the alphabet spells them (case-folded for ``ignore_case``
     alphabets); the alphanumeric-protocol accuracy ignores case and punctuation anyway.
     """
+    if views is not None:
+        views = check_views(views)
+        if not isinstance(recognizer.frontend, ImageFrontend):  # else every sample would be "skipped"
+            raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {recognizer.frontend.kind!r}")
     alphabet = recognizer.alphabet
     names: list[str] = []
     refs: list[str] = []
@@ -56,14 +64,15 @@ def evaluate(recognizer: Recognizer, samples: Iterable[tuple[str, bytes | str | 
         prepared, kept = [], []
         for name, image, ref in pending:
             try:
-                prepared.append(recognizer.prepare(image))
+                prepared.append(recognizer.prepare(image) if views is None else recognizer.prepare_views(image, views))
                 kept.append((name, ref))
             except ValueError:
                 skipped += 1
                 if len(first_skipped) < MAX_NAMED:
                     first_skipped.append(name)
         if prepared:
-            for (name, ref), res in zip(kept, recognizer.read_prepared(prepared, batch_size=len(prepared))):
+            read = recognizer.read_prepared if views is None else recognizer.read_view_sets
+            for (name, ref), res in zip(kept, read(prepared, batch_size=len(prepared))):
                 names.append(name)
                 refs.append(alphabet.normalize(ref))
                 preds.append(res.text)

@@ -152,3 +152,24 @@ def test_infer_views_prints_the_agreed_reading_and_refuses_audio(tmp_path):
     bad = _infer("--audio", str(wav), "--views")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == ["infer.py: error: --views: test-time views are for images; they do not apply to --audio"]
+
+
+def test_evaluate_with_views_reads_as_read_views_and_still_skips_bad_files(rec, tmp_path):
+    from crnn_ocr.evaluation import evaluate
+
+    words = ["market", "Bridge"]
+    for w in words:
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w, height=36))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    samples = [(str(tmp_path / f"{w}.png"), tmp_path / f"{w}.png", w) for w in words]
+    result = evaluate(rec, [samples[0], ("bad", tmp_path / "bad.png", "x"), samples[1]], batch_size=2, views=DEFAULT_VIEWS)
+    assert [p[2] for p in result.predictions] == [r.text for r in rec.read_views([s[1] for s in samples])] == words
+    assert result.skipped == 1 and result.first_skipped == ("bad",)
+    speech = load_recognizer(MODELS["spoken_digits"].path, backend="torch", device="cpu")
+    with pytest.raises(ValueError, match="front-end is 'audio'"):
+        evaluate(speech, [], views=DEFAULT_VIEWS)
+    (tmp_path / "gt.txt").write_text("market.png\tmarket\nBridge.png\tBridge\n")
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), "--labels", str(tmp_path / "gt.txt"), "--views"],
+                         capture_output=True, text=True, env={"NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("2 samples: word accuracy 1.0000 (case-insensitive alphanumeric 1.0000), CER 0.0000")

@@ -4,6 +4,7 @@
     python tools/evaluate.py --checkpoint best.pt --data lmdb/val
     python tools/evaluate.py --checkpoint best.pt --labels gt.txt --root images/ --lexicon words.txt
     python tools/evaluate.py --checkpoint PP-OCRv6_rec_small.onnx --labels gt.txt --beam 10   # a PaddleOCR recognizer
+    python tools/evaluate.py --data lmdb/test --views          # each image read ten ways (crnn_ocr.views)
 
 Exit status: 0 every sample read; 1 some images could not be decoded (skipped, counted and the
 first few named in the summary; the metrics cover the rest); 2 bad arguments or files.
@@ -29,6 +30,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--predictions", help="write name, reference, prediction, confidence as TSV here")
+    p.add_argument("--views", action="store_true", help="read each image under test-time views (crnn_ocr.views): ten "
+                   "forward passes per image, the reading they agree on")
     p.add_argument("--device")
     args = p.parse_args(argv)
     if args.beam < 1:
@@ -59,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                           beam_width=args.beam, lexicon=args.lexicon)
     if rec.kind not in ("text", "score"):
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
-    result = evaluate(rec, samples, batch_size=args.batch_size)
+    if args.views and rec.frontend.kind != "image":
+        raise UsageError(f"--views: test-time views apply to crnn_ocr's image models; {args.checkpoint} has a {rec.frontend.kind!r} front-end")
+    from crnn_ocr.views import DEFAULT_VIEWS
+
+    result = evaluate(rec, samples, batch_size=args.batch_size, views=DEFAULT_VIEWS if args.views else None)
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
             for name, ref, pred, conf in result.predictions:
