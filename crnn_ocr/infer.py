@@ -103,6 +103,8 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError(f"--top-k: {source} is a {rec.kind} model (CTC); it applies to classifiers")
     if rec.frontend.media.name != media.name:
         raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
+    if cfg.views and rec.frontend.kind != "image":  # else every file would be reported unreadable
+        raise UsageError(f"--views: test-time views apply to crnn_ocr's image models; {source} has a {rec.frontend.kind!r} front-end")
     if cfg.key_lm:
         if rec.kind != "score":
             raise UsageError(f"--key-lm: applies to score models; {source} is a {rec.kind} model")
