@@ -178,20 +178,35 @@ class ImageFrontend:
     def training_input(self, data: bytes | memoryview, augment: Any = None) -> torch.Tensor:
         from crnn_ocr.preprocessing import image_to_tensor
 
-        img = resize_to_height(decode_image(data, self.channels), self.height, max_width=self.max_width,
-                               min_width=DEFAULT_MIN_WIDTH, width_scale=self.width_scale)  # (height, w[, 3]) uint8
+        img = self.prepare_training(decode_image(data, self.channels), augment)  # (height, w[, 3]) uint8
         if augment is not None:
             img = augment(img)  # same shape
         return image_to_tensor(img)  # (C, height, w)
 
+    def prepare_training(self, image: np.ndarray, augment: Any = None) -> np.ndarray:
+        """A decoded training image -> (height, w[, C]) uint8: resized as for reading, or as the
+        random crop view the augmentation draws (``Augmentation.draw_view``: ``--crop-jitter``)."""
+        size = {"max_width": self.max_width, "min_width": DEFAULT_MIN_WIDTH}
+        draw_view = getattr(augment, "draw_view", None)
+        view = draw_view() if draw_view is not None else None
+        if view is not None:
+            out = view.apply(image, self.height, self.width_scale, **size)
+            if out is not None:
+                return out
+        return resize_to_height(image, self.height, width_scale=self.width_scale, **size)
+
     def augmentation(self, spec: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-        """False/None, True ("default"), a strength name (``crnn_ocr.augment``), or a callable on uint8 images."""
+        """False/None, True ("default"), a strength name (``crnn_ocr.augment``), a mapping of
+        ``build_augmentation``'s arguments (``{"strength": "default", "crop_jitter": 0.5}``), or a
+        callable on uint8 images."""
         if spec is None or spec is False:
             return None
         if callable(spec):
             return spec
         from crnn_ocr.augment import build_augmentation
 
+        if isinstance(spec, Mapping):
+            return build_augmentation(**spec)
         return build_augmentation("default" if spec is True else spec)
 
     def decoder_options(self, alphabet: Alphabet, **options: Any) -> dict[str, Any]:

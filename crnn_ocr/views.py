@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +61,10 @@ class View:
             if not 0 <= value < 0.5:
                 raise ValueError(f"View {name} must be in [0, 0.5), got {value}")
 
-    def apply(self, image: np.ndarray, height: int, width_scale: float) -> np.ndarray | None:
+    def apply(self, image: np.ndarray, height: int, width_scale: float, **resize: Any) -> np.ndarray | None:
         """A decoded image (H, W[, C]) uint8 -> the model's input for this view (``height`` rows),
-        or ``None`` when the view does not apply (a trim of a crop too small to trim)."""
+        or ``None`` when the view does not apply (a trim of a crop too small to trim). ``resize``:
+        ``resize_to_height``'s ``max_width`` and ``min_width`` (training's crop jitter)."""
         h = image.shape[0]
         pixels = lambda share: max(1, round(share * h)) if share else 0  # noqa: E731
         if self.trim:
@@ -74,7 +76,7 @@ class View:
         cols = rows + pixels(self.side)
         if rows or cols:
             image = np.pad(image, [(rows, rows), (cols, cols)] + [(0, 0)] * (image.ndim - 2), mode="edge")
-        return resize_to_height(image, height, width_scale=width_scale * self.width)
+        return resize_to_height(image, height, width_scale=width_scale * self.width, **resize)
 
 
 # Chosen on the English model's dev crops (BENCHMARKS.md): the front-end's own view first.

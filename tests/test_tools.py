@@ -131,6 +131,9 @@ def test_cli_errors_are_one_line_exit_2(trained, tmp_path):
                              "--out", tmp_path / "o"), "klingon")
     _one_line_error(run_tool("train.py", "--data", trained / "lmdb", "--max-steps", 1, "--shortest-first", -1), "--shortest-first")
     _one_line_error(run_tool("train.py", "--data", trained / "lmdb", "--max-steps", 1, "--ema", 1), "--ema must be a decay in [0, 1)")
+    _one_line_error(run_tool("train.py", "--data", trained / "lmdb", "--max-steps", 1, "--crop-jitter", 1.5), "--crop-jitter must be a share")
+    _one_line_error(run_tool("train.py", "--data", trained / "lmdb", "--max-steps", 1, "--kind", "speech", "--crop-jitter", 0.5),
+                    "--crop-jitter: image models only, not --kind speech")
 
 
 def test_evaluate_on_lmdb_and_label_file(trained, tmp_path):

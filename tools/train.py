@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None):
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
     data.add_argument("--augment", default="default", choices=["light", "default", "strong"],
                       help="augmentation strength: probabilities and magnitudes scale together (speech: VTLP's warp too)")
+    data.add_argument("--crop-jitter", type=float, default=0.0, metavar="SHARE",
+                      help="images: share of training images prepared as a random crop view before augmentation: width x0.8-1.3 "
+                      "with a border, rows trimmed or columns added at the sides, as a detector's crops vary (0: off)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
     model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", "ds2", *CLASSIFIER_ARCHS],
@@ -102,6 +105,10 @@ def parse_args(argv: list[str] | None):
         p.error(f"--shortest-first must be 0 or more epochs, got {args.shortest_first}")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be a decay in [0, 1) (0: off), got {args.ema}")
+    if not 0 <= args.crop_jitter <= 1:
+        p.error(f"--crop-jitter must be a share in [0, 1] (0: off), got {args.crop_jitter}")
+    if args.crop_jitter and KINDS[args.kind].frontend != "image":
+        p.error(f"--crop-jitter: image models only, not --kind {args.kind}")
     if args.mixup < 0:
         p.error(f"--mixup must be 0 (off) or a positive Beta parameter, got {args.mixup}")
     if args.width_scale is not None and not 0.25 <= args.width_scale <= 4:
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         grad_clip=args.grad_clip, ema=args.ema, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
-        augment=False if args.no_augment else (True if args.augment == "default" else args.augment),
+        augment=False if args.no_augment else (True if args.augment == "default" else args.augment), crop_jitter=args.crop_jitter,
         amp=not args.no_amp, bf16=args.bf16, channels_last=args.channels_last, device=args.device, progress=not args.no_progress,
         pooling=args.pooling, mixup=args.mixup, balanced=args.balanced, shortest_first=args.shortest_first,
     )

@@ -92,9 +92,18 @@ def generated_sample(img: np.ndarray, ids: list[int], alphabet: Alphabet, fronte
     """A generator source's drawing (uint8 image, label ids) as the trainer reads a sample: resized
     to the front-end's height (as ``ImageFrontend.training_input``), stretched to the narrowest
     width whose CTC frames fit ``ids`` when ``min_frames_fn`` says it is too narrow, augmented by
-    ``augment`` (seeded from ``rng``; None: not augmented), as a tensor."""
-    img = resize_to_height(img, frontend.height, max_width=frontend.max_width, min_width=DEFAULT_MIN_WIDTH,
-                           width_scale=getattr(frontend, "width_scale", 1.0))
+    ``augment`` (seeded from ``rng``; None: not augmented; its crop view, if it draws one, before
+    the stretch), as a tensor."""
+    if augment is not None:
+        set_seed = getattr(augment, "set_seed", None)
+        if set_seed is not None:
+            set_seed(int(rng.integers(2**32)))
+    prepare = getattr(frontend, "prepare_training", None)
+    if prepare is not None:
+        img = prepare(img, augment)
+    else:
+        img = resize_to_height(img, frontend.height, max_width=frontend.max_width, min_width=DEFAULT_MIN_WIDTH,
+                               width_scale=getattr(frontend, "width_scale", 1.0))
     if min_frames_fn is not None:
         need, width = ctc_min_frames(ids), img.shape[1]
         while min_frames_fn(width) < need:
@@ -102,9 +111,6 @@ def generated_sample(img: np.ndarray, ids: list[int], alphabet: Alphabet, fronte
         if width != img.shape[1]:
             img = cv2.resize(img, (width, img.shape[0]), interpolation=cv2.INTER_LINEAR)
     if augment is not None:
-        set_seed = getattr(augment, "set_seed", None)
-        if set_seed is not None:
-            set_seed(int(rng.integers(2**32)))
         img = augment(img)
     image = image_to_tensor(img)  # (C, height, w)
     return {"image": image, "ids": ids, "label": alphabet.decode(ids), "width": int(image.shape[-1])}

@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 2
     augment: bool | str = True  # False, True (the default strength) or a strength name: light, strong
+    crop_jitter: float = 0.0  # images: share prepared as a random crop view (crnn_ocr.augment.random_view); 0: off
     amp: bool = True  # float16 autocast + GradScaler on CUDA
     bf16: bool = False  # bfloat16 autocast on CPU
     channels_last: bool | None = None  # NHWC memory format for the model and input batches; None: on CUDA only
@@ -75,6 +76,17 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError("give --max-steps or --epochs")
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
+    if not 0.0 <= cfg.crop_jitter <= 1.0:
+        raise ValueError(f"--crop-jitter must be a share in [0, 1] (0: off), got {cfg.crop_jitter}")
+
+
+def augment_spec(cfg: TrainConfig) -> bool | str | dict[str, Any]:
+    """The training sources' ``augment`` argument: ``cfg.augment``, or with ``crop_jitter`` a
+    mapping for the image front-end (``ImageFrontend.augmentation``)."""
+    if not cfg.crop_jitter:
+        return cfg.augment
+    strength = "none" if cfg.augment is False else "default" if cfg.augment is True else cfg.augment
+    return {"strength": strength, "crop_jitter": cfg.crop_jitter}
 
 
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:

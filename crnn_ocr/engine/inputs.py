@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from crnn_ocr.data import BucketBatchSampler, LmdbDataset, collate_batch
 from crnn_ocr.data.sources import TrainingSource, open_training_source, split_source
-from crnn_ocr.engine.config import TrainConfig
+from crnn_ocr.engine.config import TrainConfig, augment_spec
 from crnn_ocr.engine.start import RunSpec
 from crnn_ocr.tasks import task_for_kind
 
@@ -42,7 +42,10 @@ def build_datasets(cfg: TrainConfig, spec: RunSpec, *, rank: int = 0, world: int
     (``epoch_widths``). ``ValueError`` when one batch is more than the usable samples."""
     task = task_for_kind(cfg.kind)
     options = task.dataset_options(spec)
-    train_sets = [open_training_source(p, spec.alphabet, spec.frontend, augment=cfg.augment, seed=cfg.seed, **options)
+    augment = augment_spec(cfg)
+    if cfg.crop_jitter and getattr(spec.frontend, "kind", None) != "image":
+        raise ValueError(f"--crop-jitter: image models only (this run reads {getattr(spec.frontend, 'kind', 'other')} input)")
+    train_sets = [open_training_source(p, spec.alphabet, spec.frontend, augment=augment, seed=cfg.seed, **options)
                   for p in cfg.data]
     if main:
         for p, ds in zip(cfg.data, train_sets):
