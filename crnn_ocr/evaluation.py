@@ -7,10 +7,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.metrics import RecognitionMetrics, alphabet_metrics
 from crnn_ocr.recognizer import Recognizer
-from crnn_ocr.views import View, check_views
+from crnn_ocr.views import View, check_frontend, check_views
 
 MAX_NAMED = 5  # skipped samples named in the summary
 
@@ -46,8 +45,7 @@ def evaluate(recognizer: Recognizer, samples: Iterable[tuple[str, bytes | str | 
     """
     if views is not None:
         views = check_views(views)
-        if not isinstance(recognizer.frontend, ImageFrontend):  # else every sample would be "skipped"
-            raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {recognizer.frontend.kind!r}")
+        check_frontend(recognizer.frontend)  # else every sample would be "skipped"
     alphabet = recognizer.alphabet
     names: list[str] = []
     refs: list[str] = []

@@ -38,7 +38,7 @@ from crnn_ocr.extras import require
 from crnn_ocr.frontend import media_named
 from crnn_ocr.recognizer import Recognizer, load_recognizer
 from crnn_ocr.tasks import WrongTask
-from crnn_ocr.views import DEFAULT_VIEWS
+from crnn_ocr.views import DEFAULT_VIEWS, check_frontend
 from crnn_ocr.visualize import draw_readings, visualize_targets
 
 PROGRESS_MIN_FILES = 64  # progress "auto": a bar for this many files or more
@@ -103,8 +103,11 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError(f"--top-k: {source} is a {rec.kind} model (CTC); it applies to classifiers")
     if rec.frontend.media.name != media.name:
         raise UsageError(f"{source}: is a {rec.kind} model, it cannot read {READS[media.name][1]}")
-    if cfg.views and rec.frontend.kind != "image":  # else every file would be reported unreadable
-        raise UsageError(f"--views: test-time views apply to crnn_ocr's image models; {source} has a {rec.frontend.kind!r} front-end")
+    if cfg.views:  # else every file would be reported unreadable
+        try:
+            check_frontend(rec.frontend)
+        except ValueError as e:
+            raise UsageError(f"--views: {source}: {e}") from None
     if cfg.key_lm:
         if rec.kind != "score":
             raise UsageError(f"--key-lm: applies to score models; {source} is a {rec.kind} model")

@@ -30,10 +30,10 @@ import numpy as np
 
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CTCDecoder, DecodeResult
-from crnn_ocr.frontend import Frontend, ImageFrontend
+from crnn_ocr.frontend import Frontend
 from crnn_ocr.preprocessing import decode_image
 from crnn_ocr.pretrained import MODELS, pretrained_path
-from crnn_ocr.views import DEFAULT_VIEWS, View, check_views, combine
+from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
 
 Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
 BACKENDS = ("auto", "torch", "onnx")
@@ -233,9 +233,7 @@ class Recognizer:
     def prepare_views(self, source: Source, views: Sequence[View] = DEFAULT_VIEWS) -> list[np.ndarray]:
         """One image source -> the model's input for each view that applies to it
         (``crnn_ocr.views``; the first is ``prepare``'s own when the first view is ``View()``)."""
-        frontend = self.frontend
-        if not isinstance(frontend, ImageFrontend):
-            raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {frontend.kind!r}")
+        frontend = check_frontend(self.frontend)
         image = decode_image(source, frontend.channels)
         prepared = [v.apply(image, frontend.height, frontend.width_scale) for v in check_views(views)]
         kept = [p for p in prepared if p is not None]
@@ -289,6 +287,7 @@ class Recognizer:
             prepare, read = self.prepare, self.read_prepared
         else:
             views = check_views(views)
+            check_frontend(self.frontend)  # one error up front, not one per file
             prepare = lambda p: self.prepare_views(p, views)  # noqa: E731
             read = self.read_view_sets
         chunks = [paths[i : i + window] for i in range(0, len(paths), window)]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from crnn_ocr.decoding import DecodeResult, batch_ctc_log_likelihood, viterbi_align
+from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.preprocessing import resize_to_height
 
 MIN_TRIMMED_ROWS = 8  # a trim that would leave fewer rows is not made (the view is left out)
@@ -103,6 +104,15 @@ def check_views(views: Sequence[View]) -> tuple[View, ...]:
     if bad:
         raise ValueError(f"views must be View objects, got {type(bad[0]).__name__}")
     return views
+
+
+def check_frontend(frontend: object) -> ImageFrontend:
+    """``frontend`` when views can prepare its inputs (crnn_ocr's image models); ``ValueError``
+    naming its kind otherwise (a PaddleOCR recognizer, audio), before anything is read."""
+    if not isinstance(frontend, ImageFrontend):
+        kind = getattr(frontend, "kind", type(frontend).__name__)
+        raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {kind!r}")
+    return frontend
 
 
 def combine(readings: Sequence[DecodeResult], frames: Sequence[np.ndarray]) -> DecodeResult:

@@ -15,9 +15,10 @@ import torch
 from conftest import render_word
 from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import ctc_log_likelihood, greedy_decode, viterbi_align
+from crnn_ocr.evaluation import evaluate
 from crnn_ocr.pretrained import MODELS
 from crnn_ocr.recognizer import load_recognizer
-from crnn_ocr.views import DEFAULT_VIEWS, View, check_views, combine
+from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,10 +130,20 @@ def test_default_views_read_words_and_files_alike(rec, tmp_path):
     assert len(rec.prepare_views(small, [View(), View(trim=0.3)])) == 1
 
 
-def test_views_refuse_a_speech_model():
+def test_views_refuse_a_speech_model(tmp_path):
     speech = load_recognizer(MODELS["spoken_digits"].path, backend="torch", device="cpu")
-    with pytest.raises(ValueError, match="test-time views apply to crnn_ocr's image models; this model's front-end is 'audio'"):
+    message = "test-time views apply to crnn_ocr's image models; this model's front-end is 'audio'"
+    with pytest.raises(ValueError, match=message):
         speech.prepare_views(np.zeros(8000, np.float32))
+    with pytest.raises(ValueError, match=message):
+        check_frontend(speech.frontend)
+    reported: list[str] = []
+    with pytest.raises(ValueError, match=message):  # once, up front: not one report per file
+        list(speech.read_files([tmp_path / "a.wav", tmp_path / "b.wav"], views=DEFAULT_VIEWS,
+                               on_error=lambda p, m: reported.append(m)))
+    assert reported == []
+    with pytest.raises(ValueError, match=message):
+        evaluate(speech, [("a", b"RIFF", "one")], views=DEFAULT_VIEWS)
 
 
 def _infer(*args: str) -> subprocess.CompletedProcess:

@@ -62,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                           beam_width=args.beam, lexicon=args.lexicon)
     if rec.kind not in ("text", "score"):
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
-    if args.views and rec.frontend.kind != "image":
-        raise UsageError(f"--views: test-time views apply to crnn_ocr's image models; {args.checkpoint} has a {rec.frontend.kind!r} front-end")
-    from crnn_ocr.views import DEFAULT_VIEWS
+    from crnn_ocr.views import DEFAULT_VIEWS, check_frontend
+
+    if args.views:
+        try:
+            check_frontend(rec.frontend)
+        except ValueError as e:
+            raise UsageError(f"--views: {args.checkpoint}: {e}") from None
 
     result = evaluate(rec, samples, batch_size=args.batch_size, views=DEFAULT_VIEWS if args.views else None)
     if args.predictions:
