@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from crnn_ocr.decoding import DecodeResult, batch_ctc_log_likelihood, viterbi_align
-from crnn_ocr.frontend import ImageFrontend
 from crnn_ocr.preprocessing import resize_to_height
+
+if TYPE_CHECKING:  # the front-end module builds augmentations, and augmentation draws views: no runtime import
+    from crnn_ocr.frontend import ImageFrontend
 
 MIN_TRIMMED_ROWS = 8  # a trim that would leave fewer rows is not made (the view is left out)
 
@@ -109,10 +111,10 @@ def check_views(views: Sequence[View]) -> tuple[View, ...]:
 def check_frontend(frontend: object) -> ImageFrontend:
     """``frontend`` when views can prepare its inputs (crnn_ocr's image models); ``ValueError``
     naming its kind otherwise (a PaddleOCR recognizer, audio), before anything is read."""
-    if not isinstance(frontend, ImageFrontend):
-        kind = getattr(frontend, "kind", type(frontend).__name__)
+    kind = getattr(frontend, "kind", type(frontend).__name__)
+    if kind != "image":  # ImageFrontend's kind
         raise ValueError(f"test-time views apply to crnn_ocr's image models; this model's front-end is {kind!r}")
-    return frontend
+    return cast("ImageFrontend", frontend)
 
 
 def combine(readings: Sequence[DecodeResult], frames: Sequence[np.ndarray]) -> DecodeResult:

@@ -78,7 +78,7 @@ def test_the_front_end_prepares_the_drawn_view_and_nothing_else_changes():
 def test_generated_samples_are_seeded_before_the_view_and_stretched_to_fit_the_label():
     fe = ImageFrontend(height=32, channels=1, max_width=400, width_scale=1.0)
     alphabet = Alphabet.preset("alphanumeric")
-    image = render_word("ab", height=32)
+    image = render_word("ab", height=32).copy()  # writable, as a generator draws it
     ids = alphabet.encode("aaaaaaaaaaaaaaaaaaaaaa")  # 22 repeats: 43 frames at least
     min_frames = lambda w: w // 4 + 1  # noqa: E731
     for seed in range(6):

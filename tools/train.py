@@ -40,9 +40,8 @@ def parse_args(argv: list[str] | None):
     data.add_argument("--no-augment", action="store_true", help="train on the images as they are (no albumentations)")
     data.add_argument("--augment", default="default", choices=["light", "default", "strong"],
                       help="augmentation strength: probabilities and magnitudes scale together (speech: VTLP's warp too)")
-    data.add_argument("--crop-jitter", type=float, default=0.0, metavar="SHARE",
-                      help="images: share of training images prepared as a random crop view before augmentation: width x0.8-1.3 "
-                      "with a border, rows trimmed or columns added at the sides, as a detector's crops vary (0: off)")
+    data.add_argument("--crop-jitter", type=float, default=0.0, metavar="SHARE", help="images: share of training images prepared as a "
+                      "random crop view (width x0.8-1.3; a border, a trim or side columns) before augmentation (0: off)")
     data.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     model = p.add_argument_group("model and input")
     model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", "ds2", *CLASSIFIER_ARCHS],
