@@ -67,8 +67,8 @@ class Augmentation:
         if self.compose is not None:
             py_seed = str(list(seed)) if isinstance(seed, Sequence) else seed  # random.Random takes no list
             self.compose.set_random_state(np.random.default_rng(seed), random.Random(py_seed))
-        # the crop's own stream, independent of the transforms' (same seed, a child of it)
-        self._rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        if self.crop_jitter:  # the crop's own stream, independent of the transforms' (a child of the same seed)
+            self._rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
 
     def draw_view(self) -> View | None:
         """The ``crnn_ocr.views.View`` to prepare the next image with (``crop_jitter`` of the time),
