@@ -10,7 +10,9 @@ words (``lexicon_mode="trie"``, beam 8). The lexicon is ``--lexicon`` (one word 
 default, the set's own vocabulary: the distinct words of its transcripts (the ten digit words for
 digit strings, yes/no for yesno), i.e. a closed-vocabulary task. Prints a Markdown table:
 WER (word edits / reference words), CER (character edits / reference characters, spaces
-included) and sentence accuracy (exact transcripts).
+included) and sentence accuracy (exact transcripts). ``--errors N``: after each set, what the
+greedy readings get wrong (empty readings, readings with a word outside the lexicon, wrong words
+only) and the N most frequent (transcript, reading) pairs.
 """
 
 from __future__ import annotations
@@ -63,6 +65,33 @@ def vocabulary(references: Sequence[str]) -> list[str]:
     return sorted({w for ref in references for w in ref.split()})
 
 
+@dataclass(frozen=True)
+class ErrorSummary:
+    """The wrong readings of one set: how many, of which kind, and the most frequent."""
+
+    wrong: int
+    empty: int  # nothing read
+    outside: int  # a word outside the lexicon (a misspelling, for a character model)
+    substituted: int  # only lexicon words, but not the transcript
+    common: list[tuple[str, str, int]]  # (transcript, reading, count), most frequent first
+
+
+def summarize_errors(predictions: Sequence[str], references: Sequence[str], lexicon: Sequence[str], top: int = 10) -> ErrorSummary:
+    """Classify each wrong reading; ties in ``common`` keep the order of first appearance."""
+    from collections import Counter
+
+    words = set(lexicon)
+    kinds: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    for hyp, ref in zip(predictions, references):
+        if hyp == ref:
+            continue
+        kinds["empty" if not hyp.split() else "outside" if set(hyp.split()) - words else "substituted"] += 1
+        pairs[(ref, hyp)] += 1
+    common = [(ref, hyp, n) for (ref, hyp), n in pairs.most_common(top)]
+    return ErrorSummary(sum(kinds.values()), kinds["empty"], kinds["outside"], kinds["substituted"], common)
+
+
 def decode_all(decoder, log_probs: Sequence[np.ndarray]) -> list[str]:
     return [decoder.decode(lp).text for lp in log_probs]
 
@@ -91,10 +120,13 @@ def evaluate_set(rec, samples: Sequence[tuple[object, str, str]], lexicon: Seque
     words = list(lexicon) if lexicon else vocabulary(refs)
     greedy = CTCDecoder(rec.alphabet)
     constrained = CTCDecoder(rec.alphabet, **speech_decoder_options(rec.alphabet, beam_width=beam, lexicon=words, lexicon_mode="auto"))
+    readings = decode_all(greedy, log_probs)
     return {
         "unreadable": bad,
         "lexicon": words,
-        "greedy": score(decode_all(greedy, log_probs), refs),
+        "references": refs,
+        "greedy_readings": readings,
+        "greedy": score(readings, refs),
         "lexicon_decoder": score(decode_all(constrained, log_probs), refs),
     }
 
@@ -105,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", nargs="+", required=True, help="NAME=PATH or PATH: speech LMDB or path<TAB>transcript file")
     p.add_argument("--lexicon", help="word list for the lexicon decoder (default: each set's own vocabulary)")
     p.add_argument("--beam", type=int, default=8)
+    p.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="after each set, the kinds of greedy errors and the N most frequent (transcript, reading) pairs")
     args = p.parse_args(argv)
     import torch
 
@@ -126,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {s.count} | {label} | {s.wer:.4f} | {s.cer:.4f} | {s.sentence_accuracy:.4f} |")
         if result["unreadable"]:
             print(f"({name}: skipped {result['unreadable']} unreadable utterances)")
+        if args.errors:
+            e = summarize_errors(result["greedy_readings"], result["references"], result["lexicon"], args.errors)
+            print(f"({name}, greedy: {e.wrong} wrong of {len(result['references'])}: {e.empty} empty, {e.outside} with a word "
+                  f"outside the lexicon, {e.substituted} with wrong words only; most frequent: "
+                  + ", ".join(f'"{r}" read "{h}" {n}' for r, h, n in e.common) + ")")
     return 0
 
 

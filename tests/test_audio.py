@@ -562,6 +562,11 @@ def test_bench_speech_scores():
     assert s.cer == pytest.approx((4 + 0 + 2) / (11 + 6 + 2))  # "two" -> "three": 4 edits
     assert vocabulary(["no yes no", "yes  maybe"]) == ["maybe", "no", "yes"]
 
+    e = bench_speech.summarize_errors(["six", "", "sx", "six", "one", "two one", "six"],
+                                      ["eight", "one", "six", "eight", "one", "two", "three"], ["one", "two", "six", "eight"], top=2)
+    assert (e.wrong, e.empty, e.outside, e.substituted) == (6, 1, 1, 4)
+    assert e.common == [("eight", "six", 2), ("one", "", 1)]
+
 
 def _digit_folder(root: Path) -> Path:
     rec = root / "recordings"
