@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"({name}: skipped {result['unreadable']} unreadable utterances)")
         if args.errors:
             e = summarize_errors(result["greedy_readings"], result["references"], result["lexicon"], args.errors)
+            common = "; most frequent: " + ", ".join(f'"{r}" read "{h}" {n}' for r, h, n in e.common) if e.common else ""
             print(f"({name}, greedy: {e.wrong} wrong of {len(result['references'])}: {e.empty} empty, {e.outside} with a word "
-                  f"outside the lexicon, {e.substituted} with wrong words only; most frequent: "
-                  + ", ".join(f'"{r}" read "{h}" {n}' for r, h, n in e.common) + ")")
+                  f"outside the lexicon, {e.substituted} with wrong words only{common})")
     return 0
 
 
