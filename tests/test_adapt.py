@@ -160,3 +160,70 @@ def test_adapt_tool_writes_a_checkpoint_that_reads_as_adapted(recognizer, tmp_pa
         r = run_tool("adapt.py", *args, "--out", tmp_path / "x.pt")
         assert r.returncode == 2 and message in r.stderr.splitlines()[-1], r.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_self_training_learns_its_own_lexicon_readings_and_readapts(recognizer, tmp_path):
+    from crnn_ocr.adapt import self_train
+    from crnn_ocr.data import iter_lmdb_samples, write_lmdb
+    from crnn_ocr.recognizer import load_recognizer
+
+    path, rec = recognizer
+    words = ("123", "4567", "89", "5050")
+    sources = [png_bytes(render_word(w)) for w in words]
+    lexicon = ["123", "4567", "89", "5050", "777"]
+    before = load_recognizer(path, backend="torch", device="cpu", lexicon=lexicon, beam_width=8)
+    before.adapt(sources)
+    expected = [r.text for r in before.read_batch(sources)]  # what the adapted model reads: the labels it trains on
+    keep = tmp_path / "keep"
+    write_lmdb(keep, [(png_bytes(render_word("2468")), "2468")])
+    trained, report = self_train(path, sources, tmp_path / "work", lexicon=lexicon, steps=3, batch_size=2,
+                                 keep_data=[str(keep)], keep_shares=[0.5])
+    assert (report.inputs, report.kept, report.left_out, report.steps) == (4, 4, 0, 3) and list(report.labels) == expected
+    assert [label for _, _, label in iter_lmdb_samples(tmp_path / "work" / "pseudo_labels")] == expected
+    assert all(e in lexicon for e in expected)
+    state = torch.load(report.checkpoint, weights_only=False)
+    assert state["step"] == 3 and state["train_config"]["data_ratios"] == [0.5, 0.5]
+    again = load_recognizer(report.checkpoint, backend="torch", device="cpu")  # the trained weights, statistics re-estimated
+    again.adapt(sources)
+    image = again.prepare(sources[0])
+    assert np.allclose(trained.log_probs([image])[0], again.log_probs([image])[0], atol=1e-6)
+    assert not np.allclose(trained.log_probs([image])[0], before.log_probs([image])[0], atol=1e-4)
+    with pytest.raises(ValueError, match="none of the 4 inputs read as anything with confidence >= 1.5"):
+        self_train(path, sources, tmp_path / "w2", lexicon=lexicon, steps=1, min_confidence=1.5)
+    with pytest.raises(ValueError, match="must be positive and leave room for the pseudo-labels"):
+        self_train(path, sources, tmp_path / "w3", steps=1, keep_data=[str(keep)], keep_shares=[1.0])
+
+
+def test_adapt_tool_self_trains_on_its_readings(recognizer, tmp_path):
+    from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.recognizer import load_recognizer
+    from test_tools import run_tool
+
+    path, rec = recognizer
+    layers = len(batchnorm_layers(rec.backend.model))
+    files = word_files(tmp_path)
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("123\n4567\n89\n5050\n")
+    out, work = tmp_path / "self.pt", tmp_path / "work"
+    r = run_tool("adapt.py", "--checkpoint", path, "--image", *files, tmp_path / "bad.png", "--out", out,
+                 "--self-train", "2", "--lexicon", lexicon, "--batch-size", "2", "--work", work)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1].endswith(
+        f"wrote {out}: {layers} BatchNorm layers adapted to 4 inputs (1 unreadable, skipped); self-trained 2 steps "
+        "on 4 of its readings (0 below --min-confidence or empty, left out), adapted again")
+    saved = torch.load(out, weights_only=True)
+    assert saved["adapted_on"] == "4 image inputs, self-trained 2 steps on 4 of its readings" and saved["step"] == 2
+    labels = [label for _, _, label in iter_lmdb_samples(work / "pseudo_labels")]
+    assert len(labels) == 4 and set(labels) <= {"123", "4567", "89", "5050"}
+    trained = load_recognizer(work / "run" / "last.pt", backend="torch", device="cpu")
+    trained.adapt([str(f) for f in files])
+    image = trained.prepare(str(files[0]))
+    assert np.allclose(load_recognizer(out, backend="torch", device="cpu").log_probs([image])[0], trained.log_probs([image])[0], atol=1e-6)
+    for args, message in ((["--lexicon", lexicon], "--lexicon, --keep-data, --keep-shares and --work go with --self-train"),
+                          (["--self-train", "1", "--keep-data", tmp_path], f"--keep-data {tmp_path}: not an LMDB (no data.mdb)"),
+                          (["--self-train", "-1"], "--self-train: a number of steps >= 0, got -1"),
+                          (["--self-train", "1", "--keep-data", work / "pseudo_labels", "--keep-shares", "0.5", "0.5"],
+                           "--keep-shares: 2 shares for 1 --keep-data LMDBs")):
+        r = run_tool("adapt.py", "--checkpoint", path, "--image", *files, "--out", tmp_path / "x.pt", *args)
+        assert r.returncode == 2 and message in r.stderr.splitlines()[-1], r.stderr
+    assert not (tmp_path / "x.pt").exists()

@@ -568,44 +568,6 @@ def test_bench_speech_scores():
     assert e.common == [("eight", "six", 2), ("one", "", 1)]
 
 
-def test_bench_selftrain_word_posteriors():
-    from crnn_ocr.alphabet import Alphabet
-    from crnn_ocr.decoding import ctc_log_likelihood
-
-    selftrain = load_script("bench_selftrain", ROOT / "bench" / "bench_selftrain.py")
-    alphabet = Alphabet.from_file(ROOT / "datasets" / "speech_chars.txt")
-    k = alphabet.num_classes
-    rng = np.random.default_rng(0)
-
-    def frames(word: str) -> np.ndarray:  # (T, K): each letter of ``word`` likely in turn, blanks between
-        path = [c for ch in alphabet.encode(word) for c in (0, ch)] + [0]
-        lp = np.full((len(path), k), np.log(0.02 / (k - 1)))
-        lp[np.arange(len(path)), path] = np.log(0.98)
-        return lp
-
-    noisy = np.log(rng.dirichlet(np.ones(k), size=12))  # a clip no digit word fits well
-
-    class Fake:
-        def __init__(self) -> None:
-            self.alphabet = alphabet
-
-        def log_probs(self, inputs):
-            rows = [x for x in inputs]
-            width = max(r.shape[0] for r in rows)
-            out = np.zeros((len(rows), width, k))
-            for i, r in enumerate(rows):
-                out[i, : r.shape[0]] = r
-            return out, np.array([r.shape[0] for r in rows])
-
-    post = selftrain.word_posteriors(Fake(), [frames("seven"), frames("two"), noisy])
-    assert post.shape == (3, 10)
-    assert np.allclose(post.sum(1), 1.0)
-    assert [selftrain.DIGITS[i] for i in post[:2].argmax(1)] == ["seven", "two"]
-    assert post[0, 7] > 0.999
-    exact = np.array([ctc_log_likelihood(noisy, alphabet.encode(w)) for w in selftrain.DIGITS])
-    assert np.allclose(post[2], np.exp(exact - exact.max()) / np.exp(exact - exact.max()).sum())
-
-
 def _digit_folder(root: Path) -> Path:
     rec = root / "recordings"
     rec.mkdir(parents=True)

@@ -10,12 +10,21 @@ BatchNorm means and variances change (``crnn_ocr.adapt``); the written file hold
 needs (like ``export.py --format pt``) with ``adapted_on`` saying how many inputs it saw, and
 exports to ONNX like any checkpoint. ``infer.py --adapt`` does the same for one reading, unsaved.
 Any model with BatchNorm layers: CTC recognizers (text, score, speech) and classifiers or taggers.
+
+``--self-train STEPS`` (CTC recognizers) goes further: the adapted model reads the inputs (with
+``--lexicon``, constrained to its words), and training continues for STEPS steps on those readings
+as labels (``crnn_ocr.adapt.self_train``), with ``--keep-data`` LMDBs of the model's own training
+kind in every batch so that it keeps what it knew; then the statistics are re-estimated:
+
+    python tools/adapt.py --model spoken_digits --audio my_voice/ --self-train 150 --lexicon digits.txt \
+        --keep-data tts_strings/ --out my_digits.pt
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from crnn_ocr.cli import ArgumentParser, UsageError, existing_file, expand_inputs, model_source, run_cli
 from crnn_ocr.pretrained import MODELS
@@ -28,7 +37,24 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--image", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--audio", nargs="+", help="audio files, folders or glob patterns")
     p.add_argument("--out", required=True, help="the adapted checkpoint to write")
+    p.add_argument("--self-train", type=int, default=0, metavar="STEPS",
+                   help="then train this many steps on the model's own readings of the inputs (0: statistics only)")
+    p.add_argument("--lexicon", help="--self-train: word list, one per line: the readings are constrained to these words")
+    p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie"],
+                   help="--self-train: how the lexicon constrains a reading (score: one word per input)")
+    p.add_argument("--keep-data", nargs="+", default=[], metavar="LMDB", help="--self-train: training data kept in every batch")
+    p.add_argument("--keep-shares", nargs="+", type=float, help="--self-train: each --keep-data LMDB's share of a batch (default 0.8 split equally)")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="--self-train: leave out readings less likely than this")
+    p.add_argument("--lr", type=float, default=5e-4, help="--self-train: learning rate")
+    p.add_argument("--batch-size", type=int, default=32, help="--self-train: batch size")
+    p.add_argument("--work", help="--self-train: keep the pseudo-labels and the run here (default: a temporary folder)")
     args = p.parse_args(argv)
+    if args.self_train < 0:
+        p.error(f"--self-train: a number of steps >= 0, got {args.self_train}")
+    if not args.self_train and (args.lexicon or args.keep_data or args.keep_shares or args.work):
+        p.error("--lexicon, --keep-data, --keep-shares and --work go with --self-train")
+    if args.keep_shares and len(args.keep_shares) != len(args.keep_data):
+        p.error(f"--keep-shares: {len(args.keep_shares)} shares for {len(args.keep_data)} --keep-data LMDBs")
     if (args.checkpoint is None) == (args.model is None):
         p.error("give --checkpoint or --model (one of them)")
     if (args.image is None) == (args.audio is None):
@@ -72,11 +98,44 @@ def main(argv: list[str] | None = None) -> int:
         layers, used = adapt_to_files(reader, paths, on_skip)
     except ValueError as e:
         raise UsageError(str(e) if len(skipped) == len(paths) else f"{path}: {e}") from None  # no input, or no BatchNorm
+    note = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
+    if args.self_train:
+        return self_train_and_save(args, path, reader, [p for p in paths if p not in skipped], layers, note)
     state = load_checkpoint(path)
     state["model"] = {k: v.detach().cpu().contiguous() for k, v in reader.backend.model.state_dict().items()}
     save_checkpoint(args.out, inference_state(state, adapted_on=f"{used} {media.name} inputs"))
-    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {used} inputs"
-          + (f" ({len(skipped)} unreadable, skipped)" if skipped else ""))
+    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {used} inputs{note}")
+    return 0
+
+
+def self_train_and_save(args, path: str, reader, paths: list[str], layers: int, note: str) -> int:
+    """``--self-train``: ``crnn_ocr.adapt.self_train`` on the readable inputs, the result saved."""
+    from pathlib import Path
+
+    from crnn_ocr.adapt import self_train
+    from crnn_ocr.checkpoint import inference_state, load_checkpoint, save_checkpoint
+    from crnn_ocr.recognizer import Recognizer
+
+    if not isinstance(reader, Recognizer):
+        raise UsageError(f"{path}: --self-train needs a CTC recognizer (text, score, speech), not a {type(reader).__name__}")
+    if args.lexicon:
+        existing_file(args.lexicon, "lexicon")
+    for folder in args.keep_data:
+        if not (Path(folder) / "data.mdb").is_file():
+            raise UsageError(f"--keep-data {folder}: not an LMDB (no data.mdb)")
+    with tempfile.TemporaryDirectory(prefix="self_train_") as tmp:
+        try:
+            trained, report = self_train(path, [Path(p).read_bytes() for p in paths], args.work or tmp, lexicon=args.lexicon,
+                                         lexicon_mode=args.lexicon_mode, steps=args.self_train, lr=args.lr, batch_size=args.batch_size, keep_data=args.keep_data,
+                                         keep_shares=args.keep_shares, min_confidence=args.min_confidence)
+        except ValueError as e:
+            raise UsageError(f"--self-train: {e}") from None
+        state = load_checkpoint(report.checkpoint)
+    state["model"] = {k: v.detach().cpu().contiguous() for k, v in trained.backend.model.state_dict().items()}
+    what = f"{report.inputs} {reader.frontend.media.name} inputs, self-trained {report.steps} steps on {report.kept} of its readings"
+    save_checkpoint(args.out, inference_state(state, adapted_on=what))
+    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {report.inputs} inputs{note}; self-trained {report.steps} steps "
+          f"on {report.kept} of its readings ({report.left_out} below --min-confidence or empty, left out), adapted again")
     return 0
 
 
