@@ -7,7 +7,7 @@ the held-out speaker's voice from his unlabelled single digits, read by itself.
 For each fold (``RUNS/<speaker>/last.pt``, ``bench_loso.py --task speech``'s models), the held-out
 speaker's 500 recordings (``CLIPS/singles_<speaker>``) are split by position as ``bench_adapt.py``
 splits them: the even half is the adaptation pool (its labels are never read, except to report
-how many pseudo-labels are right), the odd half the evaluation half. ``crnn_ocr.adapt.self_train``
+how many pseudo-labels are right), the odd half the evaluation half. ``crnn_ocr.self_training.self_train``
 (what ``tools/adapt.py --self-train`` runs) then adapts the model's BatchNorm statistics to the
 pool, labels each pool clip with its own reading under the ten digit words (``--lexicon-mode
 score``: the one word of highest CTC likelihood), continues the fold model for ``--steps`` steps
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.extra_shares and len(a.extra_shares) != len(a.extra):
         p.error(f"--extra-shares: {len(a.extra_shares)} shares for {len(a.extra)} --extra LMDBs")
     extra_shares = a.extra_shares or ([0.4 / len(a.extra)] * len(a.extra) if a.extra else [])
-    from crnn_ocr.adapt import self_train
     from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.self_training import self_train
 
     print("| held-out speaker | none, greedy / lexicon | AdaBN | " + " | ".join(f"self-training round {r + 1} + AdaBN" for r in range(a.rounds))
           + " | pseudo-labels kept (right) | minutes |")

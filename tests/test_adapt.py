@@ -163,9 +163,9 @@ def test_adapt_tool_writes_a_checkpoint_that_reads_as_adapted(recognizer, tmp_pa
 
 
 def test_self_training_learns_its_own_lexicon_readings_and_readapts(recognizer, tmp_path):
-    from crnn_ocr.adapt import self_train
     from crnn_ocr.data import iter_lmdb_samples, write_lmdb
     from crnn_ocr.recognizer import load_recognizer
+    from crnn_ocr.self_training import self_train
 
     path, rec = recognizer
     words = ("123", "4567", "89", "5050")

@@ -13,7 +13,7 @@ Any model with BatchNorm layers: CTC recognizers (text, score, speech) and class
 
 ``--self-train STEPS`` (CTC recognizers) goes further: the adapted model reads the inputs (with
 ``--lexicon``, constrained to its words), and training continues for STEPS steps on those readings
-as labels (``crnn_ocr.adapt.self_train``), with ``--keep-data`` LMDBs of the model's own training
+as labels (``crnn_ocr.self_training.self_train``), with ``--keep-data`` LMDBs of the model's own training
 kind in every batch so that it keeps what it knew; then the statistics are re-estimated:
 
     python tools/adapt.py --model spoken_digits --audio my_voice/ --self-train 150 --lexicon digits.txt \
@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def self_train_and_save(args, path: str, reader, paths: list[str], layers: int, note: str) -> int:
-    """``--self-train``: ``crnn_ocr.adapt.self_train`` on the readable inputs, the result saved."""
+    """``--self-train``: ``crnn_ocr.self_training.self_train`` on the readable inputs, the result saved."""
     from pathlib import Path
 
-    from crnn_ocr.adapt import self_train
     from crnn_ocr.checkpoint import inference_state, load_checkpoint, save_checkpoint
     from crnn_ocr.recognizer import Recognizer
+    from crnn_ocr.self_training import self_train
 
     if not isinstance(reader, Recognizer):
         raise UsageError(f"{path}: --self-train needs a CTC recognizer (text, score, speech), not a {type(reader).__name__}")

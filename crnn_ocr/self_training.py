@@ -1,0 +1,113 @@
+"""Self-training: a CTC recognizer adapted to a new domain (a speaker, a microphone) by training on
+its own readings of unlabelled inputs from it.
+
+    trained, report = self_train("spoken_digits", [open(p, "rb").read() for p in clips], "runs/me",
+                                 lexicon=digit_words, lexicon_mode="score", keep_data=["tts_strings/"])
+    trained.read("clips/another.wav")
+
+The model first adapts its BatchNorm statistics to the inputs (``crnn_ocr.adapt``, AdaBN) and
+reads them; its readings become labels; the trainer (``crnn_ocr.engine``) continues the checkpoint
+on them for a few steps, with data of the model's own kind in every batch so that it keeps what it
+knew; the trained model's statistics are re-estimated on the inputs. A second call on the result
+is a second round. Measured in ``bench/bench_selftrain.py`` (BENCHMARKS.md: speakers never heard).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SelfTraining:
+    """What ``self_train`` did: inputs read, pseudo-labelled inputs trained on (``kept``), those
+    left out below ``min_confidence`` or read as nothing, training steps, the trained (not yet
+    re-adapted) checkpoint, and each input's pseudo-label (None: left out)."""
+
+    inputs: int
+    kept: int
+    left_out: int
+    steps: int
+    checkpoint: Path
+    labels: tuple[str | None, ...]
+
+
+def self_train(
+    checkpoint: str | os.PathLike,  # a .pt file or a shipped model's name
+    sources: Sequence[bytes],
+    work_dir: str | os.PathLike,
+    *,
+    lexicon: Sequence[str] | str | os.PathLike | None = None,
+    lexicon_mode: str = "auto",
+    steps: int = 150,
+    lr: float = 5e-4,
+    batch_size: int = 32,
+    keep_data: Sequence[str] = (),
+    keep_shares: Sequence[float] | None = None,
+    min_confidence: float = 0.0,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = False,
+) -> tuple[Any, SelfTraining]:
+    """Unsupervised adaptation of a CTC recognizer to a new domain (a speaker, a microphone) by
+    self-training on its own readings of unlabelled inputs of that domain.
+
+    ``sources``: the inputs' encoded bytes (audio files or images, as an LMDB holds them). The
+    model adapts its BatchNorm statistics to them (``adapt_batchnorm``) and reads each one: with
+    ``lexicon`` (a word list or its file) through the lexicon decoder, where a speech model reads
+    a sequence of its words unless ``lexicon_mode="score"`` (one word per input). Readings whose
+    confidence (the model's probability of the whole reading) is at least ``min_confidence``
+    become labels. Training (``crnn_ocr.engine.train``: the trainer's default augmentation, AdamW
+    at ``lr``, cosine schedule, on ``device``, default the trainer's choice) continues the
+    checkpoint for ``steps`` steps on them, with ``keep_data`` LMDBs of the model's own kind of
+    training data in every batch (``keep_shares``: each one's share of a batch, default 0.8 split
+    equally; the pseudo-labelled inputs get the rest) so that it keeps what it knew. Finally the
+    trained model's statistics are re-estimated on the inputs.
+
+    Returns (the adapted ``Recognizer``, a ``SelfTraining`` report); the run and the
+    pseudo-labelled LMDB stay in ``work_dir``. ``ValueError`` when no input reads as anything to
+    train on, or the shares do not fit.
+    """
+    from crnn_ocr.checkpoint import load_checkpoint
+    from crnn_ocr.data import write_lmdb
+    from crnn_ocr.engine import TrainConfig, train
+    from crnn_ocr.recognizer import load_recognizer, resolve_model
+
+    checkpoint = resolve_model(checkpoint, "torch")[0]  # a shipped model's name -> its .pt file
+    if steps < 1:
+        raise ValueError(f"self-training needs at least one step, got {steps}")
+    shares = list(keep_shares) if keep_shares is not None else [0.8 / max(len(keep_data), 1)] * len(keep_data)
+    if len(shares) != len(keep_data):
+        raise ValueError(f"{len(shares)} shares for {len(keep_data)} kept LMDBs")
+    if keep_data and not (all(s > 0 for s in shares) and sum(shares) < 1):
+        raise ValueError(f"the kept data's shares must be positive and leave room for the pseudo-labels, got {shares}")
+    words = lexicon if lexicon is None or isinstance(lexicon, (str, os.PathLike)) else list(lexicon)  # a word list or its file
+    options: dict[str, Any] = {"lexicon": words, "lexicon_mode": lexicon_mode, "beam_width": 8} if words else {}
+    rec = load_recognizer(checkpoint, backend="torch", device="cpu", **options)
+    prepared = [rec.prepare(s) for s in sources]
+    if not prepared:
+        raise ValueError("self-training: no inputs")
+    rec.adapt_prepared(prepared)
+    labels = [r.text if r.text.strip() and r.confidence >= min_confidence else None for r in rec.read_prepared(prepared)]
+    kept = [(bytes(s), label) for s, label in zip(sources, labels) if label is not None]
+    if not kept:
+        raise ValueError(f"self-training: none of the {len(prepared)} inputs read as anything with confidence >= {min_confidence}")
+    work = Path(work_dir)
+    pseudo = work / "pseudo_labels"
+    write_lmdb(pseudo, kept, overwrite=True)
+    stored = load_checkpoint(checkpoint).get("train_config") or {}
+    max_width = max(int(stored.get("max_width") or 400), *(int(p.shape[1]) for p in prepared))  # no input left out as too wide
+    config = TrainConfig(
+        data=[os.fspath(pseudo), *keep_data], data_ratios=[1 - sum(shares), *shares] if keep_data else None,
+        kind=rec.kind, init_from=os.fspath(checkpoint), max_steps=steps, lr=lr, schedule="cosine",
+        warmup_steps=min(20, steps // 5), batch_size=batch_size, max_width=max_width, out_dir=os.fspath(work / "run"),
+        save_every=steps, val_every=steps + 1, num_workers=0, seed=seed, progress=progress, device=device,
+    )
+    result = train(config)
+    trained = load_recognizer(result.last_checkpoint, backend="torch", device="cpu", **options)
+    trained.adapt_prepared(prepared)
+    report = SelfTraining(len(prepared), len(kept), len(prepared) - len(kept), steps, Path(result.last_checkpoint), tuple(labels))
+    return trained, report
