@@ -23,11 +23,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SelfTraining:
-    """What ``self_train`` did: inputs read, pseudo-labelled inputs trained on (``kept``), those
-    left out below ``min_confidence`` or read as nothing, training steps, the trained (not yet
-    re-adapted) checkpoint, and each input's pseudo-label (None: left out)."""
+    """What ``self_train`` did: inputs given, those that could not be read (skipped), pseudo-labelled
+    inputs trained on (``kept``), those read but left out (below ``min_confidence`` or read as
+    nothing), training steps, the trained (not yet re-adapted) checkpoint, and each input's
+    pseudo-label (None: left out or unreadable)."""
 
     inputs: int
+    unreadable: int
     kept: int
     left_out: int
     steps: int
@@ -68,8 +70,8 @@ def self_train(
     trained model's statistics are re-estimated on the inputs.
 
     Returns (the adapted ``Recognizer``, a ``SelfTraining`` report); the run and the
-    pseudo-labelled LMDB stay in ``work_dir``. ``ValueError`` when no input reads as anything to
-    train on, or the shares do not fit.
+    pseudo-labelled LMDB stay in ``work_dir``. Inputs that cannot be read are skipped and counted;
+    ``ValueError`` when none reads as anything to train on, or the shares do not fit.
     """
     from crnn_ocr.checkpoint import load_checkpoint
     from crnn_ocr.data import write_lmdb
@@ -87,12 +89,20 @@ def self_train(
     words = lexicon if lexicon is None or isinstance(lexicon, (str, os.PathLike)) else list(lexicon)  # a word list or its file
     options: dict[str, Any] = {"lexicon": words, "lexicon_mode": lexicon_mode, "beam_width": 8} if words else {}
     rec = load_recognizer(checkpoint, backend="torch", device="cpu", **options)
-    prepared = [rec.prepare(s) for s in sources]
+    readable, prepared = [], []
+    for i, source in enumerate(sources):
+        try:
+            prepared.append(rec.prepare(source))
+            readable.append(i)
+        except ValueError:  # an undecodable input is counted, not fatal
+            continue
     if not prepared:
-        raise ValueError("self-training: no inputs")
+        raise ValueError(f"self-training: none of the {len(sources)} inputs could be read")
     rec.adapt_prepared(prepared)
-    labels = [r.text if r.text.strip() and r.confidence >= min_confidence else None for r in rec.read_prepared(prepared)]
-    kept = [(bytes(s), label) for s, label in zip(sources, labels) if label is not None]
+    labels: list[str | None] = [None] * len(sources)
+    for i, r in zip(readable, rec.read_prepared(prepared)):
+        labels[i] = r.text if r.text.strip() and r.confidence >= min_confidence else None
+    kept = [(bytes(sources[i]), label) for i, label in enumerate(labels) if label is not None]
     if not kept:
         raise ValueError(f"self-training: none of the {len(prepared)} inputs read as anything with confidence >= {min_confidence}")
     work = Path(work_dir)
@@ -109,5 +119,6 @@ def self_train(
     result = train(config)
     trained = load_recognizer(result.last_checkpoint, backend="torch", device="cpu", **options)
     trained.adapt_prepared(prepared)
-    report = SelfTraining(len(prepared), len(kept), len(prepared) - len(kept), steps, Path(result.last_checkpoint), tuple(labels))
+    report = SelfTraining(len(sources), len(sources) - len(prepared), len(kept), len(prepared) - len(kept), steps,
+                          Path(result.last_checkpoint), tuple(labels))
     return trained, report

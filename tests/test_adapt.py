@@ -176,9 +176,10 @@ def test_self_training_learns_its_own_lexicon_readings_and_readapts(recognizer, 
     expected = [r.text for r in before.read_batch(sources)]  # what the adapted model reads: the labels it trains on
     keep = tmp_path / "keep"
     write_lmdb(keep, [(png_bytes(render_word("2468")), "2468")])
-    trained, report = self_train(path, sources, tmp_path / "work", lexicon=lexicon, steps=3, batch_size=2,
-                                 keep_data=[str(keep)], keep_shares=[0.5])
-    assert (report.inputs, report.kept, report.left_out, report.steps) == (4, 4, 0, 3) and list(report.labels) == expected
+    trained, report = self_train(path, [*sources[:2], b"not an image", *sources[2:]], tmp_path / "work", lexicon=lexicon,
+                                 steps=3, batch_size=2, keep_data=[str(keep)], keep_shares=[0.5])
+    assert (report.inputs, report.unreadable, report.kept, report.left_out, report.steps) == (5, 1, 4, 0, 3)
+    assert list(report.labels) == [*expected[:2], None, *expected[2:]]
     assert [label for _, _, label in iter_lmdb_samples(tmp_path / "work" / "pseudo_labels")] == expected
     assert all(e in lexicon for e in expected)
     state = torch.load(report.checkpoint, weights_only=False)
@@ -190,6 +191,8 @@ def test_self_training_learns_its_own_lexicon_readings_and_readapts(recognizer, 
     assert not np.allclose(trained.log_probs([image])[0], before.log_probs([image])[0], atol=1e-4)
     with pytest.raises(ValueError, match="none of the 4 inputs read as anything with confidence >= 1.5"):
         self_train(path, sources, tmp_path / "w2", lexicon=lexicon, steps=1, min_confidence=1.5)
+    with pytest.raises(ValueError, match="none of the 1 inputs could be read"):
+        self_train(path, [b"not an image"], tmp_path / "w4", steps=1)
     with pytest.raises(ValueError, match="must be positive and leave room for the pseudo-labels"):
         self_train(path, sources, tmp_path / "w3", steps=1, keep_data=[str(keep)], keep_shares=[1.0])
 
