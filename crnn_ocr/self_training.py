@@ -15,7 +15,7 @@ is a second round. Measured in ``bench/bench_selftrain.py`` (BENCHMARKS.md: spea
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from typing import Any
 class SelfTraining:
     """What ``self_train`` did: inputs given, those that could not be read (skipped), pseudo-labelled
     inputs trained on (``kept``), those read but left out (below ``min_confidence`` or read as
-    nothing), training steps, the trained (not yet re-adapted) checkpoint, and each input's
-    pseudo-label (None: left out or unreadable)."""
+    nothing), training steps, the trained (not yet re-adapted) checkpoint, each input's
+    pseudo-label (None: left out or unreadable), and the BatchNorm layers adapted."""
 
     inputs: int
     unreadable: int
@@ -35,6 +35,7 @@ class SelfTraining:
     steps: int
     checkpoint: Path
     labels: tuple[str | None, ...]
+    layers: int
 
 
 def self_train(
@@ -53,6 +54,7 @@ def self_train(
     seed: int = 0,
     device: str | None = None,
     progress: bool = False,
+    on_skip: Callable[[int, ValueError], None] | None = None,
 ) -> tuple[Any, SelfTraining]:
     """Unsupervised adaptation of a CTC recognizer to a new domain (a speaker, a microphone) by
     self-training on its own readings of unlabelled inputs of that domain.
@@ -70,8 +72,8 @@ def self_train(
     trained model's statistics are re-estimated on the inputs.
 
     Returns (the adapted ``Recognizer``, a ``SelfTraining`` report); the run and the
-    pseudo-labelled LMDB stay in ``work_dir``. Inputs that cannot be read are skipped and counted;
-    ``ValueError`` when none reads as anything to train on, or the shares do not fit.
+    pseudo-labelled LMDB stay in ``work_dir``. Inputs that cannot be read are skipped and counted
+    (``on_skip(index, error)`` for each); ``ValueError`` when none reads as anything to train on, or the shares do not fit.
     """
     from crnn_ocr.checkpoint import load_checkpoint
     from crnn_ocr.data import write_lmdb
@@ -94,8 +96,9 @@ def self_train(
         try:
             prepared.append(rec.prepare(source))
             readable.append(i)
-        except ValueError:  # an undecodable input is counted, not fatal
-            continue
+        except ValueError as e:  # an undecodable input is counted, not fatal
+            if on_skip is not None:
+                on_skip(i, e)
     if not prepared:
         raise ValueError(f"self-training: none of the {len(sources)} inputs could be read")
     rec.adapt_prepared(prepared)
@@ -118,7 +121,7 @@ def self_train(
     )
     result = train(config)
     trained = load_recognizer(result.last_checkpoint, backend="torch", device="cpu", **options)
-    trained.adapt_prepared(prepared)
+    layers = trained.adapt_prepared(prepared)
     report = SelfTraining(len(sources), len(sources) - len(prepared), len(kept), len(prepared) - len(kept), steps,
-                          Path(result.last_checkpoint), tuple(labels))
+                          Path(result.last_checkpoint), tuple(labels), layers)
     return trained, report

@@ -179,7 +179,7 @@ def test_self_training_learns_its_own_lexicon_readings_and_readapts(recognizer, 
     trained, report = self_train(path, [*sources[:2], b"not an image", *sources[2:]], tmp_path / "work", lexicon=lexicon,
                                  steps=3, batch_size=2, keep_data=[str(keep)], keep_shares=[0.5])
     assert (report.inputs, report.unreadable, report.kept, report.left_out, report.steps) == (5, 1, 4, 0, 3)
-    assert list(report.labels) == [*expected[:2], None, *expected[2:]]
+    assert list(report.labels) == [*expected[:2], None, *expected[2:]] and report.layers == len(batchnorm_layers(rec.backend.model))
     assert [label for _, _, label in iter_lmdb_samples(tmp_path / "work" / "pseudo_labels")] == expected
     assert all(e in lexicon for e in expected)
     state = torch.load(report.checkpoint, weights_only=False)
@@ -211,6 +211,7 @@ def test_adapt_tool_self_trains_on_its_readings(recognizer, tmp_path):
     r = run_tool("adapt.py", "--checkpoint", path, "--image", *files, tmp_path / "bad.png", "--out", out,
                  "--self-train", "2", "--lexicon", lexicon, "--batch-size", "2", "--work", work)
     assert r.returncode == 0, r.stderr
+    assert "adapt.py: skipped" in r.stderr and "bad.png" in r.stderr
     assert r.stdout.splitlines()[-1].endswith(
         f"wrote {out}: {layers} BatchNorm layers adapted to 4 inputs (1 unreadable, skipped); self-trained 2 steps "
         "on 4 of its readings (0 below --min-confidence or empty, left out), adapted again")

@@ -94,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         skipped.append(p)
         sys.stderr.write(f"adapt.py: skipped {e if p in str(e) else f'{p}: {e}'}\n")
 
+    if args.self_train:  # self_train adapts the statistics itself, before and after training
+        return self_train_and_save(args, path, reader, paths, on_skip)
     try:
         layers, used = adapt_to_files(reader, paths, on_skip)
     except ValueError as e:
         raise UsageError(str(e) if len(skipped) == len(paths) else f"{path}: {e}") from None  # no input, or no BatchNorm
     note = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
-    if args.self_train:
-        return self_train_and_save(args, path, reader, [p for p in paths if p not in skipped], layers, note)
     state = load_checkpoint(path)
     state["model"] = {k: v.detach().cpu().contiguous() for k, v in reader.backend.model.state_dict().items()}
     save_checkpoint(args.out, inference_state(state, adapted_on=f"{used} {media.name} inputs"))
@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def self_train_and_save(args, path: str, reader, paths: list[str], layers: int, note: str) -> int:
-    """``--self-train``: ``crnn_ocr.self_training.self_train`` on the readable inputs, the result saved."""
+def self_train_and_save(args, path: str, reader, paths: list[str], on_skip) -> int:
+    """``--self-train``: ``crnn_ocr.self_training.self_train`` on the inputs (``on_skip(path, error)``
+    for each unreadable one), the result saved."""
     from pathlib import Path
 
     from crnn_ocr.checkpoint import inference_state, load_checkpoint, save_checkpoint
@@ -126,15 +127,17 @@ def self_train_and_save(args, path: str, reader, paths: list[str], layers: int, 
     with tempfile.TemporaryDirectory(prefix="self_train_") as tmp:
         try:
             trained, report = self_train(path, [Path(p).read_bytes() for p in paths], args.work or tmp, lexicon=args.lexicon,
-                                         lexicon_mode=args.lexicon_mode, steps=args.self_train, lr=args.lr, batch_size=args.batch_size, keep_data=args.keep_data,
-                                         keep_shares=args.keep_shares, min_confidence=args.min_confidence)
+                                         lexicon_mode=args.lexicon_mode, steps=args.self_train, lr=args.lr, batch_size=args.batch_size,
+                                         keep_data=args.keep_data, keep_shares=args.keep_shares, min_confidence=args.min_confidence,
+                                         on_skip=lambda i, e: on_skip(paths[i], e))
         except ValueError as e:
             raise UsageError(f"--self-train: {e}") from None
         state = load_checkpoint(report.checkpoint)
     state["model"] = {k: v.detach().cpu().contiguous() for k, v in trained.backend.model.state_dict().items()}
-    what = f"{report.inputs} {reader.frontend.media.name} inputs, self-trained {report.steps} steps on {report.kept} of its readings"
+    used, note = report.inputs - report.unreadable, f" ({report.unreadable} unreadable, skipped)" if report.unreadable else ""
+    what = f"{used} {reader.frontend.media.name} inputs, self-trained {report.steps} steps on {report.kept} of its readings"
     save_checkpoint(args.out, inference_state(state, adapted_on=what))
-    print(f"wrote {args.out}: {layers} BatchNorm layers adapted to {report.inputs} inputs{note}; self-trained {report.steps} steps "
+    print(f"wrote {args.out}: {report.layers} BatchNorm layers adapted to {used} inputs{note}; self-trained {report.steps} steps "
           f"on {report.kept} of its readings ({report.left_out} below --min-confidence or empty, left out), adapted again")
     return 0
 
