@@ -1,18 +1,21 @@
-"""Unsupervised speaker adaptation by self-training: a leave-one-speaker-out CTC fold model learns
-the held-out speaker's voice from his unlabelled single digits, read by itself.
+"""Unsupervised speaker adaptation by self-training: a leave-one-speaker-out fold model (CTC or
+classifier) learns the held-out speaker's voice from his unlabelled single digits, read by itself.
 
     python bench/bench_selftrain.py --runs runs/loso_sp1500 --clips data/speech --extra data/speech/tts \
         data/speech/yesno_train --extra-shares 0.3 0.1 --real-share 0.4 --out runs/selftrain --steps 150
+    python bench/bench_selftrain.py --task classify --runs runs/loso_cls_1500 --clips data/clips --extra data/clips/tts \
+        --extra-shares 0.4 --real-share 0.4 --out runs/selftrain_cls --steps 150
 
-For each fold (``RUNS/<speaker>/last.pt``, ``bench_loso.py --task speech``'s models), the held-out
-speaker's 500 recordings (``CLIPS/singles_<speaker>``) are split by position as ``bench_adapt.py``
+For each fold (``RUNS/<speaker>/last.pt``, ``bench_loso.py``'s models), the held-out
+speaker's 500 recordings (``CLIPS/singles_<speaker>``; ``fsdd_<speaker>`` for ``--task classify``) are split by position as ``bench_adapt.py``
 splits them: the even half is the adaptation pool (its labels are never read, except to report
 how many pseudo-labels are right), the odd half the evaluation half. ``crnn_ocr.self_training.self_train``
 (what ``tools/adapt.py --self-train`` runs) then adapts the model's BatchNorm statistics to the
 pool, labels each pool clip with its own reading under the ten digit words (``--lexicon-mode
-score``: the one word of highest CTC likelihood), continues the fold model for ``--steps`` steps
-on those labels beside the fold's own training data (the other speakers' strings and singles,
-``--real-share`` of each batch, and ``--extra``), and adapts the statistics again.
+score``: the one word of highest CTC likelihood; a classifier: its top class), continues the fold
+model for ``--steps`` steps on those labels beside the fold's own training data (the other
+speakers' strings and singles, or their clips for a classifier, ``--real-share`` of each batch,
+and ``--extra``), and adapts the statistics again.
 
 ``--rounds N`` repeats it from the last round's model. Prints one Markdown row per fold: the
 evaluation half read greedy and with the ten-word lexicon, unadapted, with AdaBN, and after each
@@ -36,14 +39,21 @@ SPEAKERS = ("george", "jackson", "nicolas", "theo")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def load_fold(checkpoint: str):
+def load_fold(checkpoint: str, task: str):
+    if task == "classify":
+        from crnn_ocr.classify.reading import load_classifier
+
+        return load_classifier(checkpoint, backend="torch", device="cpu")
     from crnn_ocr.recognizer import load_recognizer
 
     return load_recognizer(checkpoint, backend="torch", device="cpu", expected_kind="speech")
 
 
-def accuracy(rec, samples: list[tuple[bytes, str, str]]) -> tuple[float, float]:
-    """(greedy, ten-word lexicon) sentence accuracy of ``rec`` on ``samples``."""
+def accuracy(rec, samples: list[tuple[bytes, str, str]]) -> tuple[float, ...]:
+    """(greedy, ten-word lexicon) sentence accuracy of a recognizer on ``samples``; (top-1,) of a classifier."""
+    if getattr(rec, "kind", None) == "classify":
+        results = rec.classify_prepared([rec.prepare(data) for data, _, _ in samples])
+        return (float(np.mean([r.label == label for r, (_, label, _) in zip(results, samples)])),)
     from bench_speech import evaluate_set
 
     result = evaluate_set(rec, samples, list(DIGITS))
@@ -52,11 +62,12 @@ def accuracy(rec, samples: list[tuple[bytes, str, str]]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", required=True, help="bench_loso.py --task speech's --out: <speaker>/last.pt per fold")
-    p.add_argument("--clips", required=True, help="the folder of singles_<speaker> and strings_<speaker> LMDBs")
+    p.add_argument("--task", choices=["speech", "classify"], default="speech", help="the folds' models: CTC (speech) or classifiers")
+    p.add_argument("--runs", required=True, help="bench_loso.py's --out: <speaker>/last.pt per fold")
+    p.add_argument("--clips", required=True, help="the folder of singles_<speaker> and strings_<speaker> LMDBs (classify: fsdd_<speaker>)")
     p.add_argument("--extra", nargs="*", default=[], help="synthetic LMDBs of the folds' training, kept in every batch")
     p.add_argument("--extra-shares", nargs="+", type=float)
-    p.add_argument("--real-share", type=float, default=0.4, help="share of each batch from the other speakers' strings and singles "
+    p.add_argument("--real-share", type=float, default=0.4, help="share of each batch from the other speakers' data "
                    "(0: none of them); the pseudo-labelled pool gets what --real-share and --extra-shares leave")
     p.add_argument("--min-confidence", type=float, default=0.0, help="leave out pool clips whose reading is less likely than this")
     p.add_argument("--lexicon-mode", default="score", choices=["score", "trie"], help="score: one digit word per clip; trie: any sequence")
@@ -74,21 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     from crnn_ocr.data import iter_lmdb_samples
     from crnn_ocr.self_training import self_train
 
-    print("| held-out speaker | none, greedy / lexicon | AdaBN | " + " | ".join(f"self-training round {r + 1} + AdaBN" for r in range(a.rounds))
+    classify = a.task == "classify"
+    reading = "top-1" if classify else "greedy / lexicon"
+    print(f"| held-out speaker | none, {reading} | AdaBN | " + " | ".join(f"self-training round {r + 1} + AdaBN" for r in range(a.rounds))
           + " | pseudo-labels kept (right) | minutes |")
     print("|---|" + "---:|" * (a.rounds + 4))
     rows = []
     for speaker in a.folds:
-        samples = [(bytes(data), label, f"singles_{speaker}#{i}") for i, data, label in iter_lmdb_samples(Path(a.clips) / f"singles_{speaker}")]
+        name = f"{'fsdd' if classify else 'singles'}_{speaker}"
+        samples = [(bytes(data), label, f"{name}#{i}") for i, data, label in iter_lmdb_samples(Path(a.clips) / name)]
         pool = [s for k, s in enumerate(samples) if k % 2 == 0]
         evaluation = [s for k, s in enumerate(samples) if k % 2 == 1]
         init = str(Path(a.runs) / speaker / "last.pt")
-        rec = load_fold(init)
+        rec = load_fold(init, a.task)
         row = [accuracy(rec, evaluation)]
         rec.adapt_prepared([rec.prepare(data) for data, _, _ in pool])
         row.append(accuracy(rec, evaluation))
         others = [s for s in SPEAKERS if s != speaker]
-        real = [str(Path(a.clips) / f"{k}_{s}") for s in others for k in ("strings", "singles")] if a.real_share > 0 else []
+        kinds = ("fsdd",) if classify else ("strings", "singles")
+        real = [str(Path(a.clips) / f"{k}_{s}") for s in others for k in kinds] if a.real_share > 0 else []
         keep, shares = real + list(a.extra), [a.real_share / max(len(real), 1)] * len(real) + list(extra_shares)
         truth = [" ".join(label.lower().split()) for _, label, _ in pool]
         seconds, kept_note = 0.0, ""
@@ -96,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             with contextlib.redirect_stdout(sys.stderr):  # the trainer's own lines stay out of the table
                 trained, report = self_train(init, [data for data, _, _ in pool], Path(a.out) / speaker / f"round{r + 1}",
-                                             lexicon=DIGITS, lexicon_mode=a.lexicon_mode, steps=a.steps, lr=a.lr, batch_size=a.batch_size,
+                                             lexicon=None if classify else DIGITS, lexicon_mode=a.lexicon_mode, steps=a.steps, lr=a.lr, batch_size=a.batch_size,
                                              keep_data=keep, keep_shares=shares, min_confidence=a.min_confidence, seed=a.seed)
             seconds += time.perf_counter() - start
             right = sum(label == t for label, t in zip(report.labels, truth))
@@ -104,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             init = str(report.checkpoint)
             row.append(accuracy(trained, evaluation))
         rows.append(row)
-        print(f"| {speaker} | " + " | ".join(f"{g:.3f} / {x:.3f}" for g, x in row) + f" | {kept_note} | {seconds / 60:.1f} |", flush=True)
+        print(f"| {speaker} | " + " | ".join(" / ".join(f"{v:.3f}" for v in r) for r in row) + f" | {kept_note} | {seconds / 60:.1f} |",
+              flush=True)
     mean = np.mean(np.array(rows), axis=0)
-    print("| **mean** | " + " | ".join(f"{g:.3f} / {x:.3f}" for g, x in mean) + " | | |")
+    print("| **mean** | " + " | ".join(" / ".join(f"{v:.3f}" for v in r) for r in mean) + " | | |")
     return 0
 
 

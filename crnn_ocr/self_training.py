@@ -1,5 +1,6 @@
-"""Self-training: a CTC recognizer adapted to a new domain (a speaker, a microphone) by training on
-its own readings of unlabelled inputs from it.
+"""Self-training: a model adapted to a new domain (a speaker, a microphone) by training on its own
+readings of unlabelled inputs from it. CTC recognizers read with their lexicon; classifiers
+label each input with their top class, taggers with their tags over threshold.
 
     trained, report = self_train("spoken_digits", [open(p, "rb").read() for p in clips], "runs/me",
                                  lexicon=digit_words, lexicon_mode="score", keep_data=["tts_strings/"])
@@ -26,7 +27,7 @@ class SelfTraining:
     """What ``self_train`` did: inputs given, those that could not be read (skipped), pseudo-labelled
     inputs trained on (``kept``), those read but left out (below ``min_confidence`` or read as
     nothing), training steps, the trained (not yet re-adapted) checkpoint, each input's
-    pseudo-label (None: left out or unreadable), and the BatchNorm layers adapted."""
+    pseudo-label (None: left out or unreadable), and the BatchNorm layers adapted (0: the model has none)."""
 
     inputs: int
     unreadable: int
@@ -56,29 +57,34 @@ def self_train(
     progress: bool = False,
     on_skip: Callable[[int, ValueError], None] | None = None,
 ) -> tuple[Any, SelfTraining]:
-    """Unsupervised adaptation of a CTC recognizer to a new domain (a speaker, a microphone) by
+    """Unsupervised adaptation of a model to a new domain (a speaker, a microphone) by
     self-training on its own readings of unlabelled inputs of that domain.
 
     ``sources``: the inputs' encoded bytes (audio files or images, as an LMDB holds them). The
-    model adapts its BatchNorm statistics to them (``adapt_batchnorm``) and reads each one: with
-    ``lexicon`` (a word list or its file) through the lexicon decoder, where a speech model reads
-    a sequence of its words unless ``lexicon_mode="score"`` (one word per input). Readings whose
-    confidence (the model's probability of the whole reading) is at least ``min_confidence``
-    become labels. Training (``crnn_ocr.engine.train``: the trainer's default augmentation, AdamW
-    at ``lr``, cosine schedule, on ``device``, default the trainer's choice) continues the
-    checkpoint for ``steps`` steps on them, with ``keep_data`` LMDBs of the model's own kind of
-    training data in every batch (``keep_shares``: each one's share of a batch, default 0.8 split
-    equally; the pseudo-labelled inputs get the rest) so that it keeps what it knew. Finally the
-    trained model's statistics are re-estimated on the inputs.
+    model adapts its BatchNorm statistics to them (``adapt_batchnorm``) and reads each one. A CTC
+    recognizer reads with ``lexicon`` (a word list or its file) through the lexicon decoder, where
+    a speech model reads a sequence of its words unless ``lexicon_mode="score"`` (one word per
+    input); its confidence is the model's probability of the whole reading. A classifier's reading
+    is its top class with that class's probability; a tagger's, its tags over their thresholds
+    with the lowest of their probabilities (no tag: nothing to train on). Readings whose confidence
+    is at least ``min_confidence`` become labels. Training (``crnn_ocr.engine.train``: the
+    checkpoint's own augmentation and mixup, AdamW at ``lr``, cosine schedule, on ``device``,
+    default the trainer's choice) continues the checkpoint for ``steps`` steps on them, with
+    ``keep_data`` LMDBs of the model's own kind of training data in every batch (``keep_shares``:
+    each one's share of a batch, default 0.8 split equally; the pseudo-labelled inputs get the
+    rest) so that it keeps what it knew. Finally the trained model's statistics are re-estimated
+    on the inputs.
 
-    Returns (the adapted ``Recognizer``, a ``SelfTraining`` report); the run and the
+    Returns (the adapted ``Recognizer`` or ``Classifier``, a ``SelfTraining`` report); the run and the
     pseudo-labelled LMDB stay in ``work_dir``. Inputs that cannot be read are skipped and counted
-    (``on_skip(index, error)`` for each); ``ValueError`` when none reads as anything to train on, or the shares do not fit.
+    (``on_skip(index, error)`` for each); ``ValueError`` when none reads as anything to train on, the
+    shares do not fit, or a lexicon is given for a classifier.
     """
     from crnn_ocr.checkpoint import load_checkpoint
     from crnn_ocr.data import write_lmdb
     from crnn_ocr.engine import TrainConfig, train
-    from crnn_ocr.recognizer import load_recognizer, resolve_model
+    from crnn_ocr.recognizer import resolve_model
+    from crnn_ocr.tasks import task_of_kind
 
     checkpoint = resolve_model(checkpoint, "torch")[0]  # a shipped model's name -> its .pt file
     if steps < 1:
@@ -88,9 +94,13 @@ def self_train(
         raise ValueError(f"{len(shares)} shares for {len(keep_data)} kept LMDBs")
     if keep_data and not (all(s > 0 for s in shares) and sum(shares) < 1):
         raise ValueError(f"the kept data's shares must be positive and leave room for the pseudo-labels, got {shares}")
+    state = load_checkpoint(checkpoint)
+    classifier = task_of_kind(state.get("kind")) != "ctc"
+    if classifier and lexicon is not None:
+        raise ValueError(f"{os.fspath(checkpoint)}: a lexicon constrains a CTC recognizer's readings; a {state['kind']} model reads its classes")
     words = lexicon if lexicon is None or isinstance(lexicon, (str, os.PathLike)) else list(lexicon)  # a word list or its file
     options: dict[str, Any] = {"lexicon": words, "lexicon_mode": lexicon_mode, "beam_width": 8} if words else {}
-    rec = load_recognizer(checkpoint, backend="torch", device="cpu", **options)
+    rec = load_reader(checkpoint, classifier, options)
     readable, prepared = [], []
     for i, source in enumerate(sources):
         try:
@@ -101,27 +111,60 @@ def self_train(
                 on_skip(i, e)
     if not prepared:
         raise ValueError(f"self-training: none of the {len(sources)} inputs could be read")
-    rec.adapt_prepared(prepared)
+    adapt_statistics(rec, prepared)
     labels: list[str | None] = [None] * len(sources)
-    for i, r in zip(readable, rec.read_prepared(prepared)):
-        labels[i] = r.text if r.text.strip() and r.confidence >= min_confidence else None
+    for i, (label, confidence) in zip(readable, readings(rec, prepared)):
+        labels[i] = label if label.strip() and confidence >= min_confidence else None
     kept = [(bytes(sources[i]), label) for i, label in enumerate(labels) if label is not None]
     if not kept:
         raise ValueError(f"self-training: none of the {len(prepared)} inputs read as anything with confidence >= {min_confidence}")
     work = Path(work_dir)
     pseudo = work / "pseudo_labels"
     write_lmdb(pseudo, kept, overwrite=True)
-    stored = load_checkpoint(checkpoint).get("train_config") or {}
+    stored = state.get("train_config") or {}
     max_width = max(int(stored.get("max_width") or 400), *(int(p.shape[1]) for p in prepared))  # no input left out as too wide
     config = TrainConfig(
         data=[os.fspath(pseudo), *keep_data], data_ratios=[1 - sum(shares), *shares] if keep_data else None,
         kind=rec.kind, init_from=os.fspath(checkpoint), max_steps=steps, lr=lr, schedule="cosine",
         warmup_steps=min(20, steps // 5), batch_size=batch_size, max_width=max_width, out_dir=os.fspath(work / "run"),
         save_every=steps, val_every=steps + 1, num_workers=0, seed=seed, progress=progress, device=device,
+        augment=stored.get("augment", True), mixup=float(stored.get("mixup") or 0.0),
     )
     result = train(config)
-    trained = load_recognizer(result.last_checkpoint, backend="torch", device="cpu", **options)
-    layers = trained.adapt_prepared(prepared)
+    trained = load_reader(result.last_checkpoint, classifier, options)
+    layers = adapt_statistics(trained, prepared)
     report = SelfTraining(len(sources), len(sources) - len(prepared), len(kept), len(prepared) - len(kept), steps,
                           Path(result.last_checkpoint), tuple(labels), layers)
     return trained, report
+
+
+def load_reader(checkpoint: str | os.PathLike, classifier: bool, options: dict[str, Any]) -> Any:
+    """The checkpoint's torch reader on the CPU: a ``Classifier``, or a ``Recognizer`` decoding with ``options``."""
+    if classifier:
+        from crnn_ocr.classify.reading import load_classifier
+
+        return load_classifier(checkpoint, backend="torch", device="cpu")
+    from crnn_ocr.recognizer import load_recognizer
+
+    return load_recognizer(checkpoint, backend="torch", device="cpu", **options)
+
+
+def adapt_statistics(reader: Any, prepared: Sequence[Any]) -> int:
+    """AdaBN on the prepared inputs; the layers adapted (0: a model without BatchNorm self-trains all the same)."""
+    from crnn_ocr.adapt import batchnorm_layers
+
+    return reader.adapt_prepared(prepared) if batchnorm_layers(reader.backend.model) else 0
+
+
+def readings(reader: Any, prepared: Sequence[Any]) -> list[tuple[str, float]]:
+    """(label, confidence) for each prepared input: a recognizer's text and its probability; a
+    classifier's top class and its probability; a tagger's comma-joined tags over threshold and the
+    lowest of their probabilities (no tag: ``""``)."""
+    from crnn_ocr.classify.reading import Classifier
+
+    if not isinstance(reader, Classifier):
+        return [(r.text, r.confidence) for r in reader.read_prepared(prepared)]
+    results = reader.classify_prepared(prepared)
+    if reader.multilabel:
+        return [(",".join(r.labels), min((r.probabilities[t] for t in r.labels), default=0.0)) for r in results]
+    return [(r.label, r.probability) for r in results]

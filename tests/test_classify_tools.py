@@ -137,6 +137,78 @@ def test_infer_adapt_classifies_with_the_adapted_model(runs):
         assert list(row["probabilities"].values()) == pytest.approx(list(expected.values()), abs=1e-5)
         assert list(expected.values()) != pytest.approx(list(before.values()), abs=1e-5)
 
+def test_self_training_a_classifier_and_a_tagger_on_their_own_readings(runs, tmp_path):
+    import torch
+
+    from crnn_ocr.adapt import batchnorm_layers
+    from crnn_ocr.classify import load_classifier
+    from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.self_training import self_train
+
+    names = [["low"], ["mid"], ["high"], ["mid", "high"]]
+    sources = [tone_wav(tmp_path / "c.wav", n, 0.45 + 0.05 * i, seed=10 + i).read_bytes() for i, n in enumerate(names)]
+    bad = b"RIFF, not a WAV"  # skipped and counted
+    for run, expect_kind in (("clf", "classify"), ("tag", "tag")):
+        path = runs / run / "best.pt"
+        before = load_classifier(path, backend="torch", device="cpu")
+        layers = len(batchnorm_layers(before.backend.model))  # the tagger (convrnn) has none: self-training needs no BatchNorm
+        if layers:
+            before.adapt(sources)
+        results = before.classify_batch(sources)
+        expected = [r.label if expect_kind == "classify" else ",".join(r.labels) or None for r in results]
+        skipped: list[int] = []
+        trained, report = self_train(path, [*sources[:2], bad, *sources[2:]], tmp_path / run, steps=2, batch_size=2,
+                                     keep_data=[str(runs / "single" if run == "clf" else runs / "tags")], keep_shares=[0.5],
+                                     on_skip=lambda i, e, seen=skipped: seen.append(i))
+        kept = [e for e in expected if e is not None]
+        assert (report.inputs, report.unreadable, report.kept, report.left_out, report.steps) == (5, 1, len(kept), 4 - len(kept), 2)
+        assert skipped == [2] and list(report.labels) == [*expected[:2], None, *expected[2:]]
+        assert report.layers == layers and trained.kind == expect_kind
+        assert [label for _, _, label in iter_lmdb_samples(tmp_path / run / "pseudo_labels")] == kept
+        state = torch.load(report.checkpoint, weights_only=False)
+        stored = torch.load(path, weights_only=False)["train_config"]
+        assert state["step"] == 2 and state["train_config"]["data_ratios"] == [0.5, 0.5]
+        assert state["train_config"]["mixup"] == stored["mixup"]  # the model's own training recipe
+        again = load_classifier(report.checkpoint, backend="torch", device="cpu")
+        if layers:
+            again.adapt(sources)
+        prepared = [again.prepare(s) for s in sources]
+        assert np.allclose(trained.probabilities(prepared), again.probabilities(prepared), atol=1e-6)
+        assert not np.allclose(trained.probabilities(prepared), before.probabilities(prepared), atol=1e-5)
+    with pytest.raises(ValueError, match="best.pt: a lexicon constrains a CTC recognizer's readings; a classify model reads its classes"):
+        self_train(runs / "clf" / "best.pt", sources, tmp_path / "w", steps=1, lexicon=["low"])
+    with pytest.raises(ValueError, match="none of the 4 inputs read as anything with confidence >= 1.5"):
+        self_train(runs / "clf" / "best.pt", sources, tmp_path / "w", steps=1, min_confidence=1.5)
+
+
+def test_adapt_tool_self_trains_a_classifier(runs, tmp_path):
+    import torch
+
+    from crnn_ocr.adapt import batchnorm_layers
+    from crnn_ocr.classify import load_classifier
+
+    clf = runs / "clf" / "best.pt"
+    clips = [tone_wav(tmp_path / f"{n}.wav", [n], 0.5, seed=i) for i, n in enumerate(TONES)]
+    out, work = tmp_path / "self.pt", tmp_path / "work"
+    r = run_tool("adapt.py", "--checkpoint", clf, "--audio", *clips, "--out", out, "--self-train", 2, "--batch-size", 2,
+                 "--keep-data", runs / "single", "--work", work)
+    assert r.returncode == 0, r.stderr
+    layers = len(batchnorm_layers(load_classifier(clf, backend="torch", device="cpu").backend.model))
+    assert r.stdout.splitlines()[-1] == (f"wrote {out}: {layers} BatchNorm layers adapted to 3 inputs; self-trained 2 steps "
+                                         "on 3 of its readings (0 below --min-confidence or empty, left out), adapted again")
+    saved = torch.load(out, weights_only=True)
+    assert saved["kind"] == "classify" and saved["adapted_on"] == "3 audio inputs, self-trained 2 steps on 3 of its readings"
+    trained = load_classifier(work / "run" / "last.pt", backend="torch", device="cpu")
+    trained.adapt([str(c) for c in clips])
+    prepared = [trained.prepare(str(c)) for c in clips]
+    assert np.allclose(load_classifier(out, backend="torch", device="cpu").probabilities(prepared), trained.probabilities(prepared), atol=1e-6)
+    (tmp_path / "words.txt").write_text("low\n")
+    _one_line(run_tool("adapt.py", "--checkpoint", clf, "--audio", *clips, "--out", tmp_path / "x.pt", "--self-train", 1,
+                       "--lexicon", tmp_path / "words.txt"),
+              f"--lexicon: {clf} is a classify model, which reads its classes: a lexicon is for CTC recognizers")
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_infer_prints_a_taggers_labels_over_their_thresholds(runs):
     import torch
 

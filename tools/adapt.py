@@ -11,13 +11,15 @@ needs (like ``export.py --format pt``) with ``adapted_on`` saying how many input
 exports to ONNX like any checkpoint. ``infer.py --adapt`` does the same for one reading, unsaved.
 Any model with BatchNorm layers: CTC recognizers (text, score, speech) and classifiers or taggers.
 
-``--self-train STEPS`` (CTC recognizers) goes further: the adapted model reads the inputs (with
-``--lexicon``, constrained to its words), and training continues for STEPS steps on those readings
-as labels (``crnn_ocr.self_training.self_train``), with ``--keep-data`` LMDBs of the model's own training
+``--self-train STEPS`` goes further: the adapted model reads the inputs (a CTC recognizer with
+``--lexicon``, constrained to its words; a classifier, its top class; a tagger, its tags over
+threshold), and training continues for STEPS steps on those readings as labels
+(``crnn_ocr.self_training.self_train``), with ``--keep-data`` LMDBs of the model's own training
 kind in every batch so that it keeps what it knew; then the statistics are re-estimated:
 
     python tools/adapt.py --model spoken_digits --audio my_voice/ --self-train 150 --lexicon digits.txt \
         --keep-data tts_strings/ --out my_digits.pt
+    python tools/adapt.py --model digit_classifier --audio my_voice/ --self-train 150 --keep-data tts_words/ --out my_classifier.pt
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--out", required=True, help="the adapted checkpoint to write")
     p.add_argument("--self-train", type=int, default=0, metavar="STEPS",
                    help="then train this many steps on the model's own readings of the inputs (0: statistics only)")
-    p.add_argument("--lexicon", help="--self-train: word list, one per line: the readings are constrained to these words")
+    p.add_argument("--lexicon", help="--self-train: word list, one per line: a CTC recognizer's readings are constrained to these words")
     p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie"],
                    help="--self-train: how the lexicon constrains a reading (score: one word per input)")
     p.add_argument("--keep-data", nargs="+", default=[], metavar="LMDB", help="--self-train: training data kept in every batch")
@@ -117,8 +119,8 @@ def self_train_and_save(args, path: str, reader, paths: list[str], on_skip) -> i
     from crnn_ocr.recognizer import Recognizer
     from crnn_ocr.self_training import self_train
 
-    if not isinstance(reader, Recognizer):
-        raise UsageError(f"{path}: --self-train needs a CTC recognizer (text, score, speech), not a {type(reader).__name__}")
+    if args.lexicon and not isinstance(reader, Recognizer):
+        raise UsageError(f"--lexicon: {path} is a {reader.kind} model, which reads its classes: a lexicon is for CTC recognizers")
     if args.lexicon:
         existing_file(args.lexicon, "lexicon")
     for folder in args.keep_data:
