@@ -71,12 +71,6 @@ def accuracy(rec, samples: list[tuple[bytes, str, str]], wer: bool = False) -> t
     return result["greedy"].sentence_accuracy, result["lexicon_decoder"].sentence_accuracy
 
 
-def load_set(path: Path) -> list[tuple[bytes, str, str]]:
-    from crnn_ocr.data import iter_lmdb_samples
-
-    return [(bytes(data), label, f"{path.name}#{i}") for i, data, label in iter_lmdb_samples(path)]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=["speech", "classify"], default="speech", help="the folds' models: CTC (speech) or classifiers")
@@ -101,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if (a.pool_set is None) != (a.eval_set is None):
         p.error("--pool-set and --eval-set go together")
+    if a.wer and a.task == "classify":
+        p.error("--wer: a classifier is scored by top-1 accuracy")
     if a.extra_shares and len(a.extra_shares) != len(a.extra):
         p.error(f"--extra-shares: {len(a.extra_shares)} shares for {len(a.extra)} --extra LMDBs")
     extra_shares = a.extra_shares or ([0.4 / len(a.extra)] * len(a.extra) if a.extra else [])
+    from bench_speech import load_eval_set
     from crnn_ocr.self_training import self_train
 
     classify = a.task == "classify"
@@ -114,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for speaker in a.folds:
         if a.pool_set:
-            pool, evaluation = (load_set(Path(a.clips) / f"{name}_{speaker}") for name in (a.pool_set, a.eval_set))
+            pool, evaluation = (load_eval_set(str(Path(a.clips) / f"{name}_{speaker}")) for name in (a.pool_set, a.eval_set))
         else:
-            samples = load_set(Path(a.clips) / f"{'fsdd' if classify else 'singles'}_{speaker}")
+            samples = load_eval_set(str(Path(a.clips) / f"{'fsdd' if classify else 'singles'}_{speaker}"))
             pool = [s for k, s in enumerate(samples) if k % 2 == 0]
             evaluation = [s for k, s in enumerate(samples) if k % 2 == 1]
         init = str(Path(a.runs) / speaker / "last.pt")
