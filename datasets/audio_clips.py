@@ -10,6 +10,8 @@
     python datasets/audio_clips.py --source yesno --recordings ../shared/data/speech/yesno --files 0 30 --out data/clips/yesno_train
     python datasets/audio_clips.py --source mix --recordings ../shared/data/speech/fsdd --speakers george jackson nicolas \
         --espeak-count 1000 --count 6000 --out data/clips/mix_train             # 1-3 digits over noise: tags
+    python datasets/audio_clips.py --source drums --kits "The Black Pearl 1.0" HardElectro1 "circAfrique v4" \
+        --sample-rate 16000 --seconds 1 --out data/clips/drums_test             # real drum hits (apt-get install hydrogen-drumkits)
 """
 
 from crnn_ocr.cli import run_cli

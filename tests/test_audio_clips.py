@@ -136,3 +136,82 @@ def test_tts_digit_words_cycle_the_digits_over_engines(tmp_path):
     assert (n, skipped) == (12, 0)
     assert lmdb_labels(tmp_path / "t") == list(DIGIT_WORDS) + ["zero", "one"]
     assert (tmp_path / "t" / "classes.txt").read_text().split() == list(DIGIT_WORDS)
+
+
+KIT_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">
+ <name>{name}</name>
+ <instrumentList>{instruments}</instrumentList>
+</drumkit_info>
+"""
+
+
+def write_kit(root, name, instruments):
+    """A Hydrogen kit folder: instruments is [(name, [sample file names], layered)]; each file a short burst
+    (a name starting "missing" is listed but not written)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    parts = []
+    for i, (inst, files, layered) in enumerate(instruments):
+        if layered:
+            refs = "".join(f"<layer><filename>{f}</filename><min>0</min><max>1</max></layer>" for f in files)
+        else:  # the older format: one filename in the instrument
+            refs = "".join(f"<filename>{f}</filename>" for f in files)
+        parts.append(f"<instrument><id>{i}</id><name>{inst}</name>{refs}</instrument>")
+        for j, f in enumerate(files):
+            if not f.startswith("missing"):
+                write_wav(folder / f, np.r_[np.zeros(300, np.float32), burst(300 + 200 * i + 50 * j, 0.2 + 0.1 * j)])
+    (folder / "drumkit.xml").write_text(KIT_XML.format(name=name, instruments="".join(parts)))
+    return folder
+
+
+def test_drum_classes_from_instrument_names():
+    from crnn_ocr.synth.drumkits import DRUM_CLASSES, drum_class
+
+    cases = {"Pearl Kick": "kick", "c3 - bass drum 1": "kick", "BassDrum": "kick", "Snare Rimshot (Pearl 14x3.5)": "snare",
+             "Pearl Side Stick": "rim", "Rim Click": "rim", "Closed HH 2": "hihat", "Side OHH": "hihat", "Hi-Hat Pedal": "hihat",
+             "Sabian Hat Choke": "hihat", "Ride (Custom, Zagrebin 22\")": "cymbal", "Paiste Bell": "cymbal", "Cowbell": "cowbell",
+             "Sangban1 Bell Hit": "hand_drum", "Bongo Lo": "hand_drum", "Floor Tom": "tom", "tomhi2": "tom", "Hand Clap": "clap",
+             "Tambourine": "shaker", "Zap 1": None, "17": None, "Whistle": None, "Custom FX": None}
+    assert {name: drum_class(name) for name in cases} == cases
+    assert DRUM_CLASSES == ("clap", "cowbell", "cymbal", "hand_drum", "hihat", "kick", "rim", "shaker", "snare", "tom")
+
+
+def test_drum_clips_from_kits_split_by_kit(tmp_path):
+    root = tmp_path / "kits"
+    write_kit(root, "Acoustic", [("Kick", ["k1.wav", "k2.wav"], True), ("Zap 1", ["z.wav"], True),
+                                 ("Snare", ["s.wav"], False), ("Closed HH", ["missing.wav"], True)])
+    write_kit(root, "Other", [("Crash", ["c.wav"], True)])
+    n, skipped = generate(ClipsConfig(source="drums", out=str(tmp_path / "a"), recordings=str(root), exclude_kits=["Other"],
+                                      seconds=0.5, seed=1))
+    assert (n, skipped) == (3, 1)  # the missing hi-hat sample is counted, the "Zap" (no class) left out
+    assert lmdb_labels(tmp_path / "a") == ["kick", "kick", "snare"]
+    assert (tmp_path / "a" / "classes.txt").read_text().split() == ["kick", "snare"]
+    rows = [line.split("\t") for line in (tmp_path / "a" / "sources.tsv").read_text().splitlines()]
+    assert rows[0] == ["index", "kit", "instrument", "file"]
+    assert [(r[0], r[1], r[2], r[3].rsplit("/", 1)[-1]) for r in rows[1:]] == [
+        ("1", "Acoustic", "Kick", "k1.wav"), ("2", "Acoustic", "Kick", "k2.wav"), ("3", "Acoustic", "Snare", "s.wav")]
+    from crnn_ocr.data import iter_lmdb_samples
+    from crnn_ocr.speech.audio import load_audio
+
+    waves = [load_audio(bytes(data), target_rate=SR) for _, data, _ in iter_lmdb_samples(tmp_path / "a")]
+    assert [len(w) for w in waves] == [SR // 2] * 3  # every clip 0.5 s: the hit after at most 50 ms of silence
+    for w in waves:
+        onset = int(np.flatnonzero(np.abs(w) > 1e-3)[0])
+        assert onset <= int(0.05 * SR) + 80  # 300 leading zeros trimmed; the burst's window starts quietly
+    n, _ = generate(ClipsConfig(source="drums", out=str(tmp_path / "b"), recordings=str(root), kits=["Other"], overwrite=True))
+    assert n == 1 and lmdb_labels(tmp_path / "b") == ["cymbal"]
+
+
+def test_drum_cli_errors(tmp_path):
+    root = tmp_path / "kits"
+    write_kit(root, "Fx", [("Zap 1", ["z.wav"], True)])
+    script = ROOT / "datasets" / "audio_clips.py"
+    cmd = [sys.executable, str(script), "--source", "drums", "--recordings", root, "--out", tmp_path / "o"]
+    r = subprocess.run(cmd + ["--kits", "Nope"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().endswith(f"{root}: no drumkit 'Nope'; there are Fx"), r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().endswith(f"{root}: the chosen kits hold no sample of a known drum class")
+    r = subprocess.run(cmd[:-4] + ["--recordings", tmp_path, "--out", tmp_path / "o"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no drumkit folders (*/drumkit.xml)" in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -10,6 +10,8 @@
         --files 0 30 --out data/clips/yesno_train                              # the words of files 0..29
     python datasets/audio_clips.py --source mix --recordings ../shared/data/speech/fsdd \
         --speakers george jackson nicolas --espeak-count 1000 --count 6000 --out data/clips/mix_train
+    python datasets/audio_clips.py --source drums --exclude-kits "The Black Pearl 1.0" HardElectro1 "circAfrique v4" \
+        --sample-rate 16000 --seconds 1 --out data/clips/drums_train            # real drum recordings (hydrogen-drumkits)
 
 Sources: ``fsdd`` one single-digit recording per clip, as recorded, labelled by its digit word or
 (``--label speaker``) its speaker, selected by ``--speakers`` and the ``--split`` column of
@@ -22,7 +24,13 @@ tagging set: a ``--seconds`` clip holding 1..3 different digits (``--min-digits`
 ``--max-digits``), each from a different voice (FSDD speakers of ``--speakers``, and
 ``--espeak-count`` espeak-ng words, each its own voice), silence-trimmed, at a random gain and a
 random onset (they may overlap), over white or brown noise at an SNR drawn from ``--snr``; its
-label is the digits' words in class order, comma-separated (``"two,seven"``).
+label is the digits' words in class order, comma-separated (``"two,seven"``); ``drums`` every
+sample of the Hydrogen drumkits in ``--recordings`` (default: Debian's ``hydrogen-drumkits``,
+``/usr/share/hydrogen/data/drumkits``), or of ``--kits`` / all but ``--exclude-kits`` (split by
+kit), as a ``--seconds`` clip from its first sound, labelled by the class its instrument's name
+gives (``crnn_ocr.synth.drumkits``: kick, snare, hihat, tom, cymbal, ...; instruments of no class
+are left out); ``sources.tsv`` beside the LMDB names each clip's kit, instrument and file (each
+kit has its own licence).
 
 Every LMDB gets ``classes.txt`` beside it (``tools/train.py --alphabet``) and ``labels.txt``.
 Output depends only on the seed (and the espeak-ng version): clip ``i`` draws from
@@ -45,7 +53,7 @@ from crnn_ocr.data import read_label_file, write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
 from crnn_ocr.synth.digits import DIGIT_WORDS, read_recordings, select, trim_silence
 
-SOURCES = ("fsdd", "espeak", "tts", "yesno", "mix")
+SOURCES = ("fsdd", "espeak", "tts", "yesno", "mix", "drums")
 
 
 @dataclass
@@ -59,12 +67,14 @@ class ClipsConfig:
     split: str | None = None  # fsdd: this value of labels.tsv's split column only
     label: str = "word"  # fsdd: "word" (the digit) or "speaker"
     files: tuple[int, int] | None = None  # yesno: files [start, end) of the sorted list (default: all)
+    kits: Sequence[str] | None = None  # drums: only these kit folders (default: all)
+    exclude_kits: Sequence[str] = ()  # drums: never these
     count: int = 1000  # espeak, mix
     espeak_count: int = 0  # mix: espeak-ng digit words added to the voices
     engines: Sequence[str] = ("espeak", "flite", "festival")  # tts: the engines to draw voices from
     min_digits: int = 1
     max_digits: int = 3
-    seconds: float = 1.5  # mix: clip length
+    seconds: float = 1.5  # mix, drums: clip length
     snr: tuple[float, float] = (0.0, 20.0)  # mix: dB
     sample_rate: int = 8000
     seed: int = 0
@@ -78,6 +88,7 @@ class Word:
     wave: np.ndarray
     label: str
     voice: str
+    origin: str = ""  # drums: kit<TAB>instrument<TAB>sample file (sources.tsv)
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -184,6 +195,39 @@ def yesno_words(cfg: ClipsConfig) -> tuple[list[Word], int]:
     return words, skipped
 
 
+def drum_words(cfg: ClipsConfig) -> tuple[list[Word], int]:
+    """Every sample of the chosen Hydrogen kits as a ``cfg.seconds`` clip (``crnn_ocr.synth.drumkits``):
+    the hit from its first sound, after 0-50 ms of silence, cut or padded with silence to the
+    clip length; label: its drum class. (words, sample files unreadable or silent)."""
+    from crnn_ocr.synth.drumkits import DRUMKITS_DIR, find_drumkits, read_drumkit
+
+    root = cfg.recordings or DRUMKITS_DIR
+    try:
+        kits = find_drumkits(root, cfg.kits, cfg.exclude_kits)
+        samples = [s for kit in kits for s in read_drumkit(kit)[0]]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not samples:
+        raise UsageError(f"{root}: the chosen kits hold no sample of a known drum class")
+    n = int(round(cfg.seconds * cfg.sample_rate))
+    words, skipped = [], 0
+    for i, s in enumerate(samples):
+        try:
+            wave = load_audio(s.path, target_rate=cfg.sample_rate)
+        except ValueError:
+            skipped += 1
+            continue
+        if not np.any(wave):
+            skipped += 1
+            continue
+        lead = int(np.random.default_rng([cfg.seed, i]).integers(0, int(0.05 * cfg.sample_rate) + 1))
+        hit = trim_silence(wave, cfg.sample_rate)[: n - lead]
+        clip = np.zeros(n, np.float32)
+        clip[lead : lead + len(hit)] = hit
+        words.append(Word(clip, s.label, s.kit, f"{s.kit}\t{s.instrument}\t{s.path}"))
+    return words, skipped
+
+
 # ------------------------------------------------------------------------------------ mixtures
 def mixture(i: int, voices: dict[str, dict[str, list[np.ndarray]]], cfg: ClipsConfig) -> tuple[np.ndarray, str]:
     """Clip ``i`` of the tagging set: (float32 (n,) samples, its tags in class order)."""
@@ -240,6 +284,7 @@ def generate(cfg: ClipsConfig) -> tuple[int, int]:
     if cfg.source == "mix":
         voices, skipped = mixture_voices(cfg)
         classes = list(DIGIT_WORDS)
+        origins: list[str] = []
 
         def clips() -> Iterator[tuple[np.ndarray, str]]:
             for i in range(cfg.count):
@@ -249,9 +294,12 @@ def generate(cfg: ClipsConfig) -> tuple[int, int]:
             words, skipped = espeak_words(cfg.count, cfg.seed, cfg.sample_rate), 0
         elif cfg.source == "tts":
             words, skipped = tts_words(cfg.count, cfg.seed, cfg.sample_rate, cfg.engines), 0
+        elif cfg.source == "drums":
+            words, skipped = drum_words(cfg)
         else:
             words, skipped = fsdd_words(cfg) if cfg.source == "fsdd" else yesno_words(cfg)
         found = {w.label for w in words}
+        origins = [w.origin for w in words if w.origin]
         classes = [d for d in DIGIT_WORDS if d in found] if found <= set(DIGIT_WORDS) else sorted(found)
 
         def clips() -> Iterator[tuple[np.ndarray, str]]:
@@ -267,6 +315,9 @@ def generate(cfg: ClipsConfig) -> tuple[int, int]:
     n = write_lmdb(cfg.out, samples(), overwrite=cfg.overwrite)
     (Path(cfg.out) / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     (Path(cfg.out) / "classes.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    if origins:  # where each clip came from (each kit has its own licence)
+        rows = [f"{i}\t{o}" for i, o in enumerate(origins, 1)]
+        (Path(cfg.out) / "sources.tsv").write_text("index\tkit\tinstrument\tfile\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return n, skipped
 
 
@@ -274,10 +325,13 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
     p = ArgumentParser(prog="audio_clips.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, choices=SOURCES)
     p.add_argument("--out", required=True, help="output LMDB folder")
-    p.add_argument("--recordings", help="fsdd, mix: FSDD's folder (labels.tsv); yesno: the yes/no folder (labels.tsv)")
+    p.add_argument("--recordings", help="fsdd, mix: FSDD's folder (labels.tsv); yesno: the yes/no folder (labels.tsv); "
+                   "drums: a folder of Hydrogen drumkits (default: /usr/share/hydrogen/data/drumkits)")
     p.add_argument("--speakers", nargs="+", help="fsdd, mix: only these speakers")
     p.add_argument("--split", help="fsdd, mix: only recordings of this labels.tsv split (train, test)")
     p.add_argument("--label", default="word", choices=["word", "speaker"], help="fsdd: the digit word or the speaker")
+    p.add_argument("--kits", nargs="+", help="drums: only these kit folders of --recordings")
+    p.add_argument("--exclude-kits", nargs="+", default=[], help="drums: leave these kit folders out")
     p.add_argument("--files", nargs=2, type=int, metavar=("START", "END"), help="yesno: files START..END-1 of the sorted list")
     p.add_argument("--count", type=int, default=1000, help="espeak, mix: clips to write")
     p.add_argument("--espeak-count", type=int, default=0, help="mix: espeak-ng digit words added as voices")
@@ -285,7 +339,7 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
                    help="tts: TTS engines to draw voices from (those not installed are left out)")
     p.add_argument("--min-digits", type=int, default=1)
     p.add_argument("--max-digits", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=1.5, help="mix: clip length")
+    p.add_argument("--seconds", type=float, default=1.5, help="mix, drums: clip length")
     p.add_argument("--snr", nargs=2, type=float, default=[0.0, 20.0], metavar=("LOW", "HIGH"), help="mix: noise SNR range, dB")
     p.add_argument("--sample-rate", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
@@ -298,7 +352,7 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
     if not 4000 <= a.sample_rate <= 48000:
         p.error(f"--sample-rate must be in 4000..48000 Hz, got {a.sample_rate}")
     return ClipsConfig(source=a.source, out=a.out, recordings=a.recordings, speakers=a.speakers, split=a.split, label=a.label,
-                       files=tuple(a.files) if a.files else None, count=a.count, espeak_count=a.espeak_count, engines=a.engines,
+                       files=tuple(a.files) if a.files else None, kits=a.kits, exclude_kits=a.exclude_kits, count=a.count, espeak_count=a.espeak_count, engines=a.engines,
                        min_digits=a.min_digits, max_digits=a.max_digits, seconds=a.seconds, snr=(a.snr[0], a.snr[1]),
                        sample_rate=a.sample_rate, seed=a.seed, overwrite=a.overwrite)
 
