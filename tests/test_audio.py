@@ -525,6 +525,27 @@ def test_numpy_log_mel_equals_the_torch_one(rate, n_mels, n):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_clip_normalization_keeps_the_spectral_envelope():
+    """"bin" standardizes every mel bin (a low tone and a high tone look alike in their bins' means);
+    "clip" standardizes the whole spectrogram once, so which bins are loud survives; numpy = torch."""
+    noise = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.005  # every bin varies a little
+    low, high = tone(200, 0.5, 8000) + noise, tone(2500, 0.5, 8000) + noise
+    for normalize in ("bin", "clip"):
+        fe = AudioFrontend(sample_rate=8000, n_mels=32, normalize=normalize)
+        a, b = log_mel(low, fe).numpy(), log_mel_numpy(low, fe)
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        if normalize == "bin":
+            np.testing.assert_allclose(a.mean(axis=1), 0, atol=1e-4)  # every bin centred: the envelope is gone
+        else:
+            assert abs(float(a.mean())) < 1e-4 and float(a.std()) == pytest.approx(1, abs=1e-3)
+            loud_low, loud_high = a.mean(axis=1).argmax(), log_mel(high, fe).numpy().mean(axis=1).argmax()
+            assert loud_low < 8 < 20 < loud_high  # the tone's own bins stay the loudest
+    fe = AudioFrontend(sample_rate=8000, n_mels=32, normalize="clip")
+    assert AudioFrontend.from_dict(fe.to_dict()) == fe and AudioFrontend.from_dict({"n_mels": 32}).normalize == "bin"  # old checkpoints
+    with pytest.raises(ValueError, match="normalize must be one of bin, clip, got 'mvn'"):
+        AudioFrontend(normalize="mvn")
+
+
 def test_speech_onnx_export_reads_like_the_checkpoint_without_torch(speech_model, tmp_path):
     pytest.importorskip("onnxruntime")
     ck, clip = speech_model / "run" / "last.pt", speech_model / "clip.wav"

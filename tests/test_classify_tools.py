@@ -55,13 +55,14 @@ def train(out: Path, data: Path, classes: Path, kind: str, arch: str, *extra) ->
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 2-step classifier (cnn14: 32 frames at least, with mixup and balanced sampling) and tagger (convrnn)."""
+    """A 2-step classifier (cnn14: 32 frames at least, with mixup, balanced sampling and whole-clip feature
+    normalization) and tagger (convrnn)."""
     tmp = tmp_path_factory.mktemp("classify")
     (tmp / "classes.txt").write_text("low\nmid\nhigh\n")
     names = list(TONES)
     single = tone_lmdb(tmp / "single", [names[i % 3] for i in range(12)])
     tags = tone_lmdb(tmp / "tags", ["low", "mid,high", "high", "low,mid,high", "mid", "low,high"] * 2)
-    r = train(tmp / "clf", single, tmp / "classes.txt", "classify", "cnn14", "--mixup", 0.4, "--balanced")
+    r = train(tmp / "clf", single, tmp / "classes.txt", "classify", "cnn14", "--mixup", 0.4, "--balanced", "--feature-norm", "clip")
     assert r.returncode == 0, r.stderr
     assert "done: 2 steps" in r.stdout and "(val accuracy " in r.stdout and "step 2: val loss" in r.stdout
     r = train(tmp / "tag", tags, tmp / "classes.txt", "tag", "convrnn", "--schedule", "constant")  # a resume may go on
@@ -85,8 +86,10 @@ def test_train_writes_checkpoints_with_kind_classes_and_thresholds(runs):
     state = torch.load(clf / "best.pt", weights_only=True)
     assert state["kind"] == "classify" and state["alphabet"] == {"classes": ["low", "mid", "high"], "multilabel": False}
     assert state["model_config"]["arch"] == "cnn14" and state["train_config"]["mixup"] == 0.4
+    assert state["frontend"]["normalize"] == "clip"
     state = torch.load(tag / "last.pt", weights_only=True)
     assert state["kind"] == "tag" and len(state["thresholds"]) == 3 and state["alphabet"]["multilabel"]
+    assert state["frontend"]["normalize"] == "bin"
 
 
 def test_resume_keeps_a_taggers_thresholds(runs, tmp_path):
@@ -307,12 +310,12 @@ def test_an_onnx_classifier_reads_without_torch(runs, tmp_path):
     pytest.importorskip("onnxruntime")
     assert run_tool("export.py", "--checkpoint", runs / "clf" / "best.pt", "--out", tmp_path / "m.onnx").returncode == 0
     code = ("import sys; from crnn_ocr.classify import load_classifier; "
-            f"r = load_classifier({str(tmp_path / 'm.onnx')!r}).classify({str(runs / 'a.wav')!r}); "
-            "print(r.label, 'torch' in sys.modules)")
+            f"c = load_classifier({str(tmp_path / 'm.onnx')!r}); r = c.classify({str(runs / 'a.wav')!r}); "
+            "print(r.label, c.frontend.normalize, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
-    label, torch_loaded = out.stdout.split()
-    assert label in TONES and torch_loaded == "False"
+    label, normalize, torch_loaded = out.stdout.split()
+    assert label in TONES and normalize == "clip" and torch_loaded == "False"  # the export carries the front-end's normalization
 
 
 def test_bench_puts_the_model_beside_the_mfcc_baseline(runs):

@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None):
     model.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
     model.add_argument("--n-mels", type=int, help="speech: log-mel bins, the model's input height (instead of --height; "
                        "default 64, or the --init-from speech checkpoint's)")
+    model.add_argument("--feature-norm", choices=["bin", "clip"], help="audio: standardize each utterance's log-mels per mel bin "
+                       "(bin: speech, removes the channel and the spectral envelope) or as a whole (clip: keeps the envelope, the "
+                       "timbre of sounds); default bin, or the --init-from checkpoint's")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--batch-size", type=int, default=64, help="images per step (per process with torchrun)")
     opt.add_argument("--optimizer", default="adamw", choices=["adamw", "adadelta"], help="AdamW, or the paper's Adadelta")
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
         height=args.height, channels=args.channels, max_width=args.max_width, width_scale=args.width_scale, hidden_size=args.hidden_size,
-        kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, feature_norm=args.feature_norm, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, ema=args.ema, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,

@@ -26,6 +26,7 @@ class TrainConfig:
     kind: str = "text"
     sample_rate: int = 16000  # speech: the front-end's rate (audio is resampled to it)
     n_mels: int | None = None  # speech: mel bins, the model's input height (replaces ``height``); default 64 or the init's
+    feature_norm: str | None = None  # audio: the front-end's per-utterance normalization, "bin" or "clip"; default "bin" or the init's
     batch_size: int = 64
     optimizer: str = "adamw"  # "adamw" or "adadelta" (the paper's)
     lr: float | None = None  # default: 1e-3 for AdamW, 1.0 for Adadelta

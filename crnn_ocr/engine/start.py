@@ -117,14 +117,16 @@ def spec_from_state(config: TrainConfig, source: str, path: Path | None, state: 
 def choose_audio(config: TrainConfig, resumed: dict | None, init: dict | None) -> Frontend | None:
     """Audio kinds (speech, classify, tag: ``crnn_ocr.tasks.KINDS``): the checkpoint's log-mel
     front-end (the speech wing's ``audio`` kind; resuming, or an init whose ``n_mels`` the config
-    keeps), else a new one; None for images."""
+    keeps, and ``feature_norm`` too), else a new one; None for images."""
     if kind_info(config.kind).frontend != "audio":
         return None
     start = resumed if resumed is not None else init
     stored = stored_frontend(start) if start is not None else None  # old and new checkpoint forms alike
-    if stored is not None and stored.kind == "audio" and (resumed is not None or config.n_mels in (None, stored.height)):
+    if stored is not None and stored.kind == "audio" and (resumed is not None or (
+            config.n_mels in (None, stored.height) and config.feature_norm in (None, getattr(stored, "normalize", "bin")))):
         return stored
-    return frontend_from_dict({"kind": "audio", "sample_rate": config.sample_rate, "n_mels": config.n_mels or DEFAULT_N_MELS})
+    return frontend_from_dict({"kind": "audio", "sample_rate": config.sample_rate, "n_mels": config.n_mels or DEFAULT_N_MELS,
+                               "normalize": config.feature_norm or "bin"})
 
 
 def choose_alphabet(config: TrainConfig, resumed: dict | None, init: dict | None) -> Alphabet:

@@ -48,6 +48,7 @@ MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
 _MAX_RATIO_DENOMINATOR = 1000  # resampling ratios are rounded to p/q with q <= this (< 0.1% off)
 _TOP_DB = 80.0  # log-mel floor below each utterance's peak
+NORMALIZATIONS = ("bin", "clip")  # AudioFrontend.normalize
 
 
 def is_audio_file(path: str | os.PathLike) -> bool:
@@ -84,6 +85,12 @@ AUDIO_MEDIA = Media(
 class AudioFrontend:
     """How audio becomes a log-mel spectrogram: the speech models' front-end (``crnn_ocr.frontend``).
 
+    ``normalize``: how each utterance's log-mels are standardized. ``"bin"`` (speech, the default)
+    brings every mel bin to zero mean and unit variance over the utterance, which removes the
+    recording channel and also the spectral envelope; ``"clip"`` uses one mean and standard
+    deviation for the whole spectrogram, which removes only the level and keeps the envelope
+    (the timbre that tells a snare from a hi-hat).
+
     A spectrogram is a one-channel image ``n_mels`` rows high and one column per frame
     (``num_frames``); audio with more frames than ``max_width`` is not trained on (never squeezed),
     and is read in windows. ``n_fft`` None: the smallest power of two holding the window (512 at
@@ -101,6 +108,7 @@ class AudioFrontend:
     fmin: float = 20.0
     fmax: float | None = None
     max_width: int | None = None  # frames
+    normalize: str = "bin"  # per utterance: "bin" each mel bin to zero mean, unit variance; "clip" the whole spectrogram at once
 
     def __post_init__(self) -> None:
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
@@ -111,6 +119,8 @@ class AudioFrontend:
             raise ValueError(f"window {self.win_ms} ms and hop {self.hop_ms} ms are too short at {self.sample_rate} Hz")
         if self.n_fft is not None and self.n_fft < self.win_length:
             raise ValueError(f"n_fft {self.n_fft} is shorter than the window ({self.win_length} samples)")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}")
         if not 0 <= self.fmin < self.top_frequency <= self.sample_rate / 2:
             raise ValueError(f"need 0 <= fmin < fmax <= {self.sample_rate / 2:g} Hz, got fmin {self.fmin}, fmax {self.fmax}")
 
@@ -461,9 +471,9 @@ def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normali
     """float (n,) audio at ``frontend.sample_rate`` -> float32 (n_mels, 1 + n // hop) log-mel spectrogram.
     ``warp``: VTLP factor of the filterbank (``mel_filterbank``; training-time augmentation).
 
-    Natural log of mel power with a floor 80 dB below the utterance's peak; ``normalize``: each
-    mel bin shifted and scaled to zero mean and unit variance over the utterance (bins of
-    constant energy become 0).
+    Natural log of mel power with a floor 80 dB below the utterance's peak; ``normalize``: as
+    ``frontend.normalize`` says, each mel bin shifted and scaled to zero mean and unit variance
+    over the utterance (bins of constant energy become 0), or the whole spectrogram at once.
     """
     import torch
 
@@ -483,16 +493,17 @@ def log_mel(wave: np.ndarray | torch.Tensor, frontend: AudioFrontend, *, normali
     logs = torch.log(mel.clamp_min(1e-10))
     logs = torch.maximum(logs, logs.max() - _TOP_DB * math.log(10) / 10)
     if normalize:
-        mean = logs.mean(dim=1, keepdim=True)
-        std = logs.std(dim=1, unbiased=False, keepdim=True)
+        per_bin = frontend.normalize == "bin"
+        mean = logs.mean(dim=1, keepdim=True) if per_bin else logs.mean()
+        std = logs.std(dim=1, unbiased=False, keepdim=True) if per_bin else logs.std(unbiased=False)
         logs = (logs - mean) / std.clamp_min(1e-3)
     return logs.contiguous()
 
 
 def log_mel_numpy(wave: np.ndarray, frontend: AudioFrontend, *, normalize: bool = True) -> np.ndarray:
     """``log_mel`` in numpy alone (for the torch-free onnxruntime deployment): the same centred,
-    zero-padded STFT with a periodic Hann window, filterbank, 80 dB floor and per-bin
-    normalization; float32 (n_mels, 1 + n // hop), equal to ``log_mel`` within float32 rounding."""
+    zero-padded STFT with a periodic Hann window, filterbank, 80 dB floor and normalization;
+    float32 (n_mels, 1 + n // hop), equal to ``log_mel`` within float32 rounding."""
     x = np.asarray(wave, dtype=np.float64).reshape(-1)  # (n,)
     if x.size == 0:
         raise ValueError("log_mel needs at least one sample")
@@ -509,7 +520,8 @@ def log_mel_numpy(wave: np.ndarray, frontend: AudioFrontend, *, normalize: bool 
     logs = np.log(np.maximum(fb.astype(np.float64) @ power.T, 1e-10))  # (n_mels, frames)
     logs = np.maximum(logs, logs.max() - _TOP_DB * math.log(10) / 10)
     if normalize:
-        logs = (logs - logs.mean(axis=1, keepdims=True)) / np.maximum(logs.std(axis=1, keepdims=True), 1e-3)
+        axis = 1 if frontend.normalize == "bin" else None
+        logs = (logs - logs.mean(axis=axis, keepdims=True)) / np.maximum(logs.std(axis=axis, keepdims=True), 1e-3)
     return logs.astype(np.float32)
 
 
