@@ -46,8 +46,7 @@ def parse_args(argv: list[str] | None):
     model = p.add_argument_group("model and input")
     model.add_argument("--arch", default="crnn_compact", choices=["crnn", "crnn_compact", "resnet", "mobilenetv3", "dtrb_vgg", "ds2", *CLASSIFIER_ARCHS],
                        help="trunk: crnn (the paper's, 8.3M parameters), crnn_compact (a quarter), torchvision resnet/mobilenetv3, dtrb_vgg, "
-                       "ds2 (DeepSpeech2-style, for speech); "
-                       "classify/tag also: convrnn (GRU windows), convrnn_lstm, conv1d, cnn6/cnn10/cnn14 (PANNs)")
+                       "ds2 (DeepSpeech2-style, for speech); classify/tag also: convrnn (GRU windows), convrnn_lstm, conv1d, cnn6/cnn10/cnn14 (PANNs)")
     model.add_argument("--height", type=int, help="image height in pixels (default 32, or the --init-from checkpoint's)")
     model.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 gray, 3 RGB")
     model.add_argument("--max-width", type=int, default=400,
@@ -63,9 +62,7 @@ def parse_args(argv: list[str] | None):
     model.add_argument("--sample-rate", type=int, default=16000, help="speech: audio is resampled to this rate (Hz)")
     model.add_argument("--n-mels", type=int, help="speech: log-mel bins, the model's input height (instead of --height; "
                        "default 64, or the --init-from speech checkpoint's)")
-    model.add_argument("--feature-norm", choices=["bin", "clip"], help="audio: standardize each utterance's log-mels per mel bin "
-                       "(bin: speech, removes the channel and the spectral envelope) or as a whole (clip: keeps the envelope, the "
-                       "timbre of sounds); default bin, or the --init-from checkpoint's")
+    model.add_argument("--feature-norm", choices=["bin", "clip"], help="audio: standardize log-mels per mel bin (bin: speech) or per clip (clip: sounds)")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--batch-size", type=int, default=64, help="images per step (per process with torchrun)")
     opt.add_argument("--optimizer", default="adamw", choices=["adamw", "adadelta"], help="AdamW, or the paper's Adadelta")
@@ -128,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data, val=args.val, data_ratios=args.data_ratios, alphabet=args.alphabet, arch=args.arch,
         height=args.height, channels=args.channels, max_width=args.max_width, width_scale=args.width_scale, hidden_size=args.hidden_size,
         kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, feature_norm=args.feature_norm, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr,
-        weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, ema=args.ema, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
         save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
