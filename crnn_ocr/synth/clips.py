@@ -204,7 +204,7 @@ def drum_words(cfg: ClipsConfig) -> tuple[list[Word], int]:
     root = cfg.recordings or DRUMKITS_DIR
     try:
         kits = find_drumkits(root, cfg.kits, cfg.exclude_kits)
-        samples = [s for kit in kits for s in read_drumkit(kit)[0]]
+        samples = [s for kit in kits for s in read_drumkit(kit)]
     except ValueError as e:
         raise UsageError(str(e)) from None
     if not samples:

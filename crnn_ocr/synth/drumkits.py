@@ -10,7 +10,7 @@ An instrument's class comes from its name (``drum_class``): the first of ``DRUM_
 pattern it matches, case-insensitively, so "Cowbell" is a cowbell before "bell" makes it a cymbal,
 "Sangban1 Bell Hit" a hand drum, and "Snare Rimshot" a snare before "rim" could claim it.
 Instruments whose names match no rule (effects such as "Zap 1", unnamed slots such as "17",
-"Whistle", "Agogo Low") are left out and counted.
+"Whistle", "Agogo Low") are left out.
 """
 
 from __future__ import annotations
@@ -58,10 +58,9 @@ class DrumSample:
     kit: str
 
 
-def read_drumkit(folder: str | Path) -> tuple[list[DrumSample], list[str]]:
-    """A kit's samples with their classes, in file order; and the names of instruments left out
-    (no class, or no sample). ``ValueError`` naming the file when ``drumkit.xml`` is missing or
-    not XML."""
+def read_drumkit(folder: str | Path) -> list[DrumSample]:
+    """A kit's samples of instruments with a class, in file order. ``ValueError`` naming the file
+    when ``drumkit.xml`` is missing or not XML."""
     folder = Path(folder)
     xml = folder / "drumkit.xml"
     try:
@@ -71,17 +70,14 @@ def read_drumkit(folder: str | Path) -> tuple[list[DrumSample], list[str]]:
     for element in root.iter():  # drop the namespace Hydrogen 0.9.4+ writes
         element.tag = element.tag.rsplit("}", 1)[-1]
     kit = (root.findtext("name") or folder.name).strip()
-    samples, left_out = [], []
+    samples = []
     for instrument in root.iter("instrument"):
         name = (instrument.findtext("name") or "").strip()
         files = [f.text.strip() for f in instrument.iter("filename") if f.text and f.text.strip()]
         label = drum_class(name)
-        if label is None or not files:
-            if files:
-                left_out.append(name)
-            continue
-        samples += [DrumSample(folder / f, label, name, kit) for f in files]
-    return samples, left_out
+        if label is not None:
+            samples += [DrumSample(folder / f, label, name, kit) for f in files]
+    return samples
 
 
 def find_drumkits(root: str | Path, kits: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[Path]:
