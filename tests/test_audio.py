@@ -413,7 +413,8 @@ def test_speech_decoder_options_use_the_trie_for_word_sequences():
     opts = speech_decoder_options(Alphabet(CHARS), lexicon=["yes", "no"])
     assert (opts["lexicon_mode"], opts["beam_width"]) == ("trie", 8)
     assert speech_decoder_options(Alphabet(CHARS))["lexicon_mode"] == "auto"
-    assert speech_decoder_options(Alphabet(["yes", "no"]), lexicon=["yes"])["lexicon_mode"] == "auto"
+    tokens = speech_decoder_options(Alphabet(["yes", "no"]), lexicon=["yes"])  # words as tokens: chained
+    assert (tokens["lexicon_mode"], tokens["beam_width"]) == ("words", 8)
 
 
 @pytest.fixture(scope="module")

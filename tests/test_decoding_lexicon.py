@@ -187,6 +187,28 @@ def test_trie_mode_without_space_gives_single_words_and_falls_back():
     assert CTCDecoder(ALNUM, lexicon=["abc"]).decode(np.zeros((0, ALNUM.num_classes))).score == -math.inf
 
 
+def test_words_mode_reads_sequences_of_word_tokens():
+    words = Alphabet(["one", "two", "three"])  # ids 1, 2, 3
+    lp = np.full((5, 4), math.log(0.02))
+    for t, c in enumerate([1, 0, 3, 0, 2]):  # best path: one - three - two
+        lp[t, c] = math.log(0.9)
+    lp[2, 0] = math.log(0.3)  # "three" is outside the lexicon; a blank is the next best there
+    lp = log_softmax(lp)
+    assert CTCDecoder(words).decode(lp).text == "one three two"
+    res = CTCDecoder(words, beam_width=8, lexicon=["one", "two"], lexicon_mode="words").decode(lp)
+    assert (res.text, res.token_ids) == ("one two", (1, 2))
+    # The trie mode keeps a token alphabet to one lexicon entry; "words" chains them.
+    assert len(CTCDecoder(words, beam_width=8, lexicon=["one", "two"], lexicon_mode="trie").decode(lp).token_ids) == 1
+    # A word may follow itself (a blank between), and every output is a sequence of lexicon words.
+    rep = log_softmax(emissions("1-1-2", Alphabet(["1", "2", "3"]), p=0.9))  # same shape of alphabet, one-symbol ids
+    dec = CTCDecoder(words, beam_width=8, lexicon=["one", "two"], lexicon_mode="words")
+    assert dec.decode(rep).text == "one one two"
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        ids = dec.decode(log_softmax(rng.normal(size=(12, 4)) * 3)).token_ids
+        assert ids and set(ids) <= {1, 2}
+
+
 def test_token_alphabet_lexicon():
     music = Alphabet(["clef-G2", "note-C4", "note-D4", "barline"])
     words = ["clef-G2 note-C4 barline", "clef-G2 note-D4 barline", "note-C4 note-C4"]

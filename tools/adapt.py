@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--self-train", type=int, default=0, metavar="STEPS",
                    help="then train this many steps on the model's own readings of the inputs (0: statistics only)")
     p.add_argument("--lexicon", help="--self-train: word list, one per line: a CTC recognizer's readings are constrained to these words")
-    p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie"],
+    p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie", "words"],
                    help="--self-train: how the lexicon constrains a reading (score: one word per input)")
     p.add_argument("--keep-data", nargs="+", default=[], metavar="LMDB", help="--self-train: training data kept in every batch")
     p.add_argument("--keep-shares", nargs="+", type=float, help="--self-train: each --keep-data LMDB's share of a batch (default 0.8 split equally)")

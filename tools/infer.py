@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file (and for a shipped model with an ONNX export), else torch")
     p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
-    p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie"])
+    p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie", "words"])
     p.add_argument("--max-edit-distance", type=int, default=3, help="candidate radius for large lexicons")
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy best path)")
     p.add_argument("--batch-size", type=int, default=32)

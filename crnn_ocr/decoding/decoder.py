@@ -34,7 +34,7 @@ PRUNE_CLASSES = 1000
 AUTO_PRUNE_LOG_PROB = -10.0
 """``prune_log_prob="auto"`` for alphabets of more than ``PRUNE_CLASSES`` classes (PP-OCR's 18,710)."""
 
-_LEXICON_MODES = ("auto", "score", "candidates", "trie")
+_LEXICON_MODES = ("auto", "score", "candidates", "trie", "words")
 _NEAREST = 32  # candidates taken when none is within max_edit_distance
 _BATCH_SEARCH_MIN = 8  # items from which decode_batch searches them together (fewer: one by one is cheaper)
 
@@ -54,6 +54,9 @@ class CTCDecoder:
             (the ``32`` nearest if none is) and return the most probable of them;
             ``"trie"``: beam search constrained to lexicon words; with a space symbol in a
             character alphabet the output may be several words separated by single spaces;
+            ``"words"``: beam search constrained to a sequence of one or more lexicon words:
+            separated by single spaces where the alphabet has a space symbol (as ``"trie"``),
+            else one after the other (a token alphabet of words: ``"seven two"``);
             ``"auto"``: ``"score"`` up to ``SCORE_ALL_LIMIT`` words, else ``"candidates"``.
         max_edit_distance: delta of the candidates mode, in symbol edits.
         lm: a language model (``CharNgramLM``, ``KenLMAdapter`` or anything with the
@@ -129,9 +132,9 @@ class CTCDecoder:
         self._lm_scorer = LMScorer(self.lm, self.alphabet, self.alpha, self.beta) if self.lm is not None or self.beta else None
         self._hot_scorer = HotwordScorer(hotwords, self.alphabet, hotword_weight) if hotwords else None
         scorers: list[PrefixScorer] = [s for s in (self._lm_scorer, self._hot_scorer) if s is not None]
-        if self.lexicon_mode == "trie":
+        if self.lexicon_mode in ("trie", "words"):
             assert self.lexicon is not None
-            scorers.append(LexiconTrieScorer(self.lexicon, self.alphabet))
+            scorers.append(LexiconTrieScorer(self.lexicon, self.alphabet, chain=self.lexicon_mode == "words"))
         self.scorer: PrefixScorer | None = (
             None if not scorers else scorers[0] if len(scorers) == 1 else CombinedScorer(scorers)
         )
@@ -222,7 +225,7 @@ class CTCDecoder:
             if found is None:  # trie mode: no complete word in the beam
                 return self._best_word(lp, None, greedy)
             ids = found[0]
-        if mode is None or mode == "trie":
+        if mode is None or mode in ("trie", "words"):
             return _result(lp, ids, self.alphabet, greedy, batch=batch)
         assert self.lexicon is not None
         rows, dists = self.lexicon.candidates_with_distances(ids, self.max_edit_distance)

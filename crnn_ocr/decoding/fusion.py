@@ -159,12 +159,18 @@ class HotwordScorer:
 class LexiconTrieScorer:
     """Constrains beam search to lexicon words: every prefix follows the lexicon trie, and with
     a space symbol in a character alphabet, a complete word may be followed by a space and
-    another word. A labelling may only end on a complete word."""
+    another word. A labelling may only end on a complete word.
 
-    def __init__(self, lexicon: Lexicon, alphabet: Alphabet) -> None:
+    ``chain=True`` (``lexicon_mode="words"``) also lets a complete word be followed directly by
+    another where the alphabet has no space symbol (a token alphabet of words). Where a symbol
+    could both continue the word and start a new one, continuing wins.
+    """
+
+    def __init__(self, lexicon: Lexicon, alphabet: Alphabet, chain: bool = False) -> None:
         self.alphabet = alphabet
         self.space = alphabet.id_of(" ") if not alphabet.is_tokenized and " " in alphabet else None
         self.children, self.terminal = lexicon.trie(self.space)
+        self.chain = chain and self.space is None
 
     def initial(self) -> Hashable:
         return 0
@@ -177,6 +183,8 @@ class LexiconTrieScorer:
         vec[list(kids)] = 0.0
         if self.space is not None and self.terminal[state]:  # type: ignore[call-overload]
             vec[self.space] = 0.0
+        if self.chain and self.terminal[state]:  # type: ignore[call-overload]
+            vec[list(self.children[0])] = 0.0
         vec[BLANK] = 0.0
         return vec
 
@@ -188,6 +196,8 @@ class LexiconTrieScorer:
             return nxt
         if cls == self.space and self.terminal[state]:  # type: ignore[call-overload]
             return 0
+        if self.chain and self.terminal[state]:  # type: ignore[call-overload]
+            return self.children[0].get(cls, -1)
         return -1  # outside the lexicon (never chosen: its bonus is -inf)
 
     def final(self, state: Hashable) -> float:

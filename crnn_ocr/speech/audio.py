@@ -225,13 +225,17 @@ def speech_decoder_options(
 ) -> dict[str, Any]:
     """``CTCDecoder`` options for utterances of several words.
 
-    With a lexicon, ``lexicon_mode="auto"`` means ``"trie"`` for character alphabets that have a
-    space (any sequence of lexicon words, e.g. "seven two" from the ten digit words), with a beam
-    of at least ``min_lexicon_beam``; the text decoder's auto mode would pick one single word.
+    With a lexicon, ``lexicon_mode="auto"`` means any sequence of lexicon words (e.g. "seven two"
+    from the ten digit words) with a beam of at least ``min_lexicon_beam``: ``"trie"`` for
+    character alphabets that have a space, ``"words"`` for token alphabets (words as tokens);
+    the text decoder's auto mode would pick one single word.
     """
-    if lexicon is not None and lexicon_mode == "auto" and not alphabet.is_tokenized and " " in alphabet:
-        lexicon_mode = "trie"
-    if lexicon is not None and lexicon_mode == "trie":
+    if lexicon is not None and lexicon_mode == "auto":
+        if alphabet.is_tokenized:
+            lexicon_mode = "words"
+        elif " " in alphabet:
+            lexicon_mode = "trie"
+    if lexicon is not None and lexicon_mode in ("trie", "words"):
         beam_width = max(beam_width, min_lexicon_beam)
     return {"beam_width": beam_width, "lexicon": lexicon, "lexicon_mode": lexicon_mode, **options}
 
