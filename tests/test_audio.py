@@ -280,10 +280,35 @@ def test_reverb_and_telephone_band_keep_length_and_level():
     np.testing.assert_allclose(band_limit(mid, 8000, 300.0, 3400.0), mid, atol=1e-5)  # 1 kHz: untouched
 
 
+def test_edge_cut_removes_the_ends_below_the_drawn_level():
+    from crnn_ocr.speech.audio import SpeechAugmentConfig
+
+    quiet, loud = 0.1 * tone(500.0, 0.05, 8000), tone(500.0, 0.2, 8000)  # 400 and 1600 samples; quiet is 20 dB under loud
+    silence = np.zeros(800, np.float32)
+    x = np.concatenate([silence, quiet, loud, quiet, silence])
+    for level, kept in ((15.0, loud), (25.0, np.concatenate([quiet, loud, quiet]))):
+        only_cut = SpeechAugmentConfig(edge_trim_p=1.0, edge_trim_db=(level, level), speed_p=0, volume_p=0, noise_p=0, reverb_p=0, band_p=0)
+        np.testing.assert_array_equal(SpeechAugment("default", only_cut, seed=0).augment_wave(x, 8000), kept)
+    never = SpeechAugmentConfig(edge_trim_p=0.0, speed_p=0, volume_p=0, noise_p=0, reverb_p=0, band_p=0)
+    np.testing.assert_array_equal(SpeechAugment("default", never, seed=0).augment_wave(x, 8000), x)
+
+
+def test_bench_edges_reads_how_tightly_a_clip_is_cut():
+    from conftest import ROOT, load_script
+
+    bench = load_script("bench_edges", ROOT / "bench" / "bench_edges.py")
+    quiet, loud = 0.1 * tone(500.0, 0.05, 8000), tone(500.0, 0.2, 8000)
+    first, last = bench.edge_levels(np.concatenate([quiet, loud]), 8000)
+    assert first == pytest.approx(-20.0, abs=1e-4) and last == pytest.approx(0.0, abs=1e-4)
+    first, _ = bench.edge_levels(np.concatenate([np.zeros(80, np.float32), loud]), 8000)
+    loud_rms = np.sqrt(np.mean(np.square(loud[:80], dtype=np.float64)))
+    assert first == pytest.approx(20 * np.log10(1e-10 / loud_rms), abs=1e-4)  # digital silence: the 1e-10 floor
+
+
 def test_speaker_augmentations_are_drawn_and_seeded():
     from crnn_ocr.speech.audio import SpeechAugmentConfig
 
-    only_room = SpeechAugmentConfig(speed_p=0, volume_p=0, noise_p=0, vtlp_p=0, reverb_p=1.0, band_p=0)
+    only_room = SpeechAugmentConfig(edge_trim_p=0, speed_p=0, volume_p=0, noise_p=0, vtlp_p=0, reverb_p=1.0, band_p=0)
     aug = SpeechAugment("default", only_room)
     x = tone(500.0, 0.5, 8000)
     aug.set_seed(3)
@@ -604,7 +629,8 @@ def _digit_folder(root: Path) -> Path:
 
 def test_concat_digits_by_speaker(tmp_path):
     from crnn_ocr.data import iter_lmdb_samples
-    from crnn_ocr.synth.digits import ConcatConfig, DigitConcatenator, generate, read_recordings, trim_silence
+    from crnn_ocr.speech.audio import trim_silence
+    from crnn_ocr.synth.digits import ConcatConfig, DigitConcatenator, generate, read_recordings
 
     folder = _digit_folder(tmp_path / "digits")
     recs = read_recordings(folder)

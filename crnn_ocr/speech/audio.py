@@ -566,6 +566,8 @@ def audio_features(
 class SpeechAugmentConfig:
     """Probabilities and ranges of ``SpeechAugment`` (the ``default`` strength)."""
 
+    edge_trim_p: float = 0.3
+    edge_trim_db: tuple[float, float] = (12.0, 30.0)  # cut the ends below this much under the loudest 10 ms (FSDD's clips: 15-30 dB)
     speed_p: float = 0.5
     speeds: tuple[float, ...] = (0.9, 0.95, 1.05, 1.1)  # Ko et al. 2015 use 0.9, 1.0, 1.1
     volume_p: float = 0.5
@@ -586,6 +588,17 @@ class SpeechAugmentConfig:
 
 
 SPEECH_STRENGTHS = {"none": 0.0, "light": 0.5, "default": 1.0, "strong": 1.6}
+
+
+def trim_silence(wave: np.ndarray, sample_rate: int, *, top_db: float = 35.0, frame_ms: float = 10.0) -> np.ndarray:
+    """Cut leading and trailing frames more than ``top_db`` below the loudest frame (RMS)."""
+    frame = max(1, int(sample_rate * frame_ms / 1000))
+    n = len(wave) // frame
+    if n < 2:
+        return wave
+    rms = np.sqrt(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))  # (n,)
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-top_db / 20))
+    return wave[loud[0] * frame : (loud[-1] + 1) * frame]
 
 
 def reverberate(wave: np.ndarray, sample_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
@@ -616,7 +629,9 @@ def band_limit(wave: np.ndarray, sample_rate: int, low: float, high: float) -> n
 class SpeechAugment:
     """Training-time speech augmentation, deterministic given ``set_seed``.
 
-    ``augment_wave``: speed perturbation (resampling, so pitch and tempo change together),
+    ``augment_wave``: an edge cut (leading and trailing audio below a random level under the
+    loudest frame removed, as recordings trimmed of their silence too tightly lose the first and
+    last sounds), speed perturbation (resampling, so pitch and tempo change together),
     reverberation in a synthetic room, telephone band-limiting, volume gain, additive white or
     brown noise at a random SNR. ``draw_warp``: vocal tract length perturbation of the mel
     filterbank (a different speaker's formants; Jaitly & Hinton 2013). ``augment_spec``: SpecAugment
@@ -640,8 +655,10 @@ class SpeechAugment:
         return self.k > 0 and self.rng.random() < min(1.0, base * self.k)
 
     def augment_wave(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        """float32 (n,) -> float32 (m,) (m != n after a speed change)."""
+        """float32 (n,) -> float32 (m,) (m != n after a speed change or an edge cut)."""
         c = self.config
+        if self._p(c.edge_trim_p):  # a recording cut tightly at its ends, into the first and last sounds
+            wave = trim_silence(wave, sample_rate, top_db=float(self.rng.uniform(*c.edge_trim_db)))
         if self._p(c.speed_p):
             speed = float(self.rng.choice(c.speeds))
             speed = 1.0 + (speed - 1.0) * min(self.k, 1.0)  # light: half the change

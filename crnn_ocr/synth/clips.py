@@ -50,8 +50,8 @@ import numpy as np
 
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import read_label_file, write_lmdb
-from crnn_ocr.speech.audio import encode_wav, load_audio
-from crnn_ocr.synth.digits import DIGIT_WORDS, read_recordings, select, trim_silence
+from crnn_ocr.speech.audio import encode_wav, load_audio, trim_silence
+from crnn_ocr.synth.digits import DIGIT_WORDS, read_recordings, select
 
 SOURCES = ("fsdd", "espeak", "tts", "yesno", "mix", "drums")
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
-from crnn_ocr.speech.audio import encode_wav, is_audio_file, load_audio
+from crnn_ocr.speech.audio import encode_wav, is_audio_file, load_audio, trim_silence
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9-]+)_\d+$")
@@ -95,17 +95,6 @@ def read_recordings(folder: str | os.PathLike) -> list[Recording]:
     if not out:
         raise UsageError(f"{folder}: no labels.tsv and no <digit>_<speaker>_<index> audio files")
     return out
-
-
-def trim_silence(wave: np.ndarray, sample_rate: int, *, top_db: float = 35.0, frame_ms: float = 10.0) -> np.ndarray:
-    """Cut leading and trailing frames more than ``top_db`` below the loudest frame (RMS)."""
-    frame = max(1, int(sample_rate * frame_ms / 1000))
-    n = len(wave) // frame
-    if n < 2:
-        return wave
-    rms = np.sqrt(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))  # (n,)
-    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-top_db / 20))
-    return wave[loud[0] * frame : (loud[-1] + 1) * frame]
 
 
 class DigitConcatenator:
