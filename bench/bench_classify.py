@@ -16,6 +16,12 @@ shorter than the model's minimum counts as wrong (a tagger: all scores 0). "ms/c
 at a time from its encoded bytes to class probabilities (decoding, features, model), median
 thread CPU time over the first ``--time-clips`` test clips after one warm-up, on the thread count
 ``OMP_NUM_THREADS`` gives (1 unless set).
+
+``--pocketsphinx`` (classification, classes that are English words such as the digit names) adds a
+speaker-independent peer: PocketSphinx 5 with the US English acoustic model its wheel bundles
+(trained on many voices; 16 kHz, so clips are resampled), restricted by a JSGF grammar to exactly
+one class name per clip, 0.2 s of silence added at each end. It reads words, not
+probabilities: a clip it reads as nothing counts as wrong. A bench-only dependency (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from crnn_ocr.classify.metrics import accuracy, confusion_csv, confusion_matrix,
 from crnn_ocr.data import iter_lmdb_samples  # noqa: E402
 
 N_MELS, N_MFCC = 40, 13
+PS_RATE, PS_PAD_S = 16000, 0.2  # PocketSphinx's en-us model's sample rate; silence added at each end of a clip
 
 
 def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -76,11 +83,17 @@ def load_set(path: str, classes: ClassList) -> tuple[list[bytes], np.ndarray]:
     return clips, np.array(targets)
 
 
+def predictions(probabilities: np.ndarray) -> np.ndarray:
+    """(N,) class indices: each row's argmax, -1 for a row of zeros (a clip not read), so that it
+    counts as wrong whatever its class."""
+    return np.where(probabilities.max(axis=1) > 0, probabilities.argmax(axis=1), -1)
+
+
 def scores(probabilities: np.ndarray, truth: np.ndarray, multilabel: bool) -> dict[str, float]:
     if multilabel:
         m = tagging_metrics(probabilities, truth)
         return {"mAP": m.mean_average_precision, "AUC": m.mean_auc, "d'": m.d_prime}
-    return {"accuracy": accuracy(probabilities.argmax(axis=1), truth)}
+    return {"accuracy": accuracy(predictions(probabilities), truth)}
 
 
 def baseline(train: tuple[list[bytes], np.ndarray], test: list[bytes], sample_rate: int,
@@ -109,6 +122,37 @@ def baseline(train: tuple[list[bytes], np.ndarray], test: list[bytes], sample_ra
     full = np.zeros((len(test), int(train[1].max()) + 1 if len(train[1]) else 0))
     full[:, model.classes_] = probabilities  # classes never seen in training stay at 0
     return full, one
+
+
+def pocketsphinx_reader(class_names: tuple[str, ...]) -> Callable[[bytes], int] | str:
+    """PocketSphinx's bundled US English model restricted to one of ``class_names`` per clip ->
+    a function from an encoded clip to its class index (-1: read as nothing); a string saying why
+    it cannot run (not installed, a class name outside its dictionary)."""
+    if importlib.util.find_spec("pocketsphinx") is None:
+        return 'skipped: needs pocketsphinx (pip install -e ".[bench]")'
+    from pocketsphinx import Decoder
+
+    from crnn_ocr.speech.audio import AudioFrontend, load_audio
+
+    decoder = Decoder(samprate=PS_RATE, loglevel="FATAL")
+    unknown = [name for name in class_names if decoder.lookup_word(name) is None]
+    if unknown:
+        return f"skipped: {unknown[0]!r} is not in PocketSphinx's dictionary"
+    decoder.add_jsgf_string("classes", "#JSGF V1.0;\ngrammar classes;\npublic <class> = " + " | ".join(class_names) + " ;\n")
+    decoder.activate_search("classes")
+    frontend = AudioFrontend(sample_rate=PS_RATE)
+    silence = np.zeros(int(PS_PAD_S * PS_RATE), dtype=np.float32)
+
+    def one(clip: bytes) -> int:
+        wave = np.concatenate([silence, load_audio(clip, frontend=frontend), silence])  # (n,) float32 at 16 kHz
+        decoder.start_utt()
+        decoder.process_raw((np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        words = hypothesis.hypstr.split() if hypothesis is not None else []
+        return class_names.index(words[0]) if len(words) == 1 else -1
+
+    return one
 
 
 def ms_per_clip(one: Callable[[bytes], Any], clips: list[bytes], count: int) -> float:
@@ -152,20 +196,23 @@ def model_probabilities(checkpoint: str, clips: list[bytes], classes: ClassList)
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", required=True, help="training LMDB (the baseline's; its classes.txt is the class list)")
+    p.add_argument("--train", help="training LMDB (the baseline's; its classes.txt is the class list); without it no baseline")
     p.add_argument("--test", required=True, help="test LMDB")
     p.add_argument("--checkpoint", help="a classifier checkpoint or .onnx export to measure beside the baseline")
     p.add_argument("--task", default="classify", choices=["classify", "tag"])
-    p.add_argument("--classes", help="class list file (default: TRAIN/classes.txt)")
+    p.add_argument("--classes", help="class list file (default: TRAIN/classes.txt, else TEST/classes.txt)")
     p.add_argument("--sample-rate", type=int, default=8000, help="the baseline's rate")
     p.add_argument("--time-clips", type=int, default=100, help="clips timed one at a time for ms/clip")
     p.add_argument("--confusion", action="store_true", help="classify: also print each method's confusion matrix (CSV)")
+    p.add_argument("--pocketsphinx", action="store_true", help="classify: add PocketSphinx (en-us, a grammar of the class names) as a peer")
     a = p.parse_args(argv)
-    classes = ClassList.from_file(a.classes or Path(a.train) / "classes.txt", multilabel=a.task == "tag")
-    train, (test, truth) = load_set(a.train, classes), load_set(a.test, classes)
+    classes = ClassList.from_file(a.classes or Path(a.train or a.test) / "classes.txt", multilabel=a.task == "tag")
+    train, (test, truth) = load_set(a.train, classes) if a.train else ([], np.zeros(0)), load_set(a.test, classes)
     rows: list[tuple[str, np.ndarray | None, str, str]] = []
-    fitted = baseline(train, test, a.sample_rate, classes.multilabel)
-    if fitted is None:
+    fitted = baseline(train, test, a.sample_rate, classes.multilabel) if a.train else None
+    if not a.train:
+        rows.append(("MFCC stats + logistic regression", None, "-", "skipped: no --train"))
+    elif fitted is None:
         rows.append(("MFCC stats + logistic regression", None, "-", "skipped: needs scikit-learn (pip install -e \".[bench]\")"))
     else:
         rows.append(("MFCC stats + logistic regression", fitted[0], f"{ms_per_clip(fitted[1], test, a.time_clips):.2f}", ""))
@@ -173,6 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         probs, short, one = model_probabilities(a.checkpoint, test, classes)
         rows.append((f"{Path(a.checkpoint).name}", probs, f"{ms_per_clip(one, test, a.time_clips):.2f}",
                      f"{short} clips under the model's minimum" if short else ""))
+    if a.pocketsphinx and not classes.multilabel:
+        reader = pocketsphinx_reader(classes.classes)
+        if isinstance(reader, str):
+            rows.append(("PocketSphinx 5, en-us, grammar of the classes", None, "-", reader))
+        else:
+            read = np.array([reader(clip) for clip in test])
+            onehot = np.zeros((len(test), classes.num_classes))
+            onehot[read >= 0, read[read >= 0]] = 1
+            unread = int(np.sum(read < 0))
+            rows.append(("PocketSphinx 5, en-us, grammar of the classes", onehot, f"{ms_per_clip(reader, test, a.time_clips):.2f}",
+                         f"{unread} clips read as nothing" if unread else ""))
     names = ["accuracy"] if not classes.multilabel else ["mAP", "AUC", "d'"]
     print(f"{len(test)} test clips, {len(train[0])} training clips, {classes.num_classes} classes, "
           f"{os.environ.get('OMP_NUM_THREADS')} thread(s)\n")
@@ -184,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.confusion and not classes.multilabel:
         for name, probs, _, _ in rows:
             if probs is not None:
-                print(f"\n{name}:\n" + confusion_csv(confusion_matrix(probs.argmax(axis=1), truth, classes.num_classes), classes.classes))
+                read = predictions(probs) >= 0  # clips not read have no column; the accuracy counts them
+                matrix = confusion_matrix(predictions(probs)[read], truth[read], classes.num_classes)
+                print(f"\n{name}:\n" + confusion_csv(matrix, classes.classes))
     return 0 if any(probs is not None for _, probs, _, _ in rows) else 2
 
 

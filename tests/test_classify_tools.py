@@ -339,3 +339,28 @@ def test_bench_puts_the_model_beside_the_mfcc_baseline(runs):
         assert rows[1][1:] == ["-", "-", 'skipped: needs scikit-learn (pip install -e ".[bench]") |']
     else:
         assert 0 <= float(rows[1][1]) <= 1 and float(rows[1][2]) > 0
+
+
+def test_bench_counts_a_clip_not_read_as_wrong_and_reads_words_with_pocketsphinx(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
+    from conftest import load_script
+
+    bench = load_script("bench_classify", ROOT / "bench" / "bench_classify.py")
+    probabilities = np.array([[0.0, 0.0, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    np.testing.assert_array_equal(bench.predictions(probabilities), [-1, 1, 0])
+    assert bench.scores(probabilities, np.array([0, 1, 0]), multilabel=False) == {"accuracy": 2 / 3}  # the unread class-0 clip is wrong
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pocketsphinx" else real_find_spec(name, *a))
+    assert bench.pocketsphinx_reader(("zero", "one")) == 'skipped: needs pocketsphinx (pip install -e ".[bench]")'
+    monkeypatch.undo()
+    pytest.importorskip("pocketsphinx")  # the bench extra
+    assert bench.pocketsphinx_reader(("seven", "qxzv")) == "skipped: 'qxzv' is not in PocketSphinx's dictionary"
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed")
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    read = bench.pocketsphinx_reader(words)
+    for word in ("seven", "one", "nine", "four"):  # flite's default voice (it reads espeak-ng's robotic "seven" as "one")
+        subprocess.run(["flite", "-t", word, "-o", str(tmp_path / "w.wav")], check=True)
+        assert read((tmp_path / "w.wav").read_bytes()) == words.index(word)
