@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         probs, short, one = model_probabilities(a.checkpoint, test, classes)
         rows.append((f"{Path(a.checkpoint).name}", probs, f"{ms_per_clip(one, test, a.time_clips):.2f}",
                      f"{short} clips under the model's minimum" if short else ""))
-    if a.pocketsphinx and not classes.multilabel:
-        reader = pocketsphinx_reader(classes.classes)
+    if a.pocketsphinx:
+        reader = pocketsphinx_reader(classes.classes) if not classes.multilabel else "skipped: it reads one class per clip, not tags"
         if isinstance(reader, str):
             rows.append(("PocketSphinx 5, en-us, grammar of the classes", None, "-", reader))
         else:
