@@ -132,7 +132,7 @@ def pocketsphinx_reader(class_names: tuple[str, ...]) -> Callable[[bytes], int] 
         return 'skipped: needs pocketsphinx (pip install -e ".[bench]")'
     from pocketsphinx import Decoder
 
-    from crnn_ocr.speech.audio import AudioFrontend, load_audio
+    from crnn_ocr.speech.audio import load_audio
 
     decoder = Decoder(samprate=PS_RATE, loglevel="FATAL")
     unknown = [name for name in class_names if decoder.lookup_word(name) is None]
@@ -140,11 +140,10 @@ def pocketsphinx_reader(class_names: tuple[str, ...]) -> Callable[[bytes], int] 
         return f"skipped: {unknown[0]!r} is not in PocketSphinx's dictionary"
     decoder.add_jsgf_string("classes", "#JSGF V1.0;\ngrammar classes;\npublic <class> = " + " | ".join(class_names) + " ;\n")
     decoder.activate_search("classes")
-    frontend = AudioFrontend(sample_rate=PS_RATE)
     silence = np.zeros(int(PS_PAD_S * PS_RATE), dtype=np.float32)
 
     def one(clip: bytes) -> int:
-        wave = np.concatenate([silence, load_audio(clip, frontend=frontend), silence])  # (n,) float32 at 16 kHz
+        wave = np.concatenate([silence, load_audio(clip, target_rate=PS_RATE), silence])  # (n,) float32 at 16 kHz
         decoder.start_utt()
         decoder.process_raw((np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
         decoder.end_utt()
@@ -242,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.confusion and not classes.multilabel:
         for name, probs, _, _ in rows:
             if probs is not None:
-                read = predictions(probs) >= 0  # clips not read have no column; the accuracy counts them
-                matrix = confusion_matrix(predictions(probs)[read], truth[read], classes.num_classes)
+                predicted = predictions(probs)
+                read = predicted >= 0  # clips not read have no column; the accuracy counts them
+                matrix = confusion_matrix(predicted[read], truth[read], classes.num_classes)
                 print(f"\n{name}:\n" + confusion_csv(matrix, classes.classes))
     return 0 if any(probs is not None for _, probs, _, _ in rows) else 2
 

@@ -17,18 +17,16 @@ import sys
 import numpy as np
 
 from crnn_ocr.data import iter_lmdb_samples
-from crnn_ocr.speech.audio import load_audio
+from crnn_ocr.speech.audio import frame_rms, load_audio
 
 FRAME_MS = 10.0
 
 
 def edge_levels(wave: np.ndarray, sample_rate: int) -> tuple[float, float]:
     """(first, last) 10 ms frame's RMS level in dB relative to the loudest frame (<= 0)."""
-    frame = max(1, int(sample_rate * FRAME_MS / 1000))
-    n = len(wave) // frame
-    if n < 1:
+    rms, _ = frame_rms(wave, sample_rate, FRAME_MS)  # (n,)
+    if not len(rms):
         return 0.0, 0.0
-    rms = np.sqrt(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))  # (n,)
     db = 20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10))
     return float(db[0]), float(db[-1])
 

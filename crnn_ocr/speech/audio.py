@@ -590,13 +590,19 @@ class SpeechAugmentConfig:
 SPEECH_STRENGTHS = {"none": 0.0, "light": 0.5, "default": 1.0, "strong": 1.6}
 
 
-def trim_silence(wave: np.ndarray, sample_rate: int, *, top_db: float = 35.0, frame_ms: float = 10.0) -> np.ndarray:
-    """Cut leading and trailing frames more than ``top_db`` below the loudest frame (RMS)."""
+def frame_rms(wave: np.ndarray, sample_rate: int, frame_ms: float = 10.0) -> tuple[np.ndarray, int]:
+    """(RMS of each whole ``frame_ms`` frame (n,) float64, the frame length in samples); a tail
+    shorter than a frame is left out."""
     frame = max(1, int(sample_rate * frame_ms / 1000))
     n = len(wave) // frame
-    if n < 2:
+    return np.sqrt(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)), frame
+
+
+def trim_silence(wave: np.ndarray, sample_rate: int, *, top_db: float = 35.0, frame_ms: float = 10.0) -> np.ndarray:
+    """Cut leading and trailing frames more than ``top_db`` below the loudest frame (RMS)."""
+    rms, frame = frame_rms(wave, sample_rate, frame_ms)  # (n,)
+    if len(rms) < 2:
         return wave
-    rms = np.sqrt(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1))  # (n,)
     loud = np.flatnonzero(rms >= rms.max() * 10 ** (-top_db / 20))
     return wave[loud[0] * frame : (loud[-1] + 1) * frame]
 
