@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=int, default=8000, help="the baseline's rate")
     p.add_argument("--task", default="classify", choices=["classify", "speech"])
     p.add_argument("--yesno", help="speech: a yes/no test set (LMDB or label file) read by every fold's model")
+    p.add_argument("--lexicon", help="speech: one word list (a line each) for every set's lexicon column, e.g. the twelve words "
+                   "spoken_digits reads by default (default: each set's own words: the ten digits, yes and no)")
     a = p.parse_args(argv)
     if not a.extra:
         a.real_share = 1.0
@@ -117,15 +119,16 @@ def speech_folds(a: argparse.Namespace, train_args: list[str]) -> int:
           "| yes/no WER, greedy | yes/no WER, lexicon | training minutes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
+    words = [w.strip() for w in Path(a.lexicon).read_text(encoding="utf-8").splitlines() if w.strip()] if a.lexicon else None
     for held_out in a.folds or a.speakers:
         minutes = 0.0 if a.skip_train else train_fold(held_out, a, train_args) / 60
         rec = load_recognizer(str(Path(a.out) / held_out / "last.pt"), device="cpu", expected_kind="speech")
-        singles = evaluate_set(rec, load_eval_set(str(Path(a.clips) / f"singles_{held_out}")), None)
-        strings = evaluate_set(rec, load_eval_set(str(Path(a.clips) / f"strings_{held_out}")), None)
+        singles = evaluate_set(rec, load_eval_set(str(Path(a.clips) / f"singles_{held_out}")), words)
+        strings = evaluate_set(rec, load_eval_set(str(Path(a.clips) / f"strings_{held_out}")), words)
         row = [singles["greedy"].sentence_accuracy, singles["lexicon_decoder"].sentence_accuracy,
                strings["greedy"].wer, strings["lexicon_decoder"].wer]
         if a.yesno:
-            yesno = evaluate_set(rec, load_eval_set(a.yesno), None)
+            yesno = evaluate_set(rec, load_eval_set(a.yesno), words)
             row += [yesno["greedy"].wer, yesno["lexicon_decoder"].wer]
         else:
             row += [float("nan")] * 2

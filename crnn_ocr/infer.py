@@ -57,6 +57,7 @@ class InferConfig:
     alphabet: str | None = None  # a foreign model's character file (PaddleOCR dict)
     backend: str = "auto"
     lexicon: str | None = None
+    no_lexicon: bool = False  # read a shipped closed-vocabulary model (spoken_digits) without its default lexicon
     lexicon_mode: str = "auto"
     max_edit_distance: int = 3
     beam: int = 1
@@ -87,6 +88,8 @@ def infer(cfg: InferConfig) -> int:
         raise UsageError(f"--visualize draws image spans; it does not apply to --{media.name}")
     if cfg.views and media.name != "image":
         raise UsageError(f"--views: test-time views are for images; they do not apply to --{media.name}")
+    if cfg.lexicon and cfg.no_lexicon:
+        raise UsageError("--lexicon and --no-lexicon: give one of them")
     source = model_source(cfg.checkpoint, cfg.lexicon, "score" if scores else READS[media.name][0], model=cfg.model)
     targets = visualize_targets(cfg.visualize, paths) if cfg.visualize else {}
     if (cfg.preset or cfg.alphabet) and cfg.checkpoint is None:
@@ -95,8 +98,10 @@ def infer(cfg: InferConfig) -> int:
         existing_file(cfg.alphabet, "alphabet")
     try:
         rec = load_recognizer(source, backend=_backend(cfg, source), device=cfg.device, threads=cfg.threads, precision=cfg.precision,
-                              preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam, lexicon=cfg.lexicon,
-                              lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance)
+                              preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam,
+                              lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance,
+                              # unless one is given (or --no-lexicon), a shipped closed-vocabulary model reads with its words
+                              **({"lexicon": cfg.lexicon} if cfg.lexicon or cfg.no_lexicon else {}))
     except WrongTask:  # a classifier or tagger
         return classify(cfg, media.name, paths, source)
     if cfg.top_k:
@@ -168,7 +173,7 @@ def classify(cfg: InferConfig, media: str, paths: list[str], source: str) -> int
     """Classify or tag every file with a classifier (``crnn_ocr.classify``): one line per file."""
     from crnn_ocr.classify.reading import ClipTooShort, load_classifier, result_json, result_line
 
-    ctc_only = {"--lexicon": cfg.lexicon, "--beam": cfg.beam != 1, "--visualize": cfg.visualize, "--musicxml": cfg.musicxml,
+    ctc_only = {"--lexicon": cfg.lexicon, "--no-lexicon": cfg.no_lexicon, "--beam": cfg.beam != 1, "--visualize": cfg.visualize, "--musicxml": cfg.musicxml,
                 "--midi": cfg.midi, "--precision": cfg.precision != "fp32", "--key-lm": cfg.key_lm,
                 "--views": cfg.views}
     if any(ctc_only.values()):

@@ -16,6 +16,7 @@ weights), which ``infer.py`` prefers when onnxruntime is installed: it starts wi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class PretrainedModel:
     filename: str
     summary: str
     onnx_filename: str | None = None  # the same weights exported to ONNX, if shipped
+    vocabulary: tuple[str, ...] = ()  # a closed-vocabulary model's words: its default lexicon (see default_lexicon)
 
     @property
     def path(self) -> Path:
@@ -55,7 +57,9 @@ MODELS: dict[str, PretrainedModel] = {
         PretrainedModel(
             "spoken_digits", "speech", "spoken_digits.pt",
             "spoken digit strings (zero..nine) and yes/no, English, 8 kHz and up; characters a-z ' and space; "
-            "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings",
+            "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings; "
+            "read as sequences of its twelve words unless another lexicon (or none) is asked for",
+            vocabulary=("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "yes", "no"),
         ),
         PretrainedModel(
             "digit_classifier", "classify", "digit_classifier.pt",
@@ -87,6 +91,17 @@ def pretrained_path(name: str) -> Path:
     if not model.path.is_file():
         raise ValueError(f"{model.path}: the pretrained {name!r} weights are missing from this installation")
     return model.path
+
+
+def default_lexicon(source: object) -> list[str] | None:
+    """The lexicon a shipped closed-vocabulary model reads with when loaded by name and no
+    ``lexicon`` is given (``spoken_digits``: any sequence of its twelve words, as a digit
+    recognizer's grammar would; on speakers it never heard this reads 8 points more single
+    digits than its greedy letters, BENCHMARKS.md); ``None`` for a file or an open-vocabulary model."""
+    name = source if isinstance(source, str) else None
+    if name not in MODELS or os.path.exists(name):  # a file of that name wins, as in resolve_model
+        return None
+    return list(MODELS[name].vocabulary) or None
 
 
 def default_model(kind: str) -> str:

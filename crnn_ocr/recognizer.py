@@ -32,7 +32,7 @@ from crnn_ocr.alphabet import Alphabet
 from crnn_ocr.decoding import CTCDecoder, DecodeResult
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.preprocessing import decode_image
-from crnn_ocr.pretrained import MODELS, pretrained_path
+from crnn_ocr.pretrained import MODELS, default_lexicon, pretrained_path
 from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
 
 Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
@@ -386,8 +386,12 @@ def load_recognizer(
     ``alphabet``: a foreign model's characters (a PaddleOCR dict file, one a line, or a list)
     when its file lacks them. ``decoder_options`` go to ``CTCDecoder`` (``beam_width``,
     ``lexicon``, ``lm``, ...), as the front-end adjusts them (``Frontend.decoder_options``:
-    speech decodes word sequences).
+    speech decodes word sequences). A shipped closed-vocabulary model loaded by name
+    (``spoken_digits``) reads with its words as lexicon unless ``lexicon`` is given (``None``:
+    none, greedy letters): ``crnn_ocr.pretrained.default_lexicon``.
     """
+    if "lexicon" not in decoder_options and (vocabulary := default_lexicon(source)):
+        decoder_options["lexicon"] = vocabulary
     torch_options = device not in (None, "cpu") or precision != "fp32" or channels_last is not None
     path, backend = resolve_model(source, backend, torch_options=torch_options,
                                   foreign=preset is not None or alphabet is not None)

@@ -251,6 +251,7 @@ def test_bad_inputs_are_one_line_exit_2_and_lose_nothing(runs, tmp_path):
     assert r.returncode == 2 and [Path(line.split("\t")[0]).name for line in r.stdout.splitlines()] == ["a.wav"]
     _one_line(run_tool("infer.py", "--audio", short, "--checkpoint", clf, "--lexicon", runs / "classes.txt"),
               "--lexicon: apply to CTC models")
+    _one_line(run_tool("infer.py", "--audio", short, "--checkpoint", clf, "--no-lexicon"), "--no-lexicon: apply to CTC models")
     # training data: an unknown class or an empty tag list stops the run before it writes anything
     unknown = tone_lmdb(tmp_path / "unknown", ["low", "loud", "mid"])
     r = train(tmp_path / "run1", unknown, runs / "classes.txt", "classify", "cnn10")

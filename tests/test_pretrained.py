@@ -129,6 +129,34 @@ def test_speech_model_reads_spoken_digits(tmp_path):
     assert rec.read(str(tmp_path / "seven_two_nine.wav")).text == "seven two nine"
 
 
+def test_a_closed_vocabulary_model_reads_with_its_words_by_name_only():
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "yes", "no"]
+    assert list(MODELS["spoken_digits"].vocabulary) == words
+    by_name = load_pretrained("spoken_digits").decoder
+    assert by_name.lexicon.words == words and by_name.lexicon_mode == "trie"  # any sequence of the twelve
+    assert load_pretrained("spoken_digits", lexicon=None).decoder.lexicon is None  # asked for none: greedy letters
+    assert load_pretrained("spoken_digits", lexicon=["yes", "no"]).decoder.lexicon.words == ["yes", "no"]
+    assert load_recognizer(str(MODELS["spoken_digits"].path)).decoder.lexicon is None  # a file is a model, no default
+    assert load_pretrained("english").decoder.lexicon is None  # open vocabulary
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program (.ci/run installs it)")
+def test_spoken_digits_reads_only_its_words_unless_told_not_to(tmp_path):
+    wav = tmp_path / "hello.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), "hello seven world"], check=True, timeout=60)
+    infer = lambda *extra: subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), "--audio", str(wav), *extra],  # noqa: E731
+                                          capture_output=True, text=True, env=ENV, timeout=120)
+    default, greedy = infer(), infer("--no-lexicon")
+    assert default.returncode == greedy.returncode == 0, default.stderr + greedy.stderr
+    (_, text, confidence, _), (_, raw, _, _) = default.stdout.split("\t"), greedy.stdout.split("\t")
+    vocabulary = set(MODELS["spoken_digits"].vocabulary)
+    assert text.split()[1] == raw.split()[1] == "seven"
+    assert set(text.split()) <= vocabulary and not set(raw.split()) <= vocabulary  # greedy letters spell non-words
+    assert float(confidence) < 0.01  # the words do not fit what was said: the confidence says so
+    both = infer("--no-lexicon", "--lexicon", str(wav))
+    assert both.returncode == 2 and both.stderr.strip() == "infer.py: error: --lexicon and --no-lexicon: give one of them"
+
+
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program (.ci/run installs it)")
 def test_digit_classifier_and_tagger_hear_spoken_digits(tmp_path):
     from crnn_ocr.classify import load_classifier

@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None) -> InferConfig:
     p.add_argument("--alphabet", help="a foreign model's characters, one a line (PaddleOCR's dict file), when its file lacks them")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="auto: onnx for a .onnx file (and for a shipped model with an ONNX export), else torch")
-    p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words")
+    p.add_argument("--lexicon", help="word list, one per line: output is constrained to these words "
+                   "(a shipped closed-vocabulary model, spoken_digits, reads with its own words by default)")
+    p.add_argument("--no-lexicon", action="store_true", help="read a shipped closed-vocabulary model without its words (greedy)")
     p.add_argument("--lexicon-mode", default="auto", choices=["auto", "score", "candidates", "trie", "words"])
     p.add_argument("--max-edit-distance", type=int, default=3, help="candidate radius for large lexicons")
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy best path)")
@@ -86,7 +88,8 @@ def parse_args(argv: list[str] | None) -> InferConfig:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     return InferConfig(
         sources=a.image or a.audio, media="image" if a.image else "audio", checkpoint=a.checkpoint, model=a.model,
-        preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
+        preset=a.preset, alphabet=a.alphabet, backend=a.backend, lexicon=a.lexicon, no_lexicon=a.no_lexicon,
+        lexicon_mode=a.lexicon_mode, max_edit_distance=a.max_edit_distance,
         beam=a.beam, batch_size=a.batch_size, precision=a.precision, threads=a.threads, workers=a.workers,
         progress=a.progress, json=a.json, visualize=a.visualize, musicxml=a.musicxml, midi=a.midi, device=a.device,
         top_k=a.top_k, key_lm=a.key_lm, adapt=a.adapt, views=a.views,
