@@ -64,7 +64,8 @@ MODELS: dict[str, PretrainedModel] = {
         PretrainedModel(
             "digit_classifier", "classify", "digit_classifier.pt",
             "one spoken digit per clip (zero..nine), 8 kHz and up; crnn_compact on 32 log-mels with attention pooling, "
-            "started from the english model; four FSDD speakers and 120 voices of three TTS engines, speaker augmentation",
+            "started from the english model; four FSDD speakers and 120 voices of three TTS engines, speaker augmentation "
+            "and word ends cut tightly as FSDD's are",
         ),
         PretrainedModel(
             "digit_tagger", "tag", "digit_tagger.pt",
