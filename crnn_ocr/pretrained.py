@@ -99,10 +99,14 @@ def default_lexicon(source: object) -> list[str] | None:
     ``lexicon`` is given (``spoken_digits``: any sequence of its twelve words, as a digit
     recognizer's grammar would; on speakers it never heard this reads 8 points more single
     digits than its greedy letters, BENCHMARKS.md); ``None`` for a file or an open-vocabulary model."""
-    name = source if isinstance(source, str) else None
-    if name not in MODELS or os.path.exists(name):  # a file of that name wins, as in resolve_model
-        return None
-    return list(MODELS[name].vocabulary) or None
+    model = shipped(source)
+    return (list(model.vocabulary) or None) if model else None
+
+
+def shipped(source: object) -> PretrainedModel | None:
+    """The shipped model ``source`` names, or ``None`` for anything else (a file of that name wins)."""
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    return MODELS[path] if path in MODELS and not os.path.exists(path) else None
 
 
 def default_model(kind: str) -> str:

@@ -33,6 +33,7 @@ from crnn_ocr.decoding import CTCDecoder, DecodeResult
 from crnn_ocr.frontend import Frontend
 from crnn_ocr.preprocessing import decode_image
 from crnn_ocr.pretrained import MODELS, default_lexicon, pretrained_path
+from crnn_ocr.pretrained import shipped as shipped_model
 from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
 
 Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
@@ -346,8 +347,7 @@ def resolve_model(source: str | os.PathLike, backend: str = "auto", *, torch_opt
             raise ValueError(f"{path}: a foreign model (--preset, --alphabet) runs on the onnx backend; "
                              "device, precision and channels_last apply to torch")
         return path, "onnx"
-    if path in MODELS and not os.path.exists(path):
-        shipped = MODELS[path]
+    if (shipped := shipped_model(path)) is not None:
         path = os.fspath(pretrained_path(path))
         onnx = shipped.onnx_path
         has_onnx = onnx is not None and onnx.is_file()

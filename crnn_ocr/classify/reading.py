@@ -292,11 +292,11 @@ def load_classifier(source: str | os.PathLike, *, backend: str = "auto", device:
     ``backend`` "auto" decides by the suffix) or a shipped model's name (``crnn_ocr.pretrained``;
     its export when one ships and onnxruntime is installed). ``ValueError`` (one line) for a
     missing file or a model that is not a classifier."""
-    from crnn_ocr.pretrained import MODELS, pretrained_path
+    from crnn_ocr.pretrained import pretrained_path
+    from crnn_ocr.pretrained import shipped as shipped_model
 
     path = os.fspath(source)
-    if path in MODELS and not os.path.exists(path):  # a shipped model's name
-        shipped = MODELS[path]
+    if (shipped := shipped_model(path)) is not None:  # a shipped model's name
         onnx = shipped.onnx_path
         use_onnx = backend == "onnx" or (backend == "auto" and device is None and onnx is not None and onnx.is_file()
                                           and importlib.util.find_spec("onnxruntime") is not None)
