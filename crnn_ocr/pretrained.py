@@ -57,7 +57,7 @@ MODELS: dict[str, PretrainedModel] = {
         PretrainedModel(
             "spoken_digits", "speech", "spoken_digits.pt",
             "spoken digit strings (zero..nine) and yes/no, English, 8 kHz and up; characters a-z ' and space; "
-            "crnn_compact on 32 log-mels, started from the english model; espeak-ng voices and FSDD recordings; "
+            "crnn_compact on 32 log-mels, started from the english model; FSDD's four speakers and 120 espeak-ng, flite and festival voices; "
             "read as sequences of its twelve words unless another lexicon (or none) is asked for",
             vocabulary=("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "yes", "no"),
         ),
@@ -97,7 +97,7 @@ def pretrained_path(name: str) -> Path:
 def default_lexicon(source: object) -> list[str] | None:
     """The lexicon a shipped closed-vocabulary model reads with when loaded by name and no
     ``lexicon`` is given (``spoken_digits``: any sequence of its twelve words, as a digit
-    recognizer's grammar would; on speakers it never heard this reads 8 points more single
+    recognizer's grammar would; on speakers it never heard this reads 5 points more single
     digits than its greedy letters, BENCHMARKS.md); ``None`` for a file or an open-vocabulary model."""
     model = shipped(source)
     return (list(model.vocabulary) or None) if model else None
