@@ -20,10 +20,6 @@ model for ``--steps`` steps on those labels beside the fold's own training data 
 speakers' strings and singles, or their clips for a classifier, ``--real-share`` of each batch,
 and ``--extra``), and adapts the statistics again.
 
-``--pool-set A --eval-set B`` adapt on ``CLIPS/A_<speaker>`` and read ``CLIPS/B_<speaker>``
-instead (e.g. digit strings made from the speaker's even and odd recordings, with ``--lexicon-mode
-trie --wer``; their commands are in BENCHMARKS.md).
-
 ``--rounds N`` repeats it from the last round's model. Prints one Markdown row per fold: the
 evaluation half read greedy and with the ten-word lexicon (a classifier: top-1 accuracy; ``--wer``:
 word error rates), unadapted, with AdaBN, and after each round of self-training (+ AdaBN); the
