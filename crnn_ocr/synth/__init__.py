@@ -5,6 +5,8 @@ and the music wing; the core never imports them. Each has a thin command line in
 
 * ``text``: word images in many fonts, colours and backgrounds (``datasets/synth_text.py``);
 * ``colors``: text/background colour pairs clustered from real crops (``datasets/crop_colors.py``);
+* ``perturbed``: strongly perturbed copies of real crops that a teacher still reads (``datasets/teacher_copies.py``);
+* ``stitched``: real crops cut between their letters and joined again, StackMix (``datasets/stitch_crops.py``);
 * ``speech``: spoken digits and words by espeak-ng (``datasets/synth_speech.py``);
 * ``digits``: spoken digit strings from real single-digit recordings (``datasets/concat_digits.py``);
 * ``clips``: labelled clips for audio classification and tagging: FSDD digits or speakers, espeak-ng
