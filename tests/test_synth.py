@@ -185,6 +185,16 @@ def test_scene_colours_photos_and_detector_cuts(tmp_path):
             gray = synth.render_word("mm", font, np.random.default_rng(seed), channels=1, scene=scene)
             out.append(float(np.abs(np.diff(gray[:3].astype(float), axis=1)).mean()))  # top margin: texture only
     assert np.mean(textured) > 2 * np.mean(flat)
+    # a near-flat, strongly tinted photograph is not amplified into a crop of one flat colour (it was, for
+    # 0.7% of the realistic words: a label on a blank image): the word stays 40 levels from its background
+    (tmp_path / "tint").mkdir()
+    tint = np.full((400, 400, 3), (20, 200, 40), np.uint8)
+    tint[::50, ::50] = (21, 201, 41)  # one level of luminance texture
+    cv2.imwrite(str(tmp_path / "tint" / "tint.png"), tint)
+    tinted = synth.Scene(photos=synth.PhotoBackgrounds([tmp_path / "tint"]), photo_ratio=1.0)
+    for seed in range(12):
+        gray = synth.render_word("mm", font, np.random.default_rng(seed), channels=1, scene=tinted)
+        assert int(gray.max()) - int(gray.min()) >= 40, seed
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no photographs"):
         synth.PhotoBackgrounds([tmp_path / "empty"])

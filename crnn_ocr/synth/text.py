@@ -306,6 +306,9 @@ class Palette:
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
+MAX_PHOTO_GAIN = 2.0  # a photograph's texture is amplified at most this much under the text
+
+
 class PhotoBackgrounds:
     """Random patches of the photographs under some folders (e.g. /usr/share/backgrounds from the
     ``gnome-backgrounds`` and ``mate-backgrounds`` packages), each decoded once at most 800 px a side."""
@@ -643,7 +646,11 @@ def _scene_colors(
         if patch is not None and amp > 5:
             lum = patch @ np.float32([0.299, 0.587, 0.114])
             dev = float(np.abs(lum - lum.mean()).max())
-            photo = (paper + (patch - lum.mean()) * np.float32(amp / max(dev, 1e-3))).astype(np.float32)
+            # the texture's luminance swings at most amp around the paper; a near-flat patch is not
+            # blown up to reach it (its colour cast, not its luminance, would grow without bound and
+            # clip the whole crop, text included, to one flat colour)
+            gain = min(amp / max(dev, 1e-3), MAX_PHOTO_GAIN)
+            photo = (paper + (patch - lum.mean()) * np.float32(gain)).astype(np.float32)
     return ink, paper, spread, photo
 
 
