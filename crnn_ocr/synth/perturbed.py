@@ -86,6 +86,30 @@ class CopyStats:
                 f"kept {self.kept} of {self.copies} perturbed copies ({self.kept / max(1, self.copies):.1%})")
 
 
+def teacher_checked(candidates: Iterable[tuple[bytes, str, bool]], read: Callable[[list[bytes]], list[str]] | None,
+                    batch: int = 256) -> Iterator[tuple[bytes, str, bool, bool]]:
+    """``(PNG, label, tag)`` candidates -> ``(PNG, label, tag, right)`` in order: ``right`` when the
+    teacher's reading equals the label under the field's protocol (case-insensitive alphanumeric).
+
+    ``read`` maps a list of encoded images to a list of texts (e.g. a recognizer's batch read), called
+    on ``batch`` candidates at a time; ``None`` reads every image as its label (no teacher).
+    """
+    pending: list[tuple[bytes, str, bool]] = []
+
+    def flush() -> Iterator[tuple[bytes, str, bool, bool]]:
+        texts = read([png for png, _, _ in pending]) if read is not None else [label for _, label, _ in pending]
+        for (png, label, tag), text in zip(pending, texts, strict=True):
+            yield png, label, tag, normalize_alnum(text) == normalize_alnum(label)
+        pending.clear()
+
+    for candidate in candidates:
+        pending.append(candidate)
+        if len(pending) >= batch:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
 def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[bytes]], list[str]], *, copies: int = 6, seed: int = 0,
                    batch: int = 256, stats: CopyStats | None = None) -> Iterator[tuple[bytes, str]]:
     """Yield ``(PNG bytes, label)`` for every perturbed copy the teacher reads as its label.
@@ -95,37 +119,29 @@ def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[by
     """
     stats = stats if stats is not None else CopyStats()
     augmentation = severe_perturbation()
-    pending: list[tuple[bytes, str, bool]] = []  # (PNG, label, is a copy)
 
-    def flush() -> Iterator[tuple[bytes, str]]:
-        texts = read([png for png, _, _ in pending])
-        for (png, label, is_copy), text in zip(pending, texts, strict=True):
-            right = normalize_alnum(text) == normalize_alnum(label)
-            if not is_copy:
-                stats.originals_read += right
-            elif right:
-                stats.kept += 1
-                yield png, label
-        pending.clear()
+    def candidates() -> Iterator[tuple[bytes, str, bool]]:  # (PNG, label, is a copy)
+        for index, (data, label) in enumerate(samples):
+            stats.crops += 1
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if image is None or min(image.shape[:2]) < 2:
+                stats.undecodable += 1
+                continue
+            if not normalize_alnum(label):
+                stats.no_alnum += 1
+                continue
+            yield data, label, False  # the crop as stored
+            for c in range(copies):
+                out = perturb(image, augmentation, (seed, index, c))
+                stats.copies += 1
+                yield cv2.imencode(".png", out)[1].tobytes(), label, True
 
-    for index, (data, label) in enumerate(samples):
-        stats.crops += 1
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None or min(image.shape[:2]) < 2:
-            stats.undecodable += 1
-            continue
-        if not normalize_alnum(label):
-            stats.no_alnum += 1
-            continue
-        pending.append((data, label, False))  # the crop as stored
-        for c in range(copies):
-            out = perturb(image, augmentation, (seed, index, c))
-            pending.append((cv2.imencode(".png", out)[1].tobytes(), label, True))
-            stats.copies += 1
-        if len(pending) >= batch:
-            yield from flush()
-    if pending:
-        yield from flush()
+    for png, label, is_copy, right in teacher_checked(candidates(), read, batch):
+        if not is_copy:
+            stats.originals_read += right
+        elif right:
+            stats.kept += 1
+            yield png, label
 
 
 def main(argv: Sequence[str] | None = None) -> int:

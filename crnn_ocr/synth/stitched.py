@@ -195,25 +195,20 @@ def stitched_samples(pool: Sequence[Sequence[Aligned]], count: int, seed: int, r
                      *, piece_share: float = 0.4, batch: int = 256, stats: StitchStats | None = None) -> Iterator[tuple[bytes, str]]:
     """``count`` stitched samples as ``(PNG bytes, label)``; with ``read`` (a teacher's batch read)
     only those it reads as their label (case-insensitive alphanumeric)."""
+    from crnn_ocr.synth.perturbed import teacher_checked
+
     stats = stats if stats is not None else StitchStats()
-    pending: list[tuple[bytes, str]] = []
 
-    def flush() -> Iterator[tuple[bytes, str]]:
-        texts = read([png for png, _ in pending]) if read is not None else [label for _, label in pending]
-        for (png, label), text in zip(pending, texts, strict=True):
-            if normalize_alnum(text) == normalize_alnum(label):
-                stats.kept += 1
-                yield png, label
-        pending.clear()
+    def candidates() -> Iterator[tuple[bytes, str, bool]]:
+        for k in range(count):
+            image, label = stitch(pool, k, seed, piece_share)
+            stats.made += 1
+            yield cv2.imencode(".png", image)[1].tobytes(), label, True
 
-    for k in range(count):
-        image, label = stitch(pool, k, seed, piece_share)
-        pending.append((cv2.imencode(".png", image)[1].tobytes(), label))
-        stats.made += 1
-        if len(pending) >= batch:
-            yield from flush()
-    if pending:
-        yield from flush()
+    for png, label, _, right in teacher_checked(candidates(), read, batch):
+        if right:
+            stats.kept += 1
+            yield png, label
 
 
 def main(argv: Sequence[str] | None = None) -> int:
