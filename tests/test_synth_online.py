@@ -191,3 +191,32 @@ def test_train_cli_errors_are_one_line(tmp_path, word_lmdb, capsys):
                                 "--no-progress"], prog="train.py")
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("train.py: error: ") and needle in err, err
+
+
+def test_blank_ratio_gives_text_free_crops_with_an_empty_label(tmp_path):
+    from crnn_ocr.engine import ctc_loss
+    from crnn_ocr.synth import text as synth
+
+    ds = synth_set(tmp_path, seed=3, count=200, blank_ratio=0.5)
+    items = [ds[i] for i in range(200)]
+    blank = [it for it in items if it is not None and it["label"] == ""]
+    assert 70 <= len(blank) <= 130 and all(it["ids"] == [] for it in blank)
+    assert "50% of them text-free" in ds.summary()
+    assert [it["label"] for it in items[:40]] == [it["label"] for it in (ds[i] for i in range(40))]  # seeded
+    # a batch with empty labels trains: finite CTC loss, zero-length targets
+    batch = collate_batch(items[:16])
+    assert 0 in batch["target_lengths"].tolist()
+    model = build_model(ModelConfig(num_classes=ALNUM.num_classes, arch="crnn_compact", hidden_size=16))
+    logits = model(batch["images"])
+    lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+    assert torch.isfinite(ctc_loss(logits, batch["targets"], lengths, batch["target_lengths"]))
+    # the same draws as the word, nothing inked: same size, and far less contrast than the word itself
+    font = str(Path(__import__("matplotlib").get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    for seed in range(8):
+        word = synth.render_word("Hotel", font, np.random.default_rng(seed), channels=1)
+        empty = synth.render_word("Hotel", font, np.random.default_rng(seed), channels=1, blank=True)
+        assert word.shape == empty.shape and float(empty.std()) < float(word.std()) - 10, seed
+    with pytest.raises(ValueError, match="blank_ratio"):
+        synth_set(tmp_path, blank_ratio=1.5)
+    with pytest.raises(ValueError, match="blank_ratio"):
+        WordRenderer(words=["ab"], style="dot-matrix", blank_ratio=0.1)

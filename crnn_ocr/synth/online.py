@@ -6,8 +6,10 @@
 names with ``_`` or ``-``): ``count`` (required: the source's samples per epoch, what ``--data-ratios``
 draws from), ``seed``, ``words``, ``alphabet`` (the texts' symbols; default the run's), ``fonts``,
 ``word_ratio``, ``max_length``, ``plain_ratio``, ``style``, ``pattern_ratio``, ``shaping``, ``colors``,
-``palette_ratio``, ``photos``, ``photo_ratio``, ``neighbors``, ``curve``, ``wide_margin``. Relative
-paths are read from the config file's folder. Height and colour are the run's (``--height``,
+``palette_ratio``, ``photos``, ``photo_ratio``, ``neighbors``, ``curve``, ``wide_margin``; and one of its
+own, ``blank_ratio``: the share of crops drawn as a word would be but without its text, labelled with
+nothing (negatives: an LMDB cannot hold an empty label, and without them whether a reader answers
+nothing on a text-free crop is left to chance). Relative paths are read from the config file's folder. Height and colour are the run's (``--height``,
 ``--channels``), so the words are rendered at the model's input size.
 
 Seeding: sample ``i`` of epoch ``e`` is rendered from ``default_rng([run seed, config seed, e, i])``
@@ -67,6 +69,7 @@ class SynthConfig:
     neighbors: float = 0.0
     curve: float = 0.0
     wide_margin: float = 0.0
+    blank_ratio: float = 0.0
     source: str = field(default="<config>", repr=False)  # the file, for messages
 
     @classmethod
@@ -82,6 +85,9 @@ class SynthConfig:
                            "height and colour are the run's --height and --channels")
         if not isinstance(d.get("count"), int) or isinstance(d["count"], bool) or d["count"] < 1:
             raise ValueError(f"{source}: 'count' must be a positive integer (samples per epoch), got {d.get('count')!r}")
+        blank = d.get("blank_ratio", 0.0)
+        if not isinstance(blank, (int, float)) or isinstance(blank, bool) or not 0.0 <= blank <= 1.0:
+            raise ValueError(f"{source}: 'blank_ratio' must be a number in [0, 1] (the share of text-free crops), got {blank!r}")
         if d.get("style", "scene") not in STYLES:
             raise ValueError(f"{source}: 'style' must be one of {', '.join(STYLES)}, got {d.get('style')!r}")
         if isinstance(d.get("alphabet"), str) and (Path(base) / d["alphabet"]).is_file():  # a file beside the config
@@ -129,7 +135,7 @@ class SynthWordDataset(Dataset):
             alphabet=config.alphabet or alphabet, words=config.words, fonts=config.fonts, height=frontend.height,
             channels=frontend.channels, word_ratio=config.word_ratio, max_length=config.max_length,
             plain_ratio=config.plain_ratio, style=config.style, pattern_ratio=config.pattern_ratio, scene=config.scene(),
-            shaping=config.shaping,
+            shaping=config.shaping, blank_ratio=config.blank_ratio,
         )  # fmt: skip
         source = self.renderer.source
         foreign = sorted(c for c in source.all + (" " if source.space else "") if alphabet.try_encode(c) is None)
@@ -160,8 +166,9 @@ class SynthWordDataset(Dataset):
         self.epoch = epoch
 
     def summary(self) -> str:
+        blank = f", {self.config.blank_ratio:.0%} of them text-free" if self.config.blank_ratio else ""
         return (f"{len(self)} synthetic words per epoch, rendered in the loader ({self.config.style}, "
-                f"seed {self.config.seed}, {len(self.renderer.families) or 'dot-matrix'} font families)")
+                f"seed {self.config.seed}, {len(self.renderer.families) or 'dot-matrix'} font families{blank})")
 
     def __len__(self) -> int:
         return self.config.count
@@ -176,9 +183,9 @@ class SynthWordDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict | None:
         rng = self._rng(self.epoch, int(i))
-        img, text = self.renderer(rng)  # (height, w[, 3]) uint8
+        img, text = self.renderer(rng)  # (height, w[, 3]) uint8; text "" for a text-free crop (blank_ratio)
         ids = self.alphabet.try_encode(text)
-        if not ids:
+        if ids is None or (not ids and text):  # a blank crop trains the empty reading; separators alone do not
             return None
         if self._pid != os.getpid():  # first use in this process (or a forked worker)
             self._augment, self._pid = self.frontend.augmentation(self._augment_spec), os.getpid()

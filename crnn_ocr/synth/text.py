@@ -455,7 +455,7 @@ def _text_mask(text: str, font: ImageFont.FreeTypeFont, xs: list[float], origin:
 
 def render_word(
     text: str, font_path: str, rng: np.random.Generator, *, height: int = 32, channels: int = 3, plain: bool = False,
-    scene: Scene | None = None, shaped: bool = False,
+    scene: Scene | None = None, shaped: bool = False, blank: bool = False,
 ) -> np.ndarray:
     """Render ``text`` as a word crop: uint8 ``(height, w, 3)`` RGB (or ``(height, w)`` for channels=1).
 
@@ -471,7 +471,12 @@ def render_word(
 
     ``shaped``: lay the word out with libraqm (kerning, ligatures) instead of glyph by glyph (words
     drawn with letter spacing stay glyph by glyph).
+
+    ``blank``: everything but the text (and the neighbours a ``scene`` cut adds): the crop a detector's
+    false positive would give, for training a reader to answer nothing there. Not for ``plain``.
     """
+    if plain and blank:
+        raise ValueError("a blank crop is rendered as scene text, not plain")
     if plain:
         return _render_plain(text, font_path, rng, height=height, channels=channels, shaped=shaped)
     size = int(rng.integers(max(8, int(height * 0.7)), int(height * 1.6) + 1))
@@ -500,6 +505,8 @@ def render_word(
         mask = np.clip(mask - inner * rng.uniform(0.6, 1.0), 0, 1)
     if cut is not None:
         mask = np.maximum(mask, cut.neighbor_mask(font, origin, (w, h), stroke))
+    if blank:  # every draw made as for the word, nothing inked
+        mask = np.zeros_like(mask)
 
     spread = float(rng.choice([0.0, 20.0, 35.0]))  # background luminance variation
     gap = float(rng.choice([70.0, 100.0, 100.0])) + spread
@@ -754,6 +761,8 @@ class WordRenderer:
     ``rng`` in a fixed order, so a sample depends only on the generator's seed (and the fonts
     installed); ``renderer.text(rng)`` makes the first draws alone, and gives the same text
     (the in-loader dataset estimates a word's width from it before rendering it).
+    ``blank_ratio``: share of crops drawn as a word would be but without its text (``render_word(blank=True)``),
+    labelled ``""``: negatives, so a reader learns to answer nothing on a crop without text.
     """
 
     def __init__(
@@ -771,9 +780,15 @@ class WordRenderer:
         pattern_ratio: float = 0.0,
         scene: Scene | None = None,
         shaping: float = 0.0,
+        blank_ratio: float = 0.0,
     ) -> None:
         if not 0.0 <= plain_ratio <= 1.0:
             raise ValueError(f"plain_ratio must be in [0, 1], got {plain_ratio}")
+        if not 0.0 <= blank_ratio <= 1.0:
+            raise ValueError(f"blank_ratio must be in [0, 1], got {blank_ratio}")
+        if blank_ratio > 0 and style == "dot-matrix":
+            raise ValueError("blank_ratio is for the scene style, not dot-matrix")
+        self.blank_ratio = blank_ratio
         check_shaping(shaping)
         self.shaping = shaping
         if style not in STYLES:
@@ -800,8 +815,10 @@ class WordRenderer:
         font = family[int(rng.integers(len(family)))]
         plain = self.plain_ratio > 0 and rng.random() < self.plain_ratio  # no draw at 0: older seeds render as before
         shaped = self.shaping > 0 and rng.random() < self.shaping  # likewise
-        img = render_word(text, font, rng, height=self.height, channels=self.channels, plain=plain, scene=self.scene, shaped=shaped)
-        return img, text
+        blank = self.blank_ratio > 0 and rng.random() < self.blank_ratio  # likewise
+        img = render_word(text, font, rng, height=self.height, channels=self.channels, plain=plain and not blank,
+                          scene=self.scene, shaped=shaped, blank=blank)
+        return img, "" if blank else text
 
 
 def iter_samples(
