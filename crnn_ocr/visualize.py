@@ -26,17 +26,22 @@ from crnn_ocr.decoding import DecodeResult
 VISUALIZE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what cv2.imwrite writes
 
 
-def ink_columns(image: np.ndarray) -> np.ndarray:
-    """bool (W,): the columns of a text image (H, W[, 3]) uint8 that hold ink.
+def ink_profile(image: np.ndarray) -> np.ndarray:
+    """int (W,): pixels per column of a text image (H, W[, 3]) uint8 that are ink.
 
     Otsu splits the pixels in two; the class most of the border belongs to is the background.
-    A column holds ink when at least ``max(2, H // 16)`` of its pixels are of the other class.
     """
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     _, dark = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)  # 1 where darker than the threshold
     border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
     ink = dark if border.mean() < 0.5 else 1 - dark  # dark text on light, or light on dark
-    return ink.sum(axis=0) >= max(2, gray.shape[0] // 16)
+    return ink.sum(axis=0).astype(np.int64)
+
+
+def ink_columns(image: np.ndarray) -> np.ndarray:
+    """bool (W,): the columns of a text image that hold ink: at least ``max(2, H // 16)`` ink
+    pixels (``ink_profile``)."""
+    return ink_profile(image) >= max(2, image.shape[0] // 16)
 
 
 def symbol_boxes(image: np.ndarray, spans: tuple[tuple[int, int], ...], num_frames: int) -> list[tuple[int, int]]:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from crnn_ocr.data import iter_lmdb_samples, write_lmdb
-from crnn_ocr.synth.stitched import Aligned, StitchStats, glyph_cuts, ink_profile, join, main, stitch, stitched_samples
+from crnn_ocr.synth.stitched import Aligned, StitchStats, glyph_cuts, join, main, stitch, stitched_samples
+from crnn_ocr.visualize import ink_profile
 
 
 def blocks(widths: list[int], gap: int = 3, h: int = 20, dark_on_light: bool = True) -> np.ndarray:

@@ -9,8 +9,9 @@ draws from), ``seed``, ``words``, ``alphabet`` (the texts' symbols; default the 
 ``palette_ratio``, ``photos``, ``photo_ratio``, ``neighbors``, ``curve``, ``wide_margin``; and one of its
 own, ``blank_ratio``: the share of crops drawn as a word would be but without its text, labelled with
 nothing (negatives: an LMDB cannot hold an empty label, and without them whether a reader answers
-nothing on a text-free crop is left to chance). Relative paths are read from the config file's folder. Height and colour are the run's (``--height``,
-``--channels``), so the words are rendered at the model's input size.
+nothing on a text-free crop is left to chance). Relative paths are read from the config file's
+folder. Height and colour are the run's (``--height``, ``--channels``), so the words are rendered
+at the model's input size.
 
 Seeding: sample ``i`` of epoch ``e`` is rendered from ``default_rng([run seed, config seed, e, i])``
 (``WordRenderer``: its text first, then its font and rendering), then augmented like an LMDB

@@ -27,27 +27,19 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from crnn_ocr.metrics import normalize_alnum
+from crnn_ocr.visualize import ink_profile
 
 if TYPE_CHECKING:
     from crnn_ocr.recognizer import Recognizer
 
 MAX_HEIGHT = 64  # pieces are scaled to the taller one's height, at most this many rows
-
-
-def ink_profile(gray: np.ndarray) -> np.ndarray:
-    """int (W,): pixels per column of the text's polarity (Otsu split; the class most of the
-    border belongs to is the background)."""
-    _, dark = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    border = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
-    ink = dark if border.mean() < 0.5 else 1 - dark
-    return ink.sum(axis=0).astype(np.int64)
 
 
 def glyph_cuts(gray: np.ndarray, starts: Sequence[int], num_frames: int) -> list[int]:
@@ -141,7 +133,6 @@ class StitchStats:
     aligned: int = 0
     made: int = 0
     kept: int = 0
-    per_source: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.crops} crops: {self.aligned} aligned ({self.undecodable} undecodable, {self.unencodable} "
@@ -248,7 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = []
     for path in a.data:
         crops = align_crops(((bytes(im), label) for _, im, label in iter_lmdb_samples(path)), aligner, stats)
-        stats.per_source.append(len(crops))
         if crops:
             pool.append(crops)
     if not pool:
