@@ -64,6 +64,15 @@ def test_english_model_reads_clean_words(tmp_path):
     assert lexicon.read(render_word("hello")).text == "hello"
 
 
+def test_english_model_reads_nothing_in_blank_crops():
+    # a detector's false positive is a crop with no text: black, gray or white, narrow to wide;
+    # a candidate model that read letters into these (run 13, BENCHMARKS) must not ship
+    rec = load_pretrained("english")
+    blanks = [np.full((h, w), v, np.uint8) for h in (32, 40) for w in [*range(4, 120, 8), 200, 300] for v in (0, 128, 255)]
+    read = [(b.shape, int(b[0, 0]), r.text) for b, r in zip(blanks, rec.read_batch(blanks)) if r.text]
+    assert read == []
+
+
 def test_infer_defaults_to_the_shipped_model_as_onnx_without_torch(tmp_path):
     cv2.imwrite(str(tmp_path / "w.png"), render_word("Python"))
     code = (
