@@ -55,6 +55,15 @@ def test_resume_continues_the_same_loss_curve(tmp_path, word_lmdb):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
+def test_the_logged_loss_is_the_mean_of_its_interval(tmp_path, word_lmdb):
+    torch.set_num_threads(1)
+    every = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "every"), max_steps=5, batch_size=4))
+    third = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "third"), max_steps=5, batch_size=4, log_every=3))
+    a, b = _losses(tmp_path / "every"), _losses(tmp_path / "third")  # rows at steps 1-5, and at steps 3 and 5
+    assert b == pytest.approx([sum(a[:3]) / 3, sum(a[3:]) / 2], rel=1e-4)  # one run's batches, logged twice as often
+    assert every.final_loss == pytest.approx(a[-1], rel=1e-4) and third.final_loss == pytest.approx(b[-1], rel=1e-4)
+
+
 def test_init_from_resizes_output_layer(tmp_path, word_lmdb):
     first = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "a"), max_steps=2))
     old = Alphabet.preset("alphanumeric")

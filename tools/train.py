@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: training stopped: {e}", file=sys.stderr)
         return 1
     best = f", best {result.best_checkpoint} ({result.best_name} {result.best_metric:.4f})" if result.best_checkpoint else ""
-    print(f"done: {result.step} steps, final loss {result.final_loss:.4f}; last {result.last_checkpoint}{best}")
+    print(f"done: {result.step} steps, training loss {result.final_loss:.4f} (mean of the last log interval); last {result.last_checkpoint}{best}")
     return 0
 
 

@@ -53,7 +53,7 @@ class TrainResult:
     last_checkpoint: str
     best_checkpoint: str | None
     best_metric: float | None
-    final_loss: float
+    final_loss: float  # the mean training loss of the last log interval (--log-every steps)
     skipped_nonfinite: int
     model: nn.Module | None = None  # the trained model (unwrapped from DDP)
     skipped_corrupt: int = 0  # samples whose image failed to decode at read time (all ranks, this run)
@@ -97,7 +97,10 @@ class Run:
     epoch: int = 0
     batches_in_epoch: int = 0  # batches of this epoch read so far (a resumed epoch skips them)
     best_metric: float | None = None
-    last_loss: float = math.nan
+    last_loss: float = math.nan  # this step's loss
+    loss_sum: float = 0.0  # the finite losses since the last log row, and how many
+    loss_count: int = 0
+    interval_loss: float = math.nan  # their mean at the last log row: what the log, the bar and the result show
     skipped_nonfinite: int = 0
     bad_in_row: int = 0
     corrupt: int = 0  # images that failed to decode at read time
@@ -321,6 +324,8 @@ def train_step(run: Run, batch: dict[str, Any]) -> Any:
     run.scheduler.step()
     run.step += 1
     run.last_loss = float(loss.detach())
+    run.loss_sum += run.last_loss
+    run.loss_count += 1
     return outputs
 
 
@@ -332,8 +337,10 @@ def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLo
     if run.is_main and (step % cfg.log_every == 0 or step == run.total_steps):
         acc = run.task.batch_accuracy(outputs, batch, run.spec)
         ips = throughput.per_second()
-        bar.set_postfix(loss=f"{run.last_loss:.3f}", acc=f"{acc:.2f}", img_s=f"{ips:.0f}")
-        log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.last_loss:.5f}",
+        if run.loss_count:  # one batch's loss swings 2x on mixed data; the interval's mean is the curve
+            run.interval_loss, run.loss_sum, run.loss_count = run.loss_sum / run.loss_count, 0.0, 0
+        bar.set_postfix(loss=f"{run.interval_loss:.3f}", acc=f"{acc:.2f}", img_s=f"{ips:.0f}")
+        log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.interval_loss:.5f}",
                   train_acc=f"{acc:.4f}", images_per_s=f"{ips:.1f}")
     if val_loader is not None and (step % cfg.val_every == 0 or step == run.total_steps):
         v = run.task.validate(run.evaluated, val_loader, run.spec, run.device, run.autocast)
@@ -373,7 +380,7 @@ def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
         last_checkpoint=str(run.last_path),
         best_checkpoint=str(run.best_path) if run.best_path.exists() else None,
         best_metric=run.best_metric,
-        final_loss=run.last_loss,
+        final_loss=run.interval_loss,
         skipped_nonfinite=run.skipped_nonfinite,
         model=run.evaluated,
         skipped_corrupt=run.corrupt,
