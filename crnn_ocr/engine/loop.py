@@ -334,11 +334,12 @@ def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLo
     """Every ``log_every`` steps a log row (loss, batch accuracy, images/s); every ``val_every``
     validation (a better score -- CTC: word accuracy -- saves best.pt); every ``save_every`` last.pt."""
     cfg, step = run.cfg, run.step
-    if run.is_main and (step % cfg.log_every == 0 or step == run.total_steps):
+    logs = step % cfg.log_every == 0 or step == run.total_steps
+    if logs and run.loss_count:  # every rank: one batch's loss swings 2x on mixed data; the interval's mean is the curve
+        run.interval_loss, run.loss_sum, run.loss_count = run.loss_sum / run.loss_count, 0.0, 0
+    if run.is_main and logs:
         acc = run.task.batch_accuracy(outputs, batch, run.spec)
         ips = throughput.per_second()
-        if run.loss_count:  # one batch's loss swings 2x on mixed data; the interval's mean is the curve
-            run.interval_loss, run.loss_sum, run.loss_count = run.loss_sum / run.loss_count, 0.0, 0
         bar.set_postfix(loss=f"{run.interval_loss:.3f}", acc=f"{acc:.2f}", img_s=f"{ips:.0f}")
         log.write(step=step, epoch=run.epoch, lr=f"{run.scheduler.get_last_lr()[0]:.3g}", loss=f"{run.interval_loss:.5f}",
                   train_acc=f"{acc:.4f}", images_per_s=f"{ips:.1f}")
