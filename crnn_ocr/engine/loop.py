@@ -97,7 +97,6 @@ class Run:
     epoch: int = 0
     batches_in_epoch: int = 0  # batches of this epoch read so far (a resumed epoch skips them)
     best_metric: float | None = None
-    last_loss: float = math.nan  # this step's loss
     loss_sum: float = 0.0  # the finite losses since the last log row, and how many
     loss_count: int = 0
     interval_loss: float = math.nan  # their mean at the last log row: what the log, the bar and the result show
@@ -323,8 +322,7 @@ def train_step(run: Run, batch: dict[str, Any]) -> Any:
         run.ema.update_parameters(run.core)
     run.scheduler.step()
     run.step += 1
-    run.last_loss = float(loss.detach())
-    run.loss_sum += run.last_loss
+    run.loss_sum += float(loss.detach())
     run.loss_count += 1
     return outputs
 
