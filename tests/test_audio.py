@@ -345,6 +345,46 @@ def test_tts_voices_of_every_installed_engine_speak():
     assert all(np.array_equal(a, b) for a, b in zip(waves, again))  # prosody drawn from the seed
 
 
+def test_festival_english_voices_and_accent_voices_are_kept_apart(tmp_path):
+    from crnn_ocr.synth.voices import accent_voices, festival_voices
+
+    for lang, voice in [("english", "kal_diphone"), ("us", "cmu_us_slt_arctic_hts"), ("czech", "czech_krb"),
+                        ("finnish", "suopuhe.common"), ("finnish", "hy_fi_mv_diphone"), ("russian", "msu_ru_nsh_clunits")]:
+        (tmp_path / lang / voice).mkdir(parents=True)
+    assert festival_voices(tmp_path) == ["cmu_us_slt_arctic_hts", "kal_diphone"]  # a Czech voice never reads English text
+    assert accent_voices(tmp_path) == ["czech_krb", "hy_fi_mv_diphone"]  # only those with respellings
+    assert len(festival_voices(tmp_path, languages=None)) == 6
+    assert festival_voices(tmp_path / "missing") == [] and accent_voices(tmp_path / "missing") == []
+
+
+def test_accent_voices_respell_every_word_they_are_given():
+    from crnn_ocr.synth.digits import DIGIT_WORDS
+    from crnn_ocr.synth.voices import ACCENT_VOICES, RESPELLINGS, respell
+
+    assert set(ACCENT_VOICES.values()) == set(RESPELLINGS)
+    for table in RESPELLINGS.values():
+        assert set(table) == {*DIGIT_WORDS, "yes", "no"}
+    out = respell("three six no", "czech_krb", np.random.default_rng(0))
+    three, six, no = out.split()
+    assert three in ("fri", "srii") and six == "siks" and no == "nou"
+    assert respell("three six no", "czech_krb", np.random.default_rng(0)) == out  # drawn from the rng
+    assert {respell("three", "czech_ph", np.random.default_rng(s)) for s in range(20)} == {"fri", "srii"}
+    with pytest.raises(ValueError, match="accent voice 'lp_diphone' cannot say 'hello': it speaks only zero, one"):
+        respell("seven hello", "lp_diphone", np.random.default_rng(0))
+
+
+@pytest.mark.skipif(not __import__("crnn_ocr.synth.voices", fromlist=["accent_voices"]).accent_voices(),
+                    reason="no festival accent voice is installed (festvox-czech-krb, ...)")
+def test_accent_voice_speaks_a_digit_the_same_way_for_a_seed():
+    from crnn_ocr.synth.voices import Voice, accent_voices, speak_many
+
+    items = [("seven", Voice("accent", accent_voices()[0])), ("three nine", Voice("accent", accent_voices()[-1]))]
+    waves = speak_many(items, seed=3, sample_rate=8000)
+    assert all(w.dtype == np.float32 and 1600 <= len(w) <= 24000 and np.abs(w).max() > 0.05 for w in waves)
+    assert len(waves[1]) > len(waves[0])  # two words
+    assert all(np.array_equal(a, b) for a, b in zip(waves, speak_many(items, seed=3, sample_rate=8000)))
+
+
 # ------------------------------------------------------------------------------------ data
 @pytest.fixture
 def audio_lmdb(tmp_path):

@@ -17,7 +17,8 @@ Sources: ``fsdd`` one single-digit recording per clip, as recorded, labelled by 
 (``--label speaker``) its speaker, selected by ``--speakers`` and the ``--split`` column of
 ``labels.tsv``; ``espeak`` one digit word per clip in a random espeak-ng voice, variant, speed and
 pitch (``crnn_ocr.synth.speech``); ``tts`` one digit word per clip (digit ``i % 10``) in a voice
-of espeak-ng, flite or festival (``--engines``; ``crnn_ocr.synth.voices``), with 0.03-0.5 s of
+of espeak-ng, flite, festival or festival's foreign voices respelling English (``--engines``, ``accent``;
+``crnn_ocr.synth.voices``), with 0.03-0.5 s of
 silence on each side; ``yesno`` the eight words of each yes/no sequence, cut at
 their pauses (a file whose pauses do not give eight words is skipped and counted); ``mix`` the
 tagging set: a ``--seconds`` clip holding 1..3 different digits (``--min-digits``,
@@ -52,6 +53,7 @@ from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import read_label_file, write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio, trim_silence
 from crnn_ocr.synth.digits import DIGIT_WORDS, read_recordings, select
+from crnn_ocr.synth.voices import ENGINES
 
 SOURCES = ("fsdd", "espeak", "tts", "yesno", "mix", "drums")
 
@@ -131,7 +133,7 @@ def tts_words(count: int, seed: int, sample_rate: int, engines: Sequence[str]) -
 
     voices = available_voices(engines)
     if not voices:
-        raise UsageError(f"no TTS engine of {', '.join(engines)} is installed (apt-get install espeak-ng flite festival)")
+        raise UsageError(f"no TTS engine of {', '.join(engines)} is installed (apt-get install espeak-ng flite festival festvox-*)")
     rngs = [np.random.default_rng([seed, i, 1]) for i in range(count)]
     items = [(DIGIT_WORDS[i % 10], pick_voice(rng, voices)) for i, rng in enumerate(rngs)]
     waves = speak_many(items, seed=seed, sample_rate=sample_rate)
@@ -335,7 +337,7 @@ def parse_args(argv: list[str] | None = None) -> ClipsConfig:
     p.add_argument("--files", nargs=2, type=int, metavar=("START", "END"), help="yesno: files START..END-1 of the sorted list")
     p.add_argument("--count", type=int, default=1000, help="espeak, mix: clips to write")
     p.add_argument("--espeak-count", type=int, default=0, help="mix: espeak-ng digit words added as voices")
-    p.add_argument("--engines", nargs="+", default=["espeak", "flite", "festival"], choices=["espeak", "flite", "festival"],
+    p.add_argument("--engines", nargs="+", default=["espeak", "flite", "festival"], choices=list(ENGINES),
                    help="tts: TTS engines to draw voices from (those not installed are left out)")
     p.add_argument("--min-digits", type=int, default=1)
     p.add_argument("--max-digits", type=int, default=3)

@@ -12,6 +12,8 @@ so the character alphabet ``datasets/speech_chars.txt`` encodes them.
 ``--engines espeak flite festival`` draws each utterance's voice from all three engines (an
 engine uniformly, then one of its voices; ``crnn_ocr.synth.voices``): 112 espeak-ng voices, 5
 flite voices and the installed festival voices, with 0.03-0.5 s of silence on each side.
+``accent`` adds festival's Czech, Italian, Finnish and Catalan voices saying the words respelled
+in their languages (the digits, yes and no only).
 
 Content: ``digits`` (strings of the ten digit words), ``words`` (sequences drawn from ``--words``,
 default: the ten digit words plus "yes" and "no"), ``mixed`` (half each). Audio is resampled to
@@ -35,7 +37,7 @@ import numpy as np
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
-from crnn_ocr.synth.voices import ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, pick_voice, speak_many, with_silence
+from crnn_ocr.synth.voices import ENGINES, ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, pick_voice, speak_many, with_silence
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DEFAULT_WORDS = DIGIT_WORDS + ("yes", "no")
@@ -113,7 +115,7 @@ def make_samples(start: int, stop: int, cfg: SynthSpeechConfig) -> list[tuple[by
 
     voices = available_voices(cfg.engines)
     if not voices:
-        raise UsageError(f"no TTS engine of {', '.join(cfg.engines)} is installed (apt-get install espeak-ng flite festival)")
+        raise UsageError(f"no TTS engine of {', '.join(cfg.engines)} is installed (apt-get install espeak-ng flite festival festvox-*)")
     rngs = [np.random.default_rng([cfg.seed, i]) for i in range(start, stop)]
     items = [(utterance_text(rng, cfg), pick_voice(rng, voices)) for rng in rngs]
     waves = speak_many(items, seed=cfg.seed, sample_rate=cfg.sample_rate, start=start)
@@ -154,7 +156,7 @@ def parse_args(argv: list[str] | None = None) -> SynthSpeechConfig:
     p.add_argument("--min-words", type=int, default=1)
     p.add_argument("--max-words", type=int, default=5)
     p.add_argument("--espeak", default="espeak-ng", help="the espeak-ng program")
-    p.add_argument("--engines", nargs="+", default=["espeak"], choices=["espeak", "flite", "festival"],
+    p.add_argument("--engines", nargs="+", default=["espeak"], choices=list(ENGINES),
                    help="TTS engines to draw each utterance's voice from (crnn_ocr.synth.voices; default: espeak-ng alone)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
