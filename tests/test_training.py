@@ -55,6 +55,20 @@ def test_resume_continues_the_same_loss_curve(tmp_path, word_lmdb):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
+def test_keep_every_keeps_checkpoints_a_run_resumes_from_exactly(tmp_path, word_lmdb):
+    torch.set_num_threads(1)
+    full = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "full"), max_steps=8, batch_size=4, keep_every=3))
+    assert sorted(p.name for p in (tmp_path / "full").glob("step-*.pt")) == ["step-0000003.pt", "step-0000006.pt"]
+    assert [load_checkpoint(tmp_path / "full" / f"step-000000{k}.pt")["step"] for k in (3, 6)] == [3, 6]
+    resumed = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "again"), max_steps=8, batch_size=4,
+                         resume=str(tmp_path / "full" / "step-0000003.pt")))
+    assert resumed.step == 8 and not list((tmp_path / "again").glob("step-*.pt"))
+    for pa, pb in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="--keep-every must be positive, got 0"):
+        train(_cfg(tmp_path, word_lmdb, keep_every=0))
+
+
 def test_the_logged_loss_is_the_mean_of_its_interval(tmp_path, word_lmdb):
     torch.set_num_threads(1)
     every = train(_cfg(tmp_path, word_lmdb, out_dir=str(tmp_path / "every"), max_steps=5, batch_size=4))

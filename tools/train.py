@@ -91,21 +91,18 @@ def parse_args(argv: list[str] | None):
                      "crnn_ocr/weights/english_crnn_compact.pt")
     run.add_argument("--val-every", type=int, default=500, help="validate (and maybe save best.pt) every this many steps")
     run.add_argument("--save-every", type=int, default=500, help="save last.pt every this many steps")
+    run.add_argument("--keep-every", type=int, help="also keep a copy every this many steps, OUT/step-0001000.pt (for weight averages; default: none)")
     run.add_argument("--log-every", type=int, default=20, help="append loss, accuracy and images/s to log.csv every this many steps")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs and validation lines still print)")
     args = p.parse_args(argv)
     if args.max_steps is None and args.epochs is None:
         p.error("give --max-steps or --epochs")
-    for flag in ("batch_size", "max_steps", "epochs", "height", "max_width", "val_every", "save_every", "log_every", "sample_rate", "n_mels"):
+    for flag in ("batch_size", "max_steps", "epochs", "height", "max_width", "val_every", "save_every", "keep_every", "log_every", "sample_rate", "n_mels"):
         v = getattr(args, flag)
         if v is not None and v <= 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {v}")
     if args.shortest_first < 0:
         p.error(f"--shortest-first must be 0 or more epochs, got {args.shortest_first}")
-    if not 0 <= args.ema < 1:
-        p.error(f"--ema must be a decay in [0, 1) (0: off), got {args.ema}")
-    if not 0 <= args.crop_jitter <= 1:
-        p.error(f"--crop-jitter must be a share in [0, 1] (0: off), got {args.crop_jitter}")
     if args.crop_jitter and KINDS[args.kind].frontend != "image":
         p.error(f"--crop-jitter: image models only, not --kind {args.kind}")
     if args.mixup < 0:
@@ -127,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         kind=args.kind, sample_rate=args.sample_rate, n_mels=args.n_mels, feature_norm=args.feature_norm, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, ema=args.ema, max_steps=args.max_steps, epochs=args.epochs, val_every=args.val_every,
-        save_every=args.save_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
+        save_every=args.save_every, keep_every=args.keep_every, log_every=args.log_every, out_dir=args.out, resume=args.resume,
         init_from=args.init_from, seed=args.seed, num_workers=args.workers,
         augment=False if args.no_augment else (True if args.augment == "default" else args.augment), crop_jitter=args.crop_jitter,
         amp=not args.no_amp, bf16=args.bf16, channels_last=args.channels_last, device=args.device, progress=not args.no_progress,

@@ -39,6 +39,7 @@ class TrainConfig:
     epochs: int | None = None
     val_every: int = 500
     save_every: int = 500
+    keep_every: int | None = None  # also keep the checkpoint of every this many steps as out_dir/step-%07d.pt; None: no copies
     log_every: int = 20
     out_dir: str = "runs/crnn"
     resume: str | None = None  # a checkpoint path, or "auto" for out_dir/last.pt if it exists
@@ -79,6 +80,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"--ema must be a decay in [0, 1) (0: off), got {cfg.ema}")
     if not 0.0 <= cfg.crop_jitter <= 1.0:
         raise ValueError(f"--crop-jitter must be a share in [0, 1] (0: off), got {cfg.crop_jitter}")
+    if cfg.keep_every is not None and cfg.keep_every <= 0:
+        raise ValueError(f"--keep-every must be positive, got {cfg.keep_every}")
 
 
 def augment_spec(cfg: TrainConfig) -> bool | str | dict[str, Any]:

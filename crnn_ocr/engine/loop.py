@@ -330,7 +330,8 @@ def train_step(run: Run, batch: dict[str, Any]) -> Any:
 def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLoader | None,
                log: CsvLog | None, bar: tqdm, throughput: _Throughput) -> None:
     """Every ``log_every`` steps a log row (loss, batch accuracy, images/s); every ``val_every``
-    validation (a better score -- CTC: word accuracy -- saves best.pt); every ``save_every`` last.pt."""
+    validation (a better score -- CTC: word accuracy -- saves best.pt); every ``save_every`` last.pt;
+    every ``keep_every`` a kept copy, step-%07d.pt."""
     cfg, step = run.cfg, run.step
     logs = step % cfg.log_every == 0 or step == run.total_steps
     if logs and run.loss_count:  # every rank: one batch's loss swings 2x on mixed data; the interval's mean is the curve
@@ -354,6 +355,8 @@ def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLo
         log.plot(run.out_dir / "curves.png")
     if run.is_main and step % cfg.save_every == 0:
         save_checkpoint(run.last_path, run.checkpoint())
+    if run.is_main and cfg.keep_every and step % cfg.keep_every == 0:
+        save_checkpoint(run.out_dir / f"step-{step:07d}.pt", run.checkpoint())
 
 
 def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
