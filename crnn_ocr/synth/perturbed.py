@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home
@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from crnn_ocr.augment import Augmentation  # noqa: E402
 from crnn_ocr.metrics import normalize_alnum  # noqa: E402
+from crnn_ocr.synth.teacher import Reader, teacher_checked, teacher_reader  # noqa: E402
 
 
 def severe_perturbation() -> Augmentation:
@@ -86,35 +87,11 @@ class CopyStats:
                 f"kept {self.kept} of {self.copies} perturbed copies ({self.kept / max(1, self.copies):.1%})")
 
 
-def teacher_checked(candidates: Iterable[tuple[bytes, str, bool]], read: Callable[[list[bytes]], list[str]] | None,
-                    batch: int = 256) -> Iterator[tuple[bytes, str, bool, bool]]:
-    """``(PNG, label, tag)`` candidates -> ``(PNG, label, tag, right)`` in order: ``right`` when the
-    teacher's reading equals the label under the field's protocol (case-insensitive alphanumeric).
-
-    ``read`` maps a list of encoded images to a list of texts (e.g. a recognizer's batch read), called
-    on ``batch`` candidates at a time; ``None`` reads every image as its label (no teacher).
-    """
-    pending: list[tuple[bytes, str, bool]] = []
-
-    def flush() -> Iterator[tuple[bytes, str, bool, bool]]:
-        texts = read([png for png, _, _ in pending]) if read is not None else [label for _, label, _ in pending]
-        for (png, label, tag), text in zip(pending, texts, strict=True):
-            yield png, label, tag, normalize_alnum(text) == normalize_alnum(label)
-        pending.clear()
-
-    for candidate in candidates:
-        pending.append(candidate)
-        if len(pending) >= batch:
-            yield from flush()
-    if pending:
-        yield from flush()
-
-
-def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[bytes]], list[str]], *, copies: int = 6, seed: int = 0,
+def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Reader, *, copies: int = 6, seed: int = 0,
                    batch: int = 256, stats: CopyStats | None = None) -> Iterator[tuple[bytes, str]]:
     """Yield ``(PNG bytes, label)`` for every perturbed copy the teacher reads as its label.
 
-    ``read`` maps a list of encoded images to a list of texts (e.g. a recognizer's batch read).
+    ``read`` maps a list of encoded images to a list of texts (``synth.teacher.teacher_reader``).
     The unperturbed crop is read in the same batch, for the statistics only.
     """
     stats = stats if stats is not None else CopyStats()
@@ -146,7 +123,6 @@ def teacher_copies(samples: Iterable[tuple[bytes, str]], read: Callable[[list[by
 
 def main(argv: Sequence[str] | None = None) -> int:
     from crnn_ocr.data import iter_lmdb_samples, write_lmdb
-    from crnn_ocr.recognizer import load_recognizer
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="+", required=True, help="LMDBs of real crops in the standard layout")
@@ -166,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--teacher {a.teacher}: no such file")
     if os.path.exists(os.path.join(a.out, "data.mdb")):
         p.error(f"--out {a.out}: an LMDB already exists there")
-    rec = load_recognizer(a.teacher, threads=a.threads)
+    read = teacher_reader(a.teacher, threads=a.threads)
 
     def samples() -> Iterator[tuple[bytes, str]]:
         for path in a.data:
@@ -176,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yield bytes(image), label
 
     stats = CopyStats()
-    count = write_lmdb(a.out, teacher_copies(samples(), lambda ims: [r.text for r in rec.read_batch(ims)],
-                                             copies=a.copies, seed=a.seed, stats=stats))
+    count = write_lmdb(a.out, teacher_copies(samples(), read, copies=a.copies, seed=a.seed, stats=stats))
     print(f"{stats.summary()}; wrote {count} samples to {a.out}")
     return 0
 

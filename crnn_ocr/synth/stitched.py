@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from crnn_ocr.metrics import normalize_alnum
+from crnn_ocr.synth.teacher import Reader, teacher_checked, teacher_reader
 from crnn_ocr.visualize import ink_profile
 
 if TYPE_CHECKING:
@@ -182,12 +183,10 @@ def align_crops(samples: Iterable[tuple[bytes, str]], rec: Recognizer, stats: St
     return out
 
 
-def stitched_samples(pool: Sequence[Sequence[Aligned]], count: int, seed: int, read: Callable[[list[bytes]], list[str]] | None = None,
+def stitched_samples(pool: Sequence[Sequence[Aligned]], count: int, seed: int, read: Reader | None = None,
                      *, piece_share: float = 0.4, batch: int = 256, stats: StitchStats | None = None) -> Iterator[tuple[bytes, str]]:
     """``count`` stitched samples as ``(PNG bytes, label)``; with ``read`` (a teacher's batch read)
     only those it reads as their label (case-insensitive alphanumeric)."""
-    from crnn_ocr.synth.perturbed import teacher_checked
-
     stats = stats if stats is not None else StitchStats()
 
     def candidates() -> Iterator[tuple[bytes, str, bool]]:
@@ -243,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool.append(crops)
     if not pool:
         p.error("--data: the aligner read none of the crops right; nothing to cut")
-    teacher = load_recognizer(a.teacher, threads=a.threads) if a.teacher else None
-    read = (lambda ims: [r.text for r in teacher.read_batch(ims)]) if teacher is not None else None
+    read = teacher_reader(a.teacher, threads=a.threads) if a.teacher else None
     count = write_lmdb(a.out, stitched_samples(pool, a.count, a.seed, read, piece_share=a.piece_share, stats=stats))
     print(f"{stats.summary()}; wrote {count} samples to {a.out}")
     return 0
