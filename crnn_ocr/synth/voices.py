@@ -20,7 +20,8 @@ Engines (Debian packages; each one is optional, ``available_voices`` lists what 
   "three" is Czech ``fri`` or ``srii``), so English as non-native speakers say it, in real voices
   (diphones cut from recordings) unlike espeak-ng's formant ones. Each respelling was kept only if
   PocketSphinx's English model, restricted to the ten digits, read it as its digit for most of the
-  language's voices. Other words raise ``ValueError``.
+  language's voices (yes and no: all of them, against each other); on 2,000 such digit words it
+  reads 71.7%, as it reads FSDD's four speakers (70.1%). Other words raise ``ValueError``.
 
 Each utterance draws its prosody from ``default_rng([seed, i])``, so the output depends only on
 the seed, the items and the engines' versions. Waves are float32 mono at ``sample_rate``.
