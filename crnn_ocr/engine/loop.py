@@ -353,10 +353,13 @@ def after_step(run: Run, batch: dict[str, Any], outputs: Any, val_loader: DataLo
             for name, text in v.files.items():
                 (run.out_dir / name).write_text(text, encoding="utf-8")
         log.plot(run.out_dir / "curves.png")
-    if run.is_main and step % cfg.save_every == 0:
-        save_checkpoint(run.last_path, run.checkpoint())
-    if run.is_main and cfg.keep_every and step % cfg.keep_every == 0:
-        save_checkpoint(run.out_dir / f"step-{step:07d}.pt", run.checkpoint())
+    saves, keeps = step % cfg.save_every == 0, bool(cfg.keep_every) and step % cfg.keep_every == 0
+    if run.is_main and (saves or keeps):
+        checkpoint = run.checkpoint()  # once, when last.pt and a kept copy fall on the same step
+        if saves:
+            save_checkpoint(run.last_path, checkpoint)
+        if keeps:
+            save_checkpoint(run.out_dir / f"step-{step:07d}.pt", checkpoint)
 
 
 def finish(run: Run, log: CsvLog | None, stop: list[int]) -> TrainResult:
