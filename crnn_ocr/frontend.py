@@ -43,6 +43,7 @@ from crnn_ocr.preprocessing import (
     resize_to_height,
     resized_width,
 )
+from crnn_ocr.views import Recheck
 
 if TYPE_CHECKING:
     import torch
@@ -143,7 +144,9 @@ IMAGE_MEDIA = Media(
 class ImageFrontend:
     """Gray (``channels=1``) or RGB (3) images resized to ``height`` keeping the aspect ratio,
     then stretched ``width_scale`` times in width (``preprocessing.resize_to_height``); training
-    squeezes wider ones to ``max_width``. A model is read with the settings it was trained with."""
+    squeezes wider ones to ``max_width``. A model is read with the settings it was trained with.
+    ``recheck``: how the recognizer takes a second look at unsure readings (``crnn_ocr.views.Recheck``;
+    set at export, ``tools/export.py --recheck``; None: one reading)."""
 
     kind: ClassVar[str] = "image"
     media: ClassVar[Media] = IMAGE_MEDIA
@@ -152,8 +155,11 @@ class ImageFrontend:
     channels: int = 1
     max_width: int | None = None
     width_scale: float = 1.0
+    recheck: Recheck | None = None
 
     def __post_init__(self) -> None:
+        if self.recheck is not None and not isinstance(self.recheck, Recheck):
+            raise ValueError(f"recheck must be a crnn_ocr.views.Recheck, got {type(self.recheck).__name__}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if not self.width_scale > 0:
@@ -213,14 +219,16 @@ class ImageFrontend:
         return options
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "height": self.height, "channels": self.channels, "max_width": self.max_width,
-                "width_scale": self.width_scale}
+        d = {"kind": self.kind, "height": self.height, "channels": self.channels, "max_width": self.max_width,
+             "width_scale": self.width_scale}
+        return d if self.recheck is None else {**d, "recheck": self.recheck.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ImageFrontend:
         max_width = d.get("max_width")
         return cls(height=int(d["height"]), channels=int(d["channels"]), max_width=None if max_width is None else int(max_width),
-                   width_scale=float(d.get("width_scale", 1.0)))
+                   width_scale=float(d.get("width_scale", 1.0)),
+                   recheck=None if d.get("recheck") is None else Recheck.from_dict(d["recheck"]))
 
 
 # ------------------------------------------------------------------------------------ PaddleOCR

@@ -75,6 +75,7 @@ class InferConfig:
     key_lm: bool = False  # score models: beam search with the key-signature and bar prior (crnn_ocr.music.key_lm)
     adapt: bool = False  # re-estimate BatchNorm statistics on the inputs before reading them (crnn_ocr.adapt)
     views: bool = False  # read each image under crnn_ocr.views.DEFAULT_VIEWS and keep the reading they agree on
+    recheck: bool = True  # the model's second look at unsure readings, if it has one (crnn_ocr.views.Recheck)
 
 
 def infer(cfg: InferConfig) -> int:
@@ -98,7 +99,7 @@ def infer(cfg: InferConfig) -> int:
         existing_file(cfg.alphabet, "alphabet")
     try:
         rec = load_recognizer(source, backend=_backend(cfg, source), device=cfg.device, threads=cfg.threads, precision=cfg.precision,
-                              preset=cfg.preset, alphabet=cfg.alphabet, beam_width=cfg.beam,
+                              preset=cfg.preset, alphabet=cfg.alphabet, recheck=cfg.recheck, beam_width=cfg.beam,
                               lexicon_mode=cfg.lexicon_mode, max_edit_distance=cfg.max_edit_distance,
                               # unless one is given (or --no-lexicon), a shipped closed-vocabulary model reads with its words
                               **({"lexicon": cfg.lexicon} if cfg.lexicon or cfg.no_lexicon else {}))

@@ -34,7 +34,7 @@ from crnn_ocr.frontend import Frontend
 from crnn_ocr.preprocessing import decode_image
 from crnn_ocr.pretrained import MODELS, default_lexicon, pretrained_path
 from crnn_ocr.pretrained import shipped as shipped_model
-from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
+from crnn_ocr.views import DEFAULT_VIEWS, Recheck, View, check_frontend, check_views, combine
 
 Source = str | os.PathLike | bytes | np.ndarray  # a path, encoded bytes, or an image / waveform array
 BACKENDS = ("auto", "torch", "onnx")
@@ -76,13 +76,24 @@ class Recognizer:
         frontend: how a source becomes the model's input; the settings the model was trained with.
         decoder: a ``CTCDecoder`` over the model's alphabet (greedy, beam, lexicon, LM).
         kind: what the model reads, from its checkpoint: "text", "score" or "speech".
+        recheck: a second look at unsure readings (``crnn_ocr.views.Recheck``): True (default)
+            the one the model was exported with (``ImageFrontend.recheck``; most have none),
+            False or None: one reading, a ``Recheck``: that one (image models only).
     """
 
-    def __init__(self, backend: Backend, frontend: Frontend, decoder: CTCDecoder, *, kind: str = "text") -> None:
+    def __init__(self, backend: Backend, frontend: Frontend, decoder: CTCDecoder, *, kind: str = "text",
+                 recheck: Recheck | bool | None = True) -> None:
         self.backend = backend
         self.frontend = frontend
         self.decoder = decoder
         self.kind = kind
+        if isinstance(recheck, Recheck):
+            check_frontend(frontend)
+        elif recheck is True:
+            recheck = getattr(frontend, "recheck", None)
+        elif recheck not in (False, None):
+            raise ValueError(f"recheck must be True, False, None or a crnn_ocr.views.Recheck, got {recheck!r}")
+        self.recheck: Recheck | None = recheck or None
 
     @property
     def alphabet(self) -> Alphabet:
@@ -189,10 +200,34 @@ class Recognizer:
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
         are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
         results: list[DecodeResult | None] = [None] * len(prepared)
-        for idx, frames in self._frames(prepared, batch_size):  # decoded batch by batch: no frames kept
-            for i, res in zip(idx, self.decoder.decode_batch(frames)):
+        unsure: dict[int, np.ndarray] = {}  # input index -> its frames, for the recheck
+        for idx, frames in self._frames(prepared, batch_size):  # decoded batch by batch: only unsure frames kept
+            for i, f, res in zip(idx, frames, self.decoder.decode_batch(frames)):
                 results[i] = res
+                if self.recheck is not None and res.confidence < self.recheck.below:
+                    unsure[i] = f
+        if unsure:
+            self._recheck(prepared, results, unsure, batch_size)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
+
+    def _recheck(self, prepared: Sequence[np.ndarray], results: list[DecodeResult], unsure: dict[int, np.ndarray],
+                 batch_size: int) -> None:
+        """Read the ``unsure`` inputs again under the recheck's views and put in ``results`` what the
+        readings agree on (``crnn_ocr.views.combine``; spans stay in the first reading's frames)."""
+        assert self.recheck is not None
+        owner, inputs = [], []
+        for i in unsure:
+            for x in self.recheck.apply(prepared[i]):
+                owner.append(i)
+                inputs.append(x)
+        frames = self.frames_prepared(inputs, batch_size)
+        extra: dict[int, tuple[list[DecodeResult], list[np.ndarray]]] = {i: ([results[i]], [unsure[i]]) for i in unsure}
+        for i, f, res in zip(owner, frames, self.decoder.decode_batch(frames)):
+            extra[i][0].append(res)
+            extra[i][1].append(f)
+        for i, (readings, views) in extra.items():
+            if len(readings) > 1:
+                results[i] = combine(readings, views)
 
     def frames_prepared(self, prepared: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Prepared inputs -> each one's (T_i, K) log-probs, as ``read_prepared`` decodes them
@@ -373,6 +408,7 @@ def load_recognizer(
     expected_kind: str | None = None,
     preset: str | None = None,
     alphabet: str | os.PathLike | Sequence[str] | None = None,
+    recheck: Recheck | bool | None = True,
     **decoder_options: Any,
 ) -> Recognizer:
     """A recognizer for a checkpoint (``.pt``, PyTorch), an export (``.onnx``, onnxruntime), a
@@ -388,7 +424,8 @@ def load_recognizer(
     ``lexicon``, ``lm``, ...), as the front-end adjusts them (``Frontend.decoder_options``:
     speech decodes word sequences). A shipped closed-vocabulary model loaded by name
     (``spoken_digits``) reads with its words as lexicon unless ``lexicon`` is given (``None``:
-    none, greedy letters): ``crnn_ocr.pretrained.default_lexicon``.
+    none, greedy letters): ``crnn_ocr.pretrained.default_lexicon``. ``recheck``: ``Recognizer``'s
+    (True: the model's own second look at unsure readings, if it was exported with one; False: none).
     """
     if "lexicon" not in decoder_options and (vocabulary := default_lexicon(source)):
         decoder_options["lexicon"] = vocabulary
@@ -410,7 +447,7 @@ def load_recognizer(
         net, symbols, frontend, kind = load_model(path, expected_kind=expected_kind)
         model = TorchBackend(net, device=device, precision=precision, channels_last=channels_last)
     decoder = CTCDecoder(symbols, **frontend.decoder_options(symbols, **decoder_options))
-    return Recognizer(model, frontend, decoder, kind=kind)
+    return Recognizer(model, frontend, decoder, kind=kind, recheck=recheck)
 
 
 def load_pretrained(name: str = "english", **options: Any) -> Recognizer:

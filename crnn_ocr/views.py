@@ -97,6 +97,46 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """A second look at unsure readings: an input whose reading's confidence is below ``below`` is
+    read again under each of ``views`` (made from the prepared input, so at the model's height
+    already), and the readings are combined as the test-time views' are (``combine``: the
+    candidate with the highest mean CTC log-likelihood over the first reading and the views).
+    Readings at or above ``below`` cost nothing more.
+
+    A model stores it with its front-end (``ImageFrontend.recheck``; ``tools/export.py --recheck``),
+    since what helps depends on the model. The shipped English model reads the ~11% of clean
+    printed words it is least sure of (a quarter of real photo crops) again 15% narrower and 15%
+    wider: the thin letters a 1.5x stretch gives too few frames (BENCHMARKS.md, "A second look").
+    """
+
+    views: tuple[View, ...] = (View(width=0.85), View(width=1.15))
+    below: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "views", check_views(self.views))
+        if not 0 < self.below <= 1:
+            raise ValueError(f"Recheck below must be a confidence in (0, 1], got {self.below}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"views": [{"width": v.width, "border": v.border, "side": v.side, "trim": v.trim} for v in self.views],
+                "below": self.below}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Recheck:
+        try:
+            views = tuple(View(**{k: float(v[k]) for k in ("width", "border", "side", "trim") if k in v}) for v in d["views"])
+            return cls(views, float(d["below"]))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"a recheck needs 'views' (View fields: width, border, side, trim) and 'below', got {d!r}") from e
+
+    def apply(self, prepared: np.ndarray) -> list[np.ndarray]:
+        """A prepared input (the model's height) -> the inputs of the views that apply to it."""
+        made = [v.apply(prepared, prepared.shape[0], 1.0) for v in self.views]
+        return [m for m in made if m is not None]
+
+
 def check_views(views: Sequence[View]) -> tuple[View, ...]:
     """``views`` as a tuple, refused when empty or not made of ``View``s."""
     views = tuple(views)

@@ -310,3 +310,39 @@ def test_export_and_infer_clis(exported, tmp_path):
     assert r.returncode == 2 and "precision and channels_last apply to the torch backend" in r.stderr
     r = run("export.py", "--checkpoint", tmp_path / "nope.pt")
     assert r.returncode == 2 and "nope.pt: checkpoint not found" in r.stderr
+
+
+def test_recheck_is_set_kept_and_removed_by_export(exported, tmp_path):
+    """tools/export.py --recheck stores the reading's second look with the model; an export of that
+    file keeps it, --no-recheck drops it, and a model that does not read images refuses it."""
+    from crnn_ocr.pretrained import MODELS
+    from crnn_ocr.views import Recheck, View
+
+    tmp, _, images = exported
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), *map(str, a)],  # noqa: E731
+                                    capture_output=True, text=True, env=ENV, timeout=300)
+    r = run("--checkpoint", tmp / "model.pt", "--format", "pt", "--recheck", 0.9, 1.2, "--recheck-below", 0.6, "--out", tmp_path / "rc.pt")
+    assert r.returncode == 0, r.stderr
+    want = {"views": [{"width": 0.9, "border": 0.0, "side": 0.0, "trim": 0.0}, {"width": 1.2, "border": 0.0, "side": 0.0, "trim": 0.0}],
+            "below": 0.6}
+    policy = Recheck((View(width=0.9), View(width=1.2)), 0.6)
+    assert load_checkpoint(tmp_path / "rc.pt")["frontend"] == {"kind": "image", "height": 32, "channels": 1, "max_width": 400,
+                                                               "width_scale": 1.0, "recheck": want}
+    assert "recheck" not in ImageFrontend().to_dict()  # files without one are written as before
+    assert load_recognizer(tmp_path / "rc.pt", backend="torch", device="cpu").recheck == policy
+    assert load_recognizer(tmp / "model.pt", backend="torch", device="cpu").recheck is None
+    assert run("--checkpoint", tmp_path / "rc.pt", "--out", tmp_path / "rc.onnx").returncode == 0
+    assert read_onnx_metadata(tmp_path / "rc.onnx")["frontend"]["recheck"] == want
+    onnx_rec = load_recognizer(tmp_path / "rc.onnx", backend="onnx", threads=1)
+    assert onnx_rec.recheck == policy
+    torch_rec = load_recognizer(tmp_path / "rc.pt", backend="torch", device="cpu")
+    assert [x.text for x in onnx_rec.read_batch(images)] == [x.text for x in torch_rec.read_batch(images)]
+    assert run("--checkpoint", tmp_path / "rc.pt", "--no-recheck", "--out", tmp_path / "plain.onnx").returncode == 0
+    assert "recheck" not in read_onnx_metadata(tmp_path / "plain.onnx")["frontend"]
+    r = run("--checkpoint", tmp / "model.pt", "--recheck", 1.2, "--recheck-below", 0)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith(
+        "error: --recheck: widths must be positive and --recheck-below in (0, 1], got 1.2 and 0")
+    r = run("--checkpoint", MODELS["spoken_digits"].path, "--format", "pt", "--recheck", 1.2, "--out", tmp_path / "s.pt")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"export.py: error: {MODELS['spoken_digits'].path}: a recheck applies to image models; this one's front-end is 'audio'")
+    assert not (tmp_path / "s.pt").exists()

@@ -18,7 +18,7 @@ from crnn_ocr.decoding import ctc_log_likelihood, greedy_decode, viterbi_align
 from crnn_ocr.evaluation import evaluate
 from crnn_ocr.pretrained import MODELS
 from crnn_ocr.recognizer import load_recognizer
-from crnn_ocr.views import DEFAULT_VIEWS, View, check_frontend, check_views, combine
+from crnn_ocr.views import DEFAULT_VIEWS, Recheck, View, check_frontend, check_views, combine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,3 +184,88 @@ def test_evaluate_with_views_reads_as_read_views_and_still_skips_bad_files(rec, 
                          capture_output=True, text=True, env={"NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("2 samples: word accuracy 1.0000 (case-insensitive alphanumeric 1.0000), CER 0.0000")
+
+
+# ------------------------------------------------------------------ a second look at unsure readings
+def test_recheck_checks_its_settings_and_round_trips():
+    r = Recheck((View(width=1.2, trim=0.05), View(width=0.9)), 0.4)
+    assert Recheck.from_dict(r.to_dict()) == r
+    assert r.to_dict() == {"views": [{"width": 1.2, "border": 0.0, "side": 0.0, "trim": 0.05},
+                                     {"width": 0.9, "border": 0.0, "side": 0.0, "trim": 0.0}], "below": 0.4}
+    assert Recheck.from_dict({"views": [{"width": 1.1}], "below": 1}) == Recheck((View(width=1.1),), 1.0)
+    assert Recheck([View(width=1.1)], 0.5).views == (View(width=1.1),)  # any sequence, kept as a tuple
+    for below in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"Recheck below must be a confidence in \(0, 1\]"):
+            Recheck((View(),), below)
+    with pytest.raises(ValueError, match="views must be View objects, got float"):
+        Recheck((1.15,), 0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one view"):
+        Recheck((), 0.5)
+    with pytest.raises(ValueError, match="a recheck needs 'views'"):
+        Recheck.from_dict({"width": 1.1, "below": 0.5})
+    img = np.arange(12 * 50, dtype=np.uint8).reshape(12, 50)  # a prepared input: the views keep its height
+    made = Recheck((View(width=1.2), View(trim=0.3), View(width=0.9)), 0.5).apply(img)
+    assert [m.shape for m in made] == [(12, 60), (12, 45)]  # the trim leaves too few rows: not made
+
+
+def test_recheck_reads_unsure_inputs_again_and_combines_the_readings(rec):
+    images = [render_word(w, height=36) for w in ("harbour", "Coffee", "minimum", "2024")]
+    plain = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=False)
+    assert plain.recheck is None
+    always = Recheck((View(width=0.85), View(width=1.15)), 1.0)  # every confidence is below 1: all read again
+    twice = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=always)
+    prepared = [plain.prepare(im) for im in images]
+    expected = []
+    for p in prepared:
+        frames = plain.frames_prepared([p, *always.apply(p)])
+        expected.append(combine(plain.decoder.decode_batch(frames), frames))
+    got = twice.read_batch(images, batch_size=3)
+    for g, e, p in zip(got, expected, prepared):
+        assert (g.text, g.token_ids, g.spans) == (e.text, e.token_ids, e.spans)
+        assert g.score == pytest.approx(e.score, abs=1e-6)
+        assert g.spans[-1][1] <= plain.output_length(p.shape[1])  # spans stay in the first reading's frames
+    assert [r.text for r in got] == ["harbour", "Coffee", "minimum", "2024"]
+    # a threshold no reading is under: the plain readings, untouched
+    never = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=Recheck(always.views, 1e-12))
+    for a, b in zip(never.read_batch(images), plain.read_batch(images)):
+        assert (a.text, a.token_ids, a.score, a.spans) == (b.text, b.token_ids, b.score, b.spans)
+    # read_files reads as read_batch does
+    files = [r for _, _, r in twice.read_files(images, workers=1, batch_size=2)]
+    assert [(f.text, f.token_ids) for f in files] == [(g.text, g.token_ids) for g in got]
+
+
+def test_recheck_only_where_the_first_reading_is_unsure(rec):
+    images = [render_word(w, height=36) for w in ("station", "lighthouse")]
+    plain = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=False)
+    readings = plain.read_batch(images)
+    assert readings[0].confidence != readings[1].confidence
+    below = (readings[0].confidence + readings[1].confidence) / 2  # between the two
+    unsure = int(readings[1].confidence < readings[0].confidence)
+    seen = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=Recheck((View(width=1.3),), below))
+    calls: list[list[tuple[int, ...]]] = []
+    original = seen.frames_prepared
+    seen.frames_prepared = lambda xs, batch_size=32: calls.append([x.shape for x in xs]) or original(xs, batch_size)  # type: ignore[method-assign]
+    seen.read_batch(images)
+    width = plain.prepare(images[unsure]).shape[1]
+    assert calls == [[(32, round(width * 1.3))]]  # one more reading, of the less sure word only
+
+
+def test_recheck_is_refused_for_audio_and_bad_values():
+    speech = load_recognizer(MODELS["spoken_digits"].path, backend="torch", device="cpu")
+    assert speech.recheck is None
+    with pytest.raises(ValueError, match="front-end is 'audio'"):
+        load_recognizer(MODELS["spoken_digits"].path, backend="torch", device="cpu", recheck=Recheck())
+    with pytest.raises(ValueError, match="recheck must be True, False, None or a crnn_ocr.views.Recheck, got 0.5"):
+        load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=0.5)
+
+
+def test_infer_reads_with_the_shipped_recheck_unless_told_not_to(tmp_path):
+    img = tmp_path / "word.png"
+    cv2.imwrite(str(img), render_word("Pillar", height=36))
+    with_it = load_recognizer(MODELS["english"].path, backend="torch", device="cpu")
+    assert with_it.recheck == Recheck((View(width=0.85), View(width=1.15)), 0.5)  # shipped with the model
+    once = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=False).read(str(img))
+    out = _infer("--image", str(img), "--no-recheck", "--backend", "torch")
+    assert out.returncode == 0, out.stderr
+    path, text, confidence = out.stdout.strip().split("\t")
+    assert (text, float(confidence)) == (once.text, pytest.approx(once.confidence, abs=1e-4))

@@ -8,6 +8,7 @@
     python tools/export.py --checkpoint best.pt --format pt              # -> best.infer.pt (no optimizer state)
     python tools/infer.py --checkpoint runs/en/best.onnx --image word.png  # onnxruntime, no torch
     python tools/export.py --checkpoint PP-OCRv6_rec_small.onnx --int8   # a PaddleOCR recognizer, int8 MatMuls
+    python tools/export.py --checkpoint best.pt --format pt --recheck 0.85 1.15  # + a second look at unsure words
 
 The alphabet, kind and front-end settings travel inside the file (ONNX metadata ``crnn_ocr``);
 the work is ``crnn_ocr.deploy.export``'s.
@@ -33,13 +34,18 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--calibration-count", type=int, default=200, help="use at most this many calibration images")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch")
+    p.add_argument("--recheck", nargs="+", type=float, metavar="WIDTH",
+                   help="image models: read a word again at these widths (x its own) when its confidence is below "
+                        "--recheck-below, and keep what the readings agree on (crnn_ocr.views.Recheck; stored in the file)")
+    p.add_argument("--recheck-below", type=float, default=0.5, metavar="P", help="with --recheck: the confidence under "
+                   "which a reading is checked (default 0.5)")
+    p.add_argument("--no-recheck", action="store_true", help="remove the checkpoint's recheck from the export")
     args = p.parse_args(argv)
-    if args.int8 and args.format != "onnx":
-        p.error("--int8 applies to --format onnx")
-    if args.calibration and not args.int8:
-        p.error("--calibration needs --int8")
-    if args.calibration_count < 1:
-        p.error(f"--calibration-count must be at least 1, got {args.calibration_count}")
+    if args.recheck and args.no_recheck:
+        p.error("--recheck and --no-recheck exclude each other")
+    if args.recheck and not (min(args.recheck) > 0 and 0 < args.recheck_below <= 1):
+        p.error(f"--recheck: widths must be positive and --recheck-below in (0, 1], got {' '.join(f'{w:g}' for w in args.recheck)} "
+                f"and {args.recheck_below:g}")
     return args
 
 
@@ -50,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     calibration = expand_inputs(args.calibration, IMAGE_EXTENSIONS)[: args.calibration_count] if args.calibration else []
     from crnn_ocr.deploy.export import ExportConfig, export  # imports torch: after the arguments are checked
+    from crnn_ocr.views import Recheck, View
 
+    recheck = Recheck(tuple(View(width=w) for w in args.recheck), args.recheck_below) if args.recheck else (
+        False if args.no_recheck else None)
     out = export(ExportConfig(checkpoint=args.checkpoint, out=args.out, format=args.format, int8=args.int8,
-                              calibration=tuple(calibration), opset=args.opset, check=not args.no_check))
+                              calibration=tuple(calibration), opset=args.opset, check=not args.no_check, recheck=recheck))
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
     return 0
 

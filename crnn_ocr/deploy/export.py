@@ -23,6 +23,7 @@ BiLSTM and dynamic width without extra packages; opset 17.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -37,11 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from crnn_ocr.frontend import Frontend
+from crnn_ocr.frontend import Frontend, ImageFrontend, stored_frontend
 from crnn_ocr.model import CRNN, ModelConfig, min_input_width, output_length
 from crnn_ocr.onnx_backend import INPUT_NAME, METADATA_KEY, ONNX_FORMAT, OUTPUT_NAME, WIDTHS_NAME, FrameRule
 from crnn_ocr.tasks import WrongTask
 from crnn_ocr.torch_backend import load_model
+from crnn_ocr.views import Recheck
 
 DEFAULT_OPSET = 17
 TORCHSCRIPT_METADATA = "crnn_ocr.json"
@@ -61,6 +63,7 @@ class ExportConfig:
     calibration: tuple[str, ...] = ()  # image files: int8 also quantizes the convolutions (static)
     opset: int = DEFAULT_OPSET
     check: bool = True  # compare the export with PyTorch on two widths
+    recheck: Recheck | bool | None = None  # the reading's second look: a Recheck sets it, False removes it, None keeps the checkpoint's
 
 
 def frame_rule(config: ModelConfig) -> FrameRule:
@@ -75,9 +78,24 @@ def frame_rule(config: ModelConfig) -> FrameRule:
     raise ValueError(f"arch {config.arch!r}: its T(W) is not of the form (W + offset) // stride")
 
 
-def export_metadata(path: str | os.PathLike, *, precision: str = "fp32") -> tuple[CRNN, Frontend, dict[str, Any]]:
-    """The checkpoint's model (CPU, eval, fp32), its front-end and the metadata dict stored with an export."""
+def with_recheck(frontend: Frontend, recheck: Recheck | bool | None, source: str | os.PathLike = "<model>") -> Frontend:
+    """``frontend`` with its reading's second look (``crnn_ocr.views.Recheck``) set (a ``Recheck``),
+    removed (False) or kept (None); ValueError naming ``source`` for a model that does not read images."""
+    if recheck is None or recheck is True:
+        return frontend
+    if not isinstance(frontend, ImageFrontend):
+        raise ValueError(f"{os.fspath(source)}: a recheck applies to image models; this one's front-end is {frontend.kind!r}")
+    if recheck is not False and not isinstance(recheck, Recheck):
+        raise ValueError(f"recheck must be a crnn_ocr.views.Recheck, False or None, got {recheck!r}")
+    return dataclasses.replace(frontend, recheck=recheck or None)
+
+
+def export_metadata(path: str | os.PathLike, *, precision: str = "fp32",
+                    recheck: Recheck | bool | None = None) -> tuple[CRNN, Frontend, dict[str, Any]]:
+    """The checkpoint's model (CPU, eval, fp32), its front-end (``recheck`` as ``with_recheck``)
+    and the metadata dict stored with an export."""
     model, alphabet, frontend, kind = load_model(path)
+    frontend = with_recheck(frontend, recheck, path)
     meta = {
         "format": ONNX_FORMAT,
         "kind": kind,
@@ -111,6 +129,7 @@ def export_onnx(
     calibration: Sequence[str | os.PathLike | np.ndarray] | None = None,
     opset: int = DEFAULT_OPSET,
     check: bool = True,
+    recheck: Recheck | bool | None = None,
 ) -> Path:
     """Write ``checkpoint`` as an ONNX model with dynamic batch and width (see the module doc).
 
@@ -118,13 +137,13 @@ def export_onnx(
     int8 convolutions when ``calibration`` images are given. ``check``: run the export in
     onnxruntime on two widths and compare with PyTorch: ValueError if the logits differ by more
     than 1e-4 (fp32) or 0.5 (dynamic int8); static int8 is checked for shapes only, its accuracy
-    depends on the calibration (measure it: bench/bench_deploy.py).
+    depends on the calibration (measure it: bench/bench_deploy.py). ``recheck``: ``with_recheck``'s.
     """
     import onnx
 
     if calibration is not None and not int8:
         raise ValueError("calibration images are only used for an int8 export")
-    model, frontend, meta = export_metadata(checkpoint, precision="int8" if int8 else "fp32")
+    model, frontend, meta = export_metadata(checkpoint, precision="int8" if int8 else "fp32", recheck=recheck)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
@@ -269,11 +288,12 @@ def check_onnx(model: CRNN, path: str | os.PathLike, *, tolerance: float = 1e-4,
     return worst
 
 
-def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *, check: bool = True) -> Path:
+def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *, check: bool = True,
+                       recheck: Recheck | bool | None = None) -> Path:
     """Write ``checkpoint`` as a traced TorchScript module (any batch and width; called as
     ``module(images, widths)`` like the ONNX graph) with the metadata JSON as the extra file
     ``crnn_ocr.json``; load with ``torch.jit.load(path, _extra_files=...)``."""
-    model, _, meta = export_metadata(checkpoint)
+    model, _, meta = export_metadata(checkpoint, recheck=recheck)
     meta = {**meta, "format": "crnn_ocr-torchscript/2"}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,12 +319,16 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     return out
 
 
-def export_inference_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+def export_inference_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
+                                recheck: Recheck | bool | None = None) -> Path:
     """Write ``checkpoint`` without its training state (optimizer, scheduler, RNG): the file to
-    ship or share; it loads everywhere a checkpoint does, and ``--init-from`` accepts it."""
+    ship or share; it loads everywhere a checkpoint does, and ``--init-from`` accepts it.
+    ``recheck``: ``with_recheck``'s (its front-end then stored in the current form)."""
     from crnn_ocr.checkpoint import inference_state, load_checkpoint, save_checkpoint
 
     state = load_checkpoint(checkpoint)
+    if recheck is not None and recheck is not True:
+        state["frontend"] = with_recheck(stored_frontend(state, source=checkpoint), recheck, checkpoint).to_dict()
     out = Path(out)
     if out.resolve() == Path(checkpoint).resolve():
         raise ValueError(f"{out}: would overwrite the source checkpoint; choose another --out")
@@ -322,21 +346,24 @@ def export(config: ExportConfig) -> Path:
     """Run one export described by ``config`` (``tools/export.py``)."""
     out = config.out or default_output(config.checkpoint, config.format, config.int8)
     if os.fspath(config.checkpoint).lower().endswith(".onnx"):
-        if config.format != "onnx" or not config.int8 or config.calibration:
+        if config.format != "onnx" or not config.int8 or config.calibration or config.recheck is not None:
             raise ValueError(f"{config.checkpoint}: an ONNX model can only be quantized here: --int8, without --calibration or --format")
         return quantize_foreign(config.checkpoint, out)
     if config.format in ("torchscript", "pt") and config.int8:
         raise ValueError("--int8 applies to ONNX exports")
     if config.format == "pt":
-        return export_inference_checkpoint(config.checkpoint, out)
+        return export_inference_checkpoint(config.checkpoint, out, recheck=config.recheck)
     if config.format not in ("onnx", "torchscript"):
         raise ValueError(f"format must be onnx, torchscript or pt, got {config.format!r}")
     try:
         if config.format == "torchscript":
-            return export_torchscript(config.checkpoint, out, check=config.check)
+            return export_torchscript(config.checkpoint, out, check=config.check, recheck=config.recheck)
         calibration = list(config.calibration) or None
-        return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset, check=config.check)
+        return export_onnx(config.checkpoint, out, int8=config.int8, calibration=calibration, opset=config.opset,
+                           check=config.check, recheck=config.recheck)
     except WrongTask as e:  # a classifier or tagger: the classify wing exports it
+        if config.recheck is not None:
+            raise ValueError(f"{config.checkpoint}: a recheck applies to image models, not a {e.kind} model") from None
         if config.format != "onnx" or config.int8:
             raise ValueError(f"{config.checkpoint}: a {e.kind} model exports to fp32 ONNX (or --format pt) only") from None
         from crnn_ocr.classify.export import export_classifier_onnx
