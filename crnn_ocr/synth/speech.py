@@ -37,9 +37,9 @@ import numpy as np
 from crnn_ocr.cli import ArgumentParser, UsageError
 from crnn_ocr.data import write_lmdb
 from crnn_ocr.speech.audio import encode_wav, load_audio
+from crnn_ocr.synth.digits import DIGIT_WORDS
 from crnn_ocr.synth.voices import ENGINES, ESPEAK_VARIANTS, ESPEAK_VOICES, available_voices, pick_voice, speak_many, with_silence
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DEFAULT_WORDS = DIGIT_WORDS + ("yes", "no")
 VOICES = ESPEAK_VOICES
 VARIANTS = ESPEAK_VARIANTS
