@@ -198,14 +198,17 @@ class Recognizer:
         """Read prepared inputs (``prepare``'s output), batching inputs of similar width (of
         equal width when the backend does not mask padding: ``Backend.maskable``). An input wider
         than the model's ``max_width`` is read in overlapping windows (``windows``) whose frames
-        are stitched into one (T, K) sequence before decoding: one reading, spans in its frames."""
+        are stitched into one (T, K) sequence before decoding: one reading, spans in its frames.
+        A model with a ``recheck`` (``crnn_ocr.views.Recheck``) reads an unsure input again under its
+        views, if the input is read in one window (a word, not a line: a line's confidence is a
+        product over many symbols, low however well it reads)."""
         results: list[DecodeResult | None] = [None] * len(prepared)
         unsure: dict[int, np.ndarray] = {}  # input index -> its frames, for the recheck
         for idx, frames in self._frames(prepared, batch_size):  # decoded batch by batch: only unsure frames kept
             for i, f, res in zip(idx, frames, self.decoder.decode_batch(frames)):
                 results[i] = res
-                if self.recheck is not None and res.confidence < self.recheck.below:
-                    unsure[i] = f
+                if self.recheck is not None and res.confidence < self.recheck.below and len(self.windows(int(prepared[i].shape[1]))) == 1:
+                    unsure[i] = f  # a word (one window); a line's confidence is a product over many symbols: read once
         if unsure:
             self._recheck(prepared, results, unsure, batch_size)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]

@@ -103,7 +103,8 @@ class Recheck:
     read again under each of ``views`` (made from the prepared input, so at the model's height
     already), and the readings are combined as the test-time views' are (``combine``: the
     candidate with the highest mean CTC log-likelihood over the first reading and the views).
-    Readings at or above ``below`` cost nothing more.
+    Readings at or above ``below`` cost nothing more, and so do inputs wider than the model's
+    ``max_width`` (text lines, read in windows: ``Recognizer.windows``), read once.
 
     A model stores it with its front-end (``ImageFrontend.recheck``; ``tools/export.py --recheck``),
     since what helps depends on the model. The shipped English model reads the ~11% of clean

@@ -248,6 +248,13 @@ def test_recheck_only_where_the_first_reading_is_unsure(rec):
     seen.read_batch(images)
     width = plain.prepare(images[unsure]).shape[1]
     assert calls == [[(32, round(width * 1.3))]]  # one more reading, of the less sure word only
+    # a line wider than the model's window is read once, whatever its confidence
+    line = np.hstack([render_word(w, height=36) for w in ("the", "museum", "opens", "at", "nine", "and", "closes", "at", "five")])
+    always = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=Recheck(below=1.0))
+    assert always.prepare(line).shape[1] > always.frontend.max_width
+    once = plain.read(line)
+    again = always.read(line)
+    assert (again.text, again.token_ids, again.score, again.spans) == (once.text, once.token_ids, once.score, once.spans)
 
 
 def test_recheck_is_refused_for_audio_and_bad_values():
