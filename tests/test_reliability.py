@@ -191,6 +191,19 @@ def test_sigkill_midepoch_and_midwrite_then_sigterm_then_resume_matches_uninterr
     print("RELIABILITY kills:", kills, "sigterm saved step", step)
 
 
+def test_a_run_that_stops_on_an_epochs_last_batch_is_saved_at_the_next_epochs_start(tmp_path, words, capsys):
+    """5 batches an epoch: stopped after batch 5 the state is (epoch 1, batch 0), as a resume prints it,
+    not (epoch 0, batch 5) (which resumed the same, but a SIGTERM there once made the reliability test flaky)."""
+    train_main = _load_tool("train").main
+    for steps, where in ((4, (0, 4)), (5, (1, 0))):
+        out = tmp_path / f"s{steps}"
+        args = [str(steps) if a == "16" else a for a in TRAIN_ARGS]  # --max-steps 16 -> steps
+        assert train_main(["--data", str(words), "--out", str(out), *args]) == 0
+        state = load_checkpoint(out / "last.pt")
+        assert (state["step"], state["epoch"], state["batches_in_epoch"]) == (steps, *where)
+    capsys.readouterr()
+
+
 def test_failed_checkpoint_write_in_training_keeps_the_previous_one(tmp_path, words, monkeypatch):
     """A full disk on the second save: the run fails, last.pt still holds step 2, no partial file."""
     real_save, calls = torch.save, []

@@ -282,6 +282,8 @@ def train_epoch(run: Run, data: TrainData, log: CsvLog | None, bar: tqdm, stop: 
     except Exception:
         if not stop:  # a signal can break DataLoader workers mid-epoch; the state is still consistent
             raise
+    if not finished_epoch and run.batches_in_epoch >= len(data.sampler):
+        finished_epoch = True  # stopped (a signal, the last step) on the epoch's last batch: a resume starts the next
     if finished_epoch:
         if batches_read and not usable_batches:
             raise TrainingStopped(
