@@ -276,3 +276,22 @@ def test_infer_reads_with_the_shipped_recheck_unless_told_not_to(tmp_path):
     assert out.returncode == 0, out.stderr
     path, text, confidence = out.stdout.strip().split("\t")
     assert (text, float(confidence)) == (once.text, pytest.approx(once.confidence, abs=1e-4))
+
+
+def test_evaluate_no_recheck_reads_once(tmp_path):
+    words = ["million", "flowers", "Illinois"]  # read with confidence under 0.5 (rendered so): the english model rechecks them
+    for w in words:
+        cv2.imwrite(str(tmp_path / f"{w}.png"), render_word(w, height=36))
+    (tmp_path / "gt.txt").write_text("".join(f"{w}.png\t{w}\n" for w in words))
+    once = load_recognizer(MODELS["english"].path, backend="torch", device="cpu", recheck=False)
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), "--labels", str(tmp_path / "gt.txt"), "--no-recheck",
+                          "--predictions", str(tmp_path / "p.tsv")], capture_output=True, text=True,
+                         env={"NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in (tmp_path / "p.tsv").read_text().splitlines()]
+    expected = [once.read(str(tmp_path / f"{w}.png")) for w in words]
+    assert [(r[2], round(float(r[3]), 4)) for r in rows] == [(e.text, round(e.confidence, 4)) for e in expected]
+    rechecked = load_recognizer(MODELS["english"].path, backend="torch", device="cpu")
+    assert all(e.confidence < 0.5 for e in expected)
+    assert [round(r.confidence, 4) for r in rechecked.read_batch([str(tmp_path / f"{w}.png") for w in words])] != \
+        [round(e.confidence, 4) for e in expected]  # the flag is what made the difference

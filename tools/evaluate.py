@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--predictions", help="write name, reference, prediction, confidence as TSV here")
     p.add_argument("--views", action="store_true", help="read each image under test-time views (crnn_ocr.views): ten "
                    "forward passes per image, the reading they agree on")
+    p.add_argument("--no-recheck", action="store_true", help="read every image once, without the model's second look at "
+                   "unsure words (crnn_ocr.views.Recheck; the english model has one)")
     p.add_argument("--device")
     args = p.parse_args(argv)
     if args.beam < 1:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.alphabet:
         existing_file(args.alphabet, "alphabet")
     rec = load_recognizer(args.checkpoint, device=args.device, preset=args.preset, alphabet=args.alphabet,
-                          beam_width=args.beam, lexicon=args.lexicon)
+                          recheck=not args.no_recheck, beam_width=args.beam, lexicon=args.lexicon)
     if rec.kind not in ("text", "score"):
         raise UsageError(f"{args.checkpoint}: is a {rec.kind} model, it cannot read images")
     from crnn_ocr.views import DEFAULT_VIEWS, check_frontend
