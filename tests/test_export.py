@@ -310,6 +310,11 @@ def test_export_and_infer_clis(exported, tmp_path):
     assert r.returncode == 2 and "precision and channels_last apply to the torch backend" in r.stderr
     r = run("export.py", "--checkpoint", tmp_path / "nope.pt")
     assert r.returncode == 2 and "nope.pt: checkpoint not found" in r.stderr
+    for args, message in ((["--int8", "--format", "pt"], "--int8 applies to --format onnx"),
+                          (["--calibration", images[0]], "--calibration needs --int8"),
+                          (["--int8", "--calibration", images[0], "--calibration-count", 0], "--calibration-count must be at least 1, got 0")):
+        r = run("export.py", "--checkpoint", tmp / "model.pt", *args)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == f"export.py: error: {message}", r.stderr
 
 
 def test_recheck_is_set_kept_and_removed_by_export(exported, tmp_path):

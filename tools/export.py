@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None):
                    "which a reading is checked (default 0.5)")
     p.add_argument("--no-recheck", action="store_true", help="remove the checkpoint's recheck from the export")
     args = p.parse_args(argv)
+    if args.int8 and args.format != "onnx":
+        p.error("--int8 applies to --format onnx")
+    if args.calibration and not args.int8:
+        p.error("--calibration needs --int8")
+    if args.calibration_count < 1:
+        p.error(f"--calibration-count must be at least 1, got {args.calibration_count}")
     if args.recheck and args.no_recheck:
         p.error("--recheck and --no-recheck exclude each other")
     if args.recheck and not (min(args.recheck) > 0 and 0 < args.recheck_below <= 1):
