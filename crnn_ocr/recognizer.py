@@ -207,8 +207,10 @@ class Recognizer:
         for idx, frames in self._frames(prepared, batch_size):  # decoded batch by batch: only unsure frames kept
             for i, f, res in zip(idx, frames, self.decoder.decode_batch(frames)):
                 results[i] = res
-                if self.recheck is not None and res.confidence < self.recheck.below and len(self.windows(int(prepared[i].shape[1]))) == 1:
-                    unsure[i] = f  # a word (one window); a line's confidence is a product over many symbols: read once
+                # a word (one window); a line's confidence is a product over many symbols: read once, its
+                # confidence (a forward pass) not computed here
+                if self.recheck is not None and len(self.windows(int(prepared[i].shape[1]))) == 1 and res.confidence < self.recheck.below:
+                    unsure[i] = f
         if unsure:
             self._recheck(prepared, results, unsure, batch_size)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
